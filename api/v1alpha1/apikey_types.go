@@ -1,0 +1,183 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// APIKeySpec describes one credential.
+// +kubebuilder:validation:XValidation:rule="self.application == oldSelf.application",message="application is immutable; create a new APIKey for another application",fieldPath=".application"
+// +kubebuilder:validation:XValidation:rule="self.scopes == oldSelf.scopes",message="scopes are immutable; create a new APIKey to change scopes",fieldPath=".scopes"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="revoked cannot be set back to false; create a new APIKey instead",fieldPath=".revoked"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.expiresAt) || (has(self.expiresAt) && self.expiresAt <= oldSelf.expiresAt)",message="expiresAt may move earlier, never later or away; create a new APIKey for a longer lifetime",fieldPath=".expiresAt"
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable: the key was delivered to it once",fieldPath=".secretName"
+type APIKeySpec struct {
+	// application is the name of the Application, in the same namespace,
+	// that holds this key. Immutable.
+	// +required
+	Application ObjectName `json:"application"`
+
+	// scopes are the names of the KeyGroup's scopes this key is granted.
+	// Granting a scope needs the RBAC verb "grant" on scopes.keyward.dev
+	// named "<keygroup>.<scope>". Immutable.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	Scopes []ScopeName `json:"scopes"`
+
+	// description says what the key is for. Editable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Description string `json:"description,omitempty"`
+
+	// disabled switches the key off (true) and on again (false). A disabled
+	// key still counts against maxKeysPerApplication.
+	// +optional
+	Disabled bool `json:"disabled,omitempty"`
+
+	// revoked, once true, stops the key for good. It can never be set back
+	// to false.
+	// +optional
+	Revoked bool `json:"revoked,omitempty"`
+
+	// expiresAt is when the key stops working, in RFC 3339. It may move
+	// earlier, never later. Required when the group sets maxKeyLifetime.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// allowedSourceRanges are the client networks the key may be used from.
+	// When set they replace the group's; when unset the group's apply.
+	// Editable.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	AllowedSourceRanges []CIDR `json:"allowedSourceRanges,omitempty"`
+
+	// secretName is the Secret, in this namespace, that receives the key
+	// once: "api-key" holds the plaintext and "key-id" its public id.
+	// Default "<name>-key". Immutable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// APIKeyPhase is where an APIKey stands.
+// +kubebuilder:validation:Enum=Pending;Active;Disabled;Revoked;Expired;Rejected
+type APIKeyPhase string
+
+const (
+	// APIKeyPending waits for its application, its group or its turn
+	// against the limits.
+	APIKeyPending APIKeyPhase = "Pending"
+	// APIKeyActive works.
+	APIKeyActive APIKeyPhase = "Active"
+	// APIKeyDisabled is switched off and can be switched on again.
+	APIKeyDisabled APIKeyPhase = "Disabled"
+	// APIKeyRevoked was revoked, by itself or with its application.
+	// Terminal.
+	APIKeyRevoked APIKeyPhase = "Revoked"
+	// APIKeyExpired is past its expiresAt. Terminal.
+	APIKeyExpired APIKeyPhase = "Expired"
+	// APIKeyRejected can never work: over the limit when created, or its
+	// group, application or a scope went away. Terminal.
+	APIKeyRejected APIKeyPhase = "Rejected"
+)
+
+// Terminal reports whether a key in this phase can never work again.
+func (p APIKeyPhase) Terminal() bool {
+	return p == APIKeyRevoked || p == APIKeyExpired || p == APIKeyRejected
+}
+
+// APIKeyStatus is what the controller and the verifier observed of an APIKey.
+type APIKeyStatus struct {
+	CommonStatus `json:",inline"`
+
+	// phase is Pending, Active, Disabled, Revoked, Expired or Rejected.
+	// +optional
+	Phase APIKeyPhase `json:"phase,omitempty"`
+
+	// keyID is the key's public, non-secret handle: its prefix and the
+	// first 4 characters after it, such as iot_7Hq2.
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+
+	// secretName is the Secret the key was delivered to.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// expiresAt is when the key stops working, if ever.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// lastUsedTime is when the verifier last accepted the key, written at
+	// most once a minute.
+	// +optional
+	LastUsedTime *metav1.Time `json:"lastUsedTime,omitempty"`
+
+	// createdBy is the user who created the key, from the
+	// keyward.dev/created-by annotation.
+	// +optional
+	CreatedBy string `json:"createdBy,omitempty"`
+}
+
+// APIKey is one credential of an Application. keyward mints it once, keeps
+// only its SHA-256 digest, and delivers the plaintext to spec.secretName.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ak;apikey,categories=keyward
+// +kubebuilder:selectablefield:JSONPath=`.spec.application`
+// +kubebuilder:printcolumn:name="Application",type=string,JSONPath=`.spec.application`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Key ID",type=string,JSONPath=`.status.keyID`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Last Used",type=date,JSONPath=`.status.lastUsedTime`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Scopes",type=string,priority=1,JSONPath=`.spec.scopes`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (at most 63 lower-case letters, digits and '-'): it labels the key's hashed Secret"
+type APIKey struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec describes the credential.
+	// +required
+	Spec APIKeySpec `json:"spec"`
+
+	// status is what the controller observed.
+	// +optional
+	Status APIKeyStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// APIKeyList is a list of APIKeys.
+type APIKeyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []APIKey `json:"items"`
+}
+
+// DeliverySecretName is the Secret the key is delivered to: spec.secretName,
+// or "<name>-key".
+func (k *APIKey) DeliverySecretName() string {
+	if k.Spec.SecretName != "" {
+		return k.Spec.SecretName
+	}
+	return k.Name + "-key"
+}

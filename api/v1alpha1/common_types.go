@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// Labels and annotations that keyward reads or writes. Their names are part of
+// the contract: users, scanners and GitOps tooling select on them.
+const (
+	// AnnotationCreatedBy records the user who created an Application or
+	// APIKey. The mutating webhook sets it from the admission request,
+	// overwriting any value the user sent; it is immutable afterwards.
+	AnnotationCreatedBy = "keyward.dev/created-by"
+
+	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
+	// must equal the application's externalID (or its name when it has none).
+	AnnotationConfirmDelete = "keyward.dev/confirm-delete"
+
+	// LabelHashedKey marks the Secrets in the operator's namespace that hold a
+	// key's digest and verification record.
+	LabelHashedKey = "keyward.dev/hashed-key"
+
+	// Finalizer is set on every APIKey; it removes the hashed Secret.
+	Finalizer = "keyward.dev/hashed-key"
+)
+
+// Condition types. Every kind reports Ready.
+const (
+	// ConditionReady is True when the object is doing its job: a KeyGroup
+	// is accepted, an Application may hold keys, an APIKey is usable.
+	ConditionReady = "Ready"
+)
+
+// CIDR is an IPv4 or IPv6 network in CIDR notation, such as 203.0.113.0/24
+// or 2001:db8::/32.
+// +kubebuilder:validation:MinLength=4
+// +kubebuilder:validation:MaxLength=49
+// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 203.0.113.0/24 or 2001:db8::/32"
+type CIDR string
+
+// ScopeName names a scope of a KeyGroup: a DNS label.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+type ScopeName string
+
+// ObjectName is the name of another keyward object in the same namespace: a
+// DNS label.
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+type ObjectName string
+
+// CommonStatus is the part of every status that reports how far the
+// controller got.
+type CommonStatus struct {
+	// observedGeneration is the metadata.generation that this status
+	// describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions describe the object's state. Ready is always present once
+	// the controller has seen the object.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=8
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
