@@ -63,8 +63,8 @@ func TestVerifyCatchesStaleGeneratedFiles(t *testing.T) {
 	}
 
 	tests := []struct {
-		name  string
-		file  string
+		name   string
+		file   string
 		break_ func(string) string
 	}{
 		{"CRD", "config/crd/bases/keyward.dev_apikeys.yaml", func(s string) string {

@@ -1,0 +1,208 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package record defines the verification record that a hashed Secret holds:
+// its name, labels and data keys. The manager writes it; the verifier reads
+// it. It holds no key material but the SHA-256 digest.
+package record
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keyward/keyward/internal/keys"
+)
+
+// Labels on every hashed Secret. The verifier and the manager select on
+// LabelHashedKey; the others let an operator find a key's Secret with
+// kubectl and let the manager count an application's keys from metadata.
+const (
+	LabelHashedKey   = "keyward.dev/hashed-key"
+	LabelNamespace   = "keyward.dev/namespace"
+	LabelKeyGroup    = "keyward.dev/key-group"
+	LabelApplication = "keyward.dev/application"
+	LabelAPIKey      = "keyward.dev/apikey"
+	LabelAPIKeyUID   = "keyward.dev/apikey-uid"
+	LabelState       = "keyward.dev/state"
+)
+
+// Data keys of a hashed Secret.
+const (
+	DataDigest       = "digest"
+	DataKeyID        = "key-id"
+	DataNamespace    = "namespace"
+	DataKeyGroup     = "key-group"
+	DataApplication  = "application"
+	DataAPIKey       = "apikey"
+	DataExternalID   = "external-id"
+	DataScopes       = "scopes"
+	DataState        = "state"
+	DataExpiresAt    = "expires-at"
+	DataSourceRanges = "source-ranges"
+)
+
+// Data keys of a delivery Secret.
+const (
+	DeliveryAPIKey = "api-key"
+	DeliveryKeyID  = "key-id"
+)
+
+// State is whether a key works, and if not, why.
+type State string
+
+// The states of a hashed key.
+const (
+	StateActive   State = "active"
+	StateDisabled State = "disabled"
+	StateRevoked  State = "revoked"
+	StateExpired  State = "expired"
+	StateRejected State = "rejected"
+)
+
+// Occupying reports whether a key in this state counts against its
+// application's maxKeysPerApplication.
+func (s State) Occupying() bool { return s == StateActive || s == StateDisabled }
+
+func (s State) valid() bool {
+	switch s {
+	case StateActive, StateDisabled, StateRevoked, StateExpired, StateRejected:
+		return true
+	}
+	return false
+}
+
+// SecretName is the name of the hashed Secret of the APIKey with this UID.
+// The UID makes it unique across namespaces and across an APIKey deleted and
+// created again under the same name.
+func SecretName(apiKeyUID string) string { return "apikey-" + apiKeyUID }
+
+// Record is what the verifier needs to answer for one key.
+type Record struct {
+	Digest      keys.Digest
+	KeyID       string
+	Namespace   string
+	KeyGroup    string
+	Application string
+	APIKey      string
+	ExternalID  string
+	Scopes      []string
+	State       State
+	// ExpiresAt is zero for a key that never expires.
+	ExpiresAt time.Time
+	// SourceRanges are the key's own; nil means the group's apply.
+	SourceRanges []netip.Prefix
+}
+
+// Data encodes the record as Secret data.
+func (r *Record) Data() map[string]string {
+	d := map[string]string{
+		DataDigest:      r.Digest.String(),
+		DataKeyID:       r.KeyID,
+		DataNamespace:   r.Namespace,
+		DataKeyGroup:    r.KeyGroup,
+		DataApplication: r.Application,
+		DataAPIKey:      r.APIKey,
+		DataScopes:      strings.Join(r.Scopes, ","),
+		DataState:       string(r.State),
+	}
+	if r.ExternalID != "" {
+		d[DataExternalID] = r.ExternalID
+	}
+	if !r.ExpiresAt.IsZero() {
+		d[DataExpiresAt] = r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if r.SourceRanges != nil {
+		s := make([]string, len(r.SourceRanges))
+		for i, p := range r.SourceRanges {
+			s[i] = p.String()
+		}
+		d[DataSourceRanges] = strings.Join(s, ",")
+	}
+	return d
+}
+
+// Labels returns the labels of the record's Secret.
+func (r *Record) Labels(apiKeyUID string) map[string]string {
+	return map[string]string{
+		LabelHashedKey:   "true",
+		LabelNamespace:   r.Namespace,
+		LabelKeyGroup:    r.KeyGroup,
+		LabelApplication: r.Application,
+		LabelAPIKey:      r.APIKey,
+		LabelAPIKeyUID:   apiKeyUID,
+		LabelState:       string(r.State),
+	}
+}
+
+// ErrInvalid wraps every decoding error. Messages name the data key that is
+// wrong, never its value.
+var ErrInvalid = errors.New("invalid verification record")
+
+// Decode reads a record from Secret data. Every field is checked, since a
+// record that fails to decode must never let a request through.
+func Decode(data map[string][]byte) (*Record, error) {
+	get := func(k string) string { return string(data[k]) }
+	r := &Record{
+		KeyID:       get(DataKeyID),
+		Namespace:   get(DataNamespace),
+		KeyGroup:    get(DataKeyGroup),
+		Application: get(DataApplication),
+		APIKey:      get(DataAPIKey),
+		ExternalID:  get(DataExternalID),
+		State:       State(get(DataState)),
+	}
+	d, err := keys.ParseDigest(get(DataDigest))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, DataDigest, err)
+	}
+	r.Digest = d
+	for _, f := range []struct{ key, val string }{
+		{DataNamespace, r.Namespace}, {DataKeyGroup, r.KeyGroup}, {DataApplication, r.Application}, {DataAPIKey, r.APIKey}, {DataKeyID, r.KeyID},
+	} {
+		if f.val == "" {
+			return nil, fmt.Errorf("%w: %s is missing", ErrInvalid, f.key)
+		}
+	}
+	if !r.State.valid() {
+		return nil, fmt.Errorf("%w: %s must be one of active, disabled, revoked, expired, rejected", ErrInvalid, DataState)
+	}
+	if s := get(DataScopes); s != "" {
+		r.Scopes = strings.Split(s, ",")
+	}
+	if s := get(DataExpiresAt); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s must be an RFC 3339 time", ErrInvalid, DataExpiresAt)
+		}
+		r.ExpiresAt = t
+	}
+	if s, ok := data[DataSourceRanges]; ok {
+		r.SourceRanges = []netip.Prefix{}
+		if len(s) > 0 {
+			for _, c := range strings.Split(string(s), ",") {
+				p, err := netip.ParsePrefix(c)
+				if err != nil {
+					return nil, fmt.Errorf("%w: %s must be a comma-separated list of CIDRs", ErrInvalid, DataSourceRanges)
+				}
+				r.SourceRanges = append(r.SourceRanges, p.Masked())
+			}
+		}
+	}
+	return r, nil
+}

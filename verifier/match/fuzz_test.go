@@ -1,0 +1,259 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package match
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzNormalizePath checks, for every input:
+//
+//   - NormalizePath never panics and fails only with ErrUnsafePath;
+//   - it agrees exactly with refNormalize, a slow reference implementation;
+//   - PathFromURL agrees with NormalizePath on inputs starting with "/" and
+//     on the same input behind "http://host";
+//   - a successful output starts with "/", has no empty, "." or ".." segment
+//     except that it may end in a single "/" (no "//", no "/./" or "/../",
+//     no final "/." or "/.."), contains no '\', NUL or other control
+//     character and no ';', is valid UTF-8 and is no longer than the input's
+//     path part;
+//   - idempotence: the output may contain a literal '%' (from "%25"), '?'
+//     (from "%3F") or '#' (from "%23"), which mean something else when the
+//     output is parsed again. What holds precisely is:
+//     (a) an output with none of '%', '?', '#' normalises to itself, without
+//     allocating a copy (it is clean); and
+//     (b) for every output, re-escaping those three characters ('%'->"%25",
+//     '?'->"%3F", '#'->"%23") and normalising yields the output again,
+//     provided the escaped form fits in MaxPathLength.
+func FuzzNormalizePath(f *testing.F) {
+	for _, tc := range pathCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		out, err := NormalizePath(raw)
+		ref, refOK := refNormalize(raw)
+		if (err == nil) != refOK || refOK && out != ref {
+			t.Fatalf("NormalizePath(%q) = %q, %v; reference = %q, %v", raw, out, err, ref, refOK)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrUnsafePath) {
+				t.Fatalf("NormalizePath(%q) error %v is not ErrUnsafePath", raw, err)
+			}
+		}
+		if raw == "" || raw[0] == '/' {
+			u, uerr := PathFromURL(raw)
+			if u != out || (uerr == nil) != (err == nil) {
+				t.Fatalf("PathFromURL(%q) = %q, %v; NormalizePath = %q, %v", raw, u, uerr, out, err)
+			}
+			if raw != "" {
+				u, uerr = PathFromURL("http://host" + raw)
+				if u != out || (uerr == nil) != (err == nil) {
+					t.Fatalf("PathFromURL(http://host + %q) = %q, %v; NormalizePath = %q, %v", raw, u, uerr, out, err)
+				}
+			}
+		} else if _, uerr := PathFromURL(raw); uerr != nil && !errors.Is(uerr, ErrUnsafePath) {
+			t.Fatalf("PathFromURL(%q) error %v is not ErrUnsafePath", raw, uerr)
+		}
+		if err != nil {
+			return
+		}
+		checkNormalized(t, raw, out)
+
+		if !strings.ContainsAny(out, "%?#") {
+			again, err := NormalizePath(out)
+			if err != nil || again != out {
+				t.Fatalf("not idempotent: %q -> %q -> %q, %v", raw, out, again, err)
+			}
+		}
+		esc := strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(out)
+		if len(esc) <= MaxPathLength {
+			again, err := NormalizePath(esc)
+			if err != nil || again != out {
+				t.Fatalf("escaped output does not round-trip: %q -> %q -> %q -> %q, %v", raw, out, esc, again, err)
+			}
+		}
+	})
+}
+
+func checkNormalized(t *testing.T, raw, out string) {
+	t.Helper()
+	p, _, _ := strings.Cut(raw, "?")
+	switch {
+	case out == "" || out[0] != '/':
+		t.Fatalf("NormalizePath(%q) = %q: does not start with /", raw, out)
+	case strings.Contains(out, "//"):
+		t.Fatalf("NormalizePath(%q) = %q: contains //", raw, out)
+	case strings.Contains(out, "/./") || strings.Contains(out, "/../") ||
+		strings.HasSuffix(out, "/.") || strings.HasSuffix(out, "/.."):
+		t.Fatalf("NormalizePath(%q) = %q: contains a dot segment", raw, out)
+	case strings.ContainsAny(out, "\\;\x7f"):
+		t.Fatalf("NormalizePath(%q) = %q: contains a forbidden character", raw, out)
+	case !utf8.ValidString(out):
+		t.Fatalf("NormalizePath(%q) = %q: invalid UTF-8", raw, out)
+	case len(out) > len(p) && !(raw == "" && out == "/"):
+		t.Fatalf("NormalizePath(%q) = %q: longer than the input path", raw, out)
+	}
+	for i := 0; i < len(out); i++ {
+		if out[i] < 0x20 {
+			t.Fatalf("NormalizePath(%q) = %q: control character", raw, out)
+		}
+	}
+}
+
+// FuzzCredential checks that Credential never panics and returns a
+// non-empty, blank-free key that is a substring of one of its inputs.
+func FuzzCredential(f *testing.F) {
+	for _, s := range [][2]string{
+		{"Bearer kw_abc", ""},
+		{"bearer\t kw_abc ", "x"},
+		{"Bearer", "kw_x"},
+		{"Basic dXNlcjpwYXNz", "kw_x"},
+		{"rest_api_key=kw_abc", ""},
+		{"rest_api_key=", " kw_x "},
+		{"", "kw_x"},
+		{"", ""},
+		{"Bearer kw abc", "\x00"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, auth, xkey string) {
+		k, ok := Credential(auth, xkey)
+		if !ok {
+			if k != "" {
+				t.Fatalf("Credential(%q, %q) = %q, false", auth, xkey, k)
+			}
+			return
+		}
+		if !validKey(k) || strings.ContainsAny(k, " \t") {
+			t.Fatalf("Credential(%q, %q) = %q: invalid key", auth, xkey, k)
+		}
+		if !strings.Contains(auth, k) && !strings.Contains(xkey, k) {
+			t.Fatalf("Credential(%q, %q) = %q: not a substring of the input", auth, xkey, k)
+		}
+		// Authorization wins when it carries a key.
+		if xk := trimBlank(xkey); validKey(xk) && k != xk && !strings.Contains(auth, k) {
+			t.Fatalf("Credential(%q, %q) = %q: neither source", auth, xkey, k)
+		}
+	})
+}
+
+// FuzzClientAddr checks that ClientAddr never panics, returns unmapped,
+// zone-less, valid addresses, and ignores the headers of untrusted peers.
+func FuzzClientAddr(f *testing.F) {
+	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range [][3]string{
+		{"10.1.2.3:5555", "203.0.113.7", ""},
+		{"10.1.2.3:5555", "", "198.51.100.1, 10.0.0.1"},
+		{"10.1.2.3", "garbage", "garbage"},
+		{"[fd00::1]:443", "::ffff:203.0.113.7", ""},
+		{"[::ffff:10.1.2.3]:80", "", "[2001:db8::2]:1234"},
+		{"192.0.2.1:1234", "203.0.113.7", "198.51.100.1"},
+		{"fe80::1%eth0", "", ""},
+		{"@", "203.0.113.7", ""},
+		{"", "", ""},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, remote, xri, xff string) {
+		a, ok := tp.ClientAddr(remote, xri, xff)
+		peer, peerOK := parseAddr(remote)
+		if ok != peerOK {
+			t.Fatalf("ClientAddr(%q, %q, %q) ok = %v, peer parses = %v", remote, xri, xff, ok, peerOK)
+		}
+		if !ok {
+			if a.IsValid() {
+				t.Fatalf("ClientAddr(%q, %q, %q) = %v, false", remote, xri, xff, a)
+			}
+			return
+		}
+		if !a.IsValid() || a.Is4In6() || a.Zone() != "" {
+			t.Fatalf("ClientAddr(%q, %q, %q) = %v: not a clean address", remote, xri, xff, a)
+		}
+		if !tp.Trusts(peer) && a != peer {
+			t.Fatalf("ClientAddr(%q, %q, %q) = %v: untrusted peer %v's headers believed", remote, xri, xff, a, peer)
+		}
+		if b, ok := (*TrustedProxies)(nil).ClientAddr(remote, xri, xff); !ok || b != peer {
+			t.Fatalf("nil TrustedProxies: ClientAddr(%q, %q, %q) = %v, %v; want %v", remote, xri, xff, b, ok, peer)
+		}
+	})
+}
+
+// FuzzCompileRule checks that CompileRule and Matches never panic and that
+// a compiled rule matches its own paths. paths and methods are
+// newline-separated lists (an empty methods string means none).
+func FuzzCompileRule(f *testing.F) {
+	for _, s := range [][4]string{
+		{"/integration/device/*", "POST", "POST", "/integration/device/x"},
+		{"/status\n/a/b/", "GET\nHEAD", "HEAD", "/status"},
+		{"/*", "", "DELETE", "/anything"},
+		{"/", "PURGE", "PURGE", "/"},
+		{"/a/*/b", "GET", "GET", "/a/x/b"},
+		{"/a/../b", "get", "GET", "/b"},
+		{"/a%2e", "*", "GET", "/a."},
+		{"", "", "", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3])
+	}
+	f.Fuzz(func(t *testing.T, paths, methods, method, path string) {
+		ps := strings.Split(paths, "\n")
+		var ms []string
+		if methods != "" {
+			ms = strings.Split(methods, "\n")
+		}
+		r, err := CompileRule(ps, ms)
+		_ = r.Matches(method, path)
+		if np, err := NormalizePath(path); err == nil {
+			_ = r.Matches(method, np)
+		}
+		if err != nil {
+			if r.Matches(method, path) || r.Matches("GET", "/") {
+				t.Fatalf("failed CompileRule(%q, %q) returned a rule that matches", ps, ms)
+			}
+			return
+		}
+		m := "GET"
+		if len(ms) > 0 {
+			m = ms[0]
+		}
+		for _, p := range ps {
+			if base, ok := strings.CutSuffix(p, "/*"); ok {
+				for _, q := range []string{base + "/", base + "/x", base + "/x/y"} {
+					if !r.Matches(m, q) {
+						t.Fatalf("rule %q %q does not match %s %q", ps, ms, m, q)
+					}
+				}
+				if base != "" && !r.Matches(m, base) {
+					t.Fatalf("rule %q %q does not match %s %q", ps, ms, m, base)
+				}
+				if !r.Matches(m, base+"/") {
+					t.Fatalf("rule %q %q does not match %s %q", ps, ms, m, base+"/")
+				}
+			} else if !r.Matches(m, p) {
+				t.Fatalf("rule %q %q does not match %s %q", ps, ms, m, p)
+			}
+			if out, err := NormalizePath(p); err != nil && !strings.HasSuffix(p, "/*") || err == nil && out != p && !strings.HasSuffix(p, "/*") {
+				t.Fatalf("compiled rule path %q is not normalised: %q, %v", p, out, err)
+			}
+		}
+	})
+}
