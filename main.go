@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/keyward/keyward/internal/manager"
 )
 
 // command is one subcommand: a one-line summary and its entry point, which
@@ -71,4 +73,8 @@ func usage() {
 	}
 	fmt.Fprintln(os.Stderr)
 	fmt.Fprintln(os.Stderr, "Run 'keyward <command> --help' for a command's flags.")
+}
+
+func init() {
+	commands["manager"] = command{"run the controllers (and, once admission lands, the webhooks)", manager.Main}
 }

@@ -1,0 +1,215 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// APIKeyReconciler makes an APIKey a usable credential. In order:
+//
+//  1. load: the key's Application, KeyGroup and hashed Secret;
+//  2. decide: the phase that the spec, the application, the group and the
+//     clock call for (apikey_phases.go);
+//  3. issue: once, admit the key against maxKeysPerApplication, mint it,
+//     deliver the plaintext to the delivery Secret and write the digest to
+//     the hashed Secret (apikey_secret.go);
+//  4. publish: keep the hashed Secret's verification record in step with
+//     the phase, so the verifier refuses a key the moment it stops working;
+//
+// and, deferred, one status write when anything changed (apikey_status.go).
+// Deleting an APIKey deletes its hashed Secret through the finalizer.
+type APIKeyReconciler struct {
+	client.Client
+	// APIReader reads from the API server, bypassing the cache: for limit
+	// decisions, which must see every key, and for delivery Secrets, which
+	// are never cached.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// Namespace is the operator's namespace, where hashed Secrets live.
+	Namespace string
+
+	locks *keyedMutex
+}
+
+// apiKeyScope carries one reconcile's inputs and decisions between phases.
+type apiKeyScope struct {
+	key  *keywardv1alpha1.APIKey
+	orig *keywardv1alpha1.APIKey
+	now  time.Time
+
+	app    *keywardv1alpha1.Application
+	group  *keywardv1alpha1.KeyGroup
+	hashed *corev1.Secret // nil until the key is minted
+
+	phase   keywardv1alpha1.APIKeyPhase
+	reason  string
+	message string
+	requeue time.Duration
+}
+
+func (s *apiKeyScope) minted() bool { return s.hashed != nil }
+
+// +kubebuilder:rbac:groups=keyward.dev,resources=apikeys,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/finalizers,verbs=update
+// +kubebuilder:rbac:groups=keyward.dev,resources=applications;keygroups,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one APIKey to the phase its spec and its surroundings
+// call for.
+func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	key := &keywardv1alpha1.APIKey{}
+	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !key.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, key)
+	}
+	if err := r.ensureFinalizer(ctx, key); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	s := &apiKeyScope{key: key, orig: key.DeepCopy(), now: r.Clock.Now()}
+	defer func() {
+		retErr = errors.Join(retErr, r.writeStatus(ctx, s))
+	}()
+	for _, phase := range []func(context.Context, *apiKeyScope) error{
+		r.load,
+		r.decide,
+		r.issue,
+		r.publish,
+	} {
+		if err := phase(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{RequeueAfter: s.requeue}, nil
+}
+
+func (r *APIKeyReconciler) ensureFinalizer(ctx context.Context, key *keywardv1alpha1.APIKey) error {
+	if controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.AddFinalizer(key, keywardv1alpha1.Finalizer)
+	return r.Patch(ctx, key, patch)
+}
+
+// finalize deletes the hashed Secret, so the key stops working, then lets
+// the APIKey go. The delivery Secret is owned by the APIKey and goes with it.
+func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.APIKey) error {
+	if !controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
+		return nil
+	}
+	if err := r.deleteHashedSecret(ctx, key); err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(key, keywardv1alpha1.Finalizer)
+	return client.IgnoreNotFound(r.Patch(ctx, key, patch))
+}
+
+// SetupWithManager watches APIKeys, and the Applications, KeyGroups and
+// hashed Secrets whose changes decide a key's phase.
+func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("apikey").
+		For(&keywardv1alpha1.APIKey{}, builder.WithPredicates(specOrMetadataChanged())).
+		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication)).
+		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(r.keysOfGroup)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(keyOfHashedSecret),
+			builder.WithPredicates(predicate.NewPredicateFuncs(isHashedSecret))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// specOrMetadataChanged lets through every event but status-only updates:
+// the controller's own status writes and the verifier's lastUsedTime.
+func specOrMetadataChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return o.GetGeneration() != n.GetGeneration() ||
+			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+			!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+			o.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy] != n.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy]
+	}}
+}
+
+func (r *APIKeyReconciler) keysOfApplication(ctx context.Context, o client.Object) []ctrl.Request {
+	return r.keysOfApplications(ctx, o.GetNamespace(), o.GetName())
+}
+
+func (r *APIKeyReconciler) keysOfApplications(ctx context.Context, namespace string, apps ...string) []ctrl.Request {
+	var reqs []ctrl.Request
+	for _, app := range apps {
+		var list keywardv1alpha1.APIKeyList
+		if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexAPIKeyApplication: app}); err != nil {
+			continue
+		}
+		for i := range list.Items {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+func (r *APIKeyReconciler) keysOfGroup(ctx context.Context, o client.Object) []ctrl.Request {
+	var apps keywardv1alpha1.ApplicationList
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}); err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(apps.Items))
+	for i := range apps.Items {
+		names = append(names, apps.Items[i].Name)
+	}
+	return r.keysOfApplications(ctx, o.GetNamespace(), names...)
+}
+
+func isHashedSecret(o client.Object) bool {
+	return o.GetLabels()[record.LabelHashedKey] == "true"
+}
+
+// keyOfHashedSecret maps a hashed Secret back to its APIKey, so a hashed
+// Secret changed or deleted by hand is put right.
+func keyOfHashedSecret(_ context.Context, o client.Object) []ctrl.Request {
+	l := o.GetLabels()
+	if l[record.LabelNamespace] == "" || l[record.LabelAPIKey] == "" {
+		return nil
+	}
+	return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: l[record.LabelNamespace], Name: l[record.LabelAPIKey]}}}
+}

@@ -1,0 +1,597 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testgen"
+)
+
+// issueOne creates a group, an application and a key in ns and waits for
+// the key to be Active.
+func issueOne(t *testing.T, ns string, keyOpts ...testgen.APIKeyOption) *keywardv1alpha1.APIKey {
+	t.Helper()
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things", testgen.WithExternalID("70B3D57ED0001234")))
+	create(t, testgen.APIKey(ns, "acme-key", "acme", keyOpts...))
+	return waitPhase(t, ns, "acme-key", keywardv1alpha1.APIKeyActive)
+}
+
+func TestIssuedKeyIsHashedAndDeliveredOnce(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	key := issueOne(t, ns, testgen.WithScopes("read", "write"), testgen.WithSourceRanges("203.0.113.0/24"))
+
+	if c := meta.FindStatusCondition(key.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
+		t.Fatalf("Ready condition: %+v", c)
+	}
+	delivery := deliverySecret(t, key)
+	if delivery == nil {
+		t.Fatal("no delivery Secret")
+	}
+	plaintext := string(delivery.Data[record.DeliveryAPIKey])
+	parsed, err := keys.Parse(plaintext)
+	if err != nil {
+		t.Fatalf("the delivered key does not parse: %v", err)
+	}
+	if parsed.Prefix() != "kt" || parsed.ID() != key.Status.KeyID || string(delivery.Data[record.DeliveryKeyID]) != key.Status.KeyID {
+		t.Errorf("prefix %q, id %q, delivered id %q, status keyID %q", parsed.Prefix(), parsed.ID(), delivery.Data[record.DeliveryKeyID], key.Status.KeyID)
+	}
+	if !metav1.IsControlledBy(delivery, key) {
+		t.Errorf("the delivery Secret is not owned by the APIKey: %+v", delivery.OwnerReferences)
+	}
+
+	hashed := hashedSecret(t, ops, key)
+	if hashed == nil {
+		t.Fatal("no hashed Secret")
+	}
+	sum := sha256.Sum256([]byte(plaintext))
+	if got := string(hashed.Data[record.DataDigest]); got != hex.EncodeToString(sum[:]) {
+		t.Errorf("stored digest %s, SHA-256 of the delivered key %x", got, sum)
+	}
+	rec, err := record.Decode(hashed.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := record.Record{
+		Digest: sum, KeyID: key.Status.KeyID, Namespace: ns, KeyGroup: "things", Application: "acme", APIKey: "acme-key",
+		ExternalID: "70B3D57ED0001234", Scopes: []string{"read", "write"}, State: record.StateActive,
+	}
+	if got := fmt.Sprintf("%v %v %v %v %v %v %v %v", rec.KeyID, rec.Namespace, rec.KeyGroup, rec.Application, rec.APIKey, rec.ExternalID, rec.Scopes, rec.State); got != fmt.Sprintf("%v %v %v %v %v %v %v %v", want.KeyID, want.Namespace, want.KeyGroup, want.Application, want.APIKey, want.ExternalID, want.Scopes, want.State) {
+		t.Errorf("record: got %s", got)
+	}
+	if len(rec.SourceRanges) != 1 || rec.SourceRanges[0].String() != "203.0.113.0/24" {
+		t.Errorf("record source ranges: %v", rec.SourceRanges)
+	}
+	if hashed.Labels[record.LabelHashedKey] != "true" {
+		t.Errorf("hashed Secret labels: %v", hashed.Labels)
+	}
+
+	t.Run("the plaintext is nowhere else", func(t *testing.T) {
+		assertPlaintextOnlyIn(t, plaintext, delivery)
+	})
+
+	t.Run("events", func(t *testing.T) {
+		eventually(t, 10*time.Second, func() error {
+			return hasEvent(ns, "acme-key", "Issued", "Key "+key.Status.KeyID+" issued to Secret acme-key-key")
+		})
+	})
+}
+
+// assertPlaintextOnlyIn scans every Secret, ConfigMap, event and keyward
+// object in the cluster for the plaintext, in clear and base64, and fails
+// if it is anywhere but the one allowed Secret.
+func assertPlaintextOnlyIn(t *testing.T, plaintext string, allowed *corev1.Secret) {
+	t.Helper()
+	ctx := context.Background()
+	needles := [][]byte{[]byte(plaintext), []byte(base64.StdEncoding.EncodeToString([]byte(plaintext)))}
+	// The random part alone, so a key split or re-prefixed is caught too.
+	needles = append(needles, []byte(plaintext[strings.IndexByte(plaintext, '_')+1:][:20]))
+	lists := []client.ObjectList{
+		&corev1.SecretList{}, &corev1.ConfigMapList{}, &corev1.EventList{}, &eventsv1.EventList{},
+		&keywardv1alpha1.APIKeyList{}, &keywardv1alpha1.ApplicationList{}, &keywardv1alpha1.KeyGroupList{},
+	}
+	scanned := 0
+	for _, l := range lists {
+		if err := env.Client.List(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range items {
+			o := item.(client.Object)
+			if s, ok := o.(*corev1.Secret); ok && s.UID == allowed.UID {
+				continue
+			}
+			scanned++
+			b, err := json.Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range needles {
+				if bytes.Contains(b, n) {
+					t.Errorf("the plaintext key appears in %T %s/%s", o, o.GetNamespace(), o.GetName())
+				}
+			}
+		}
+	}
+	if scanned < 5 {
+		t.Fatalf("scanned only %d objects; the scan is not looking", scanned)
+	}
+}
+
+func hasEvent(ns, object, reason, note string) error {
+	var list eventsv1.EventList
+	if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	var seen []string
+	for _, e := range list.Items {
+		if e.Regarding.Name == object {
+			seen = append(seen, e.Reason+": "+e.Note)
+			if e.Reason == reason && strings.Contains(e.Note, note) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no %s event %q for %s; seen %q", reason, note, object, seen)
+}
+
+func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	m := startManager(t, ops, []string{ns})
+	key := issueOne(t, ns)
+	digest := string(hashedSecret(t, ops, key).Data[record.DataDigest])
+	keyID := key.Status.KeyID
+
+	m.stop()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, deliverySecret(t, key)); err != nil {
+		t.Fatal(err)
+	}
+	key.Status = keywardv1alpha1.APIKeyStatus{}
+	if err := env.Client.Status().Update(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+
+	m = startManager(t, ops, []string{ns})
+	key = waitPhase(t, ns, "acme-key", keywardv1alpha1.APIKeyActive)
+	if got := string(hashedSecret(t, ops, key).Data[record.DataDigest]); got != digest {
+		t.Errorf("the digest changed after a restart: %s, was %s", got, digest)
+	}
+	if key.Status.KeyID != keyID {
+		t.Errorf("keyID %s, was %s", key.Status.KeyID, keyID)
+	}
+	if s := deliverySecret(t, key); s != nil {
+		t.Errorf("a delivery Secret was written again: a key was re-minted")
+	}
+	for _, w := range m.writes.Log() {
+		if strings.Contains(w, "create *v1.Secret") {
+			t.Errorf("the restarted manager created a Secret: %s", w)
+		}
+	}
+}
+
+// TestLimitHoldsUnderConcurrentCreation creates 50 keys at once for an
+// application allowed 10, with no webhook to turn any away: the controller
+// alone must admit exactly 10, every time.
+func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
+	for run := 1; run <= 3; run++ {
+		t.Run(fmt.Sprintf("run %d", run), func(t *testing.T) {
+			ops, ns := env.Namespace(t), env.Namespace(t)
+			startManager(t, ops, []string{ns})
+			create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(10, 10)), testgen.Application(ns, "acme", "things"))
+			waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+
+			var wg sync.WaitGroup
+			errs := make(chan error, 50)
+			for i := range 50 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- env.Client.Create(context.Background(), testgen.APIKey(ns, fmt.Sprintf("key-%02d", i), "acme"))
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			var list keywardv1alpha1.APIKeyList
+			eventually(t, 60*time.Second, func() error {
+				if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+					return err
+				}
+				counts := map[keywardv1alpha1.APIKeyPhase]int{}
+				for _, k := range list.Items {
+					counts[k.Status.Phase]++
+				}
+				if counts[keywardv1alpha1.APIKeyActive]+counts[keywardv1alpha1.APIKeyRejected] != 50 {
+					return fmt.Errorf("not settled: %v", counts)
+				}
+				if counts[keywardv1alpha1.APIKeyActive] != 10 || counts[keywardv1alpha1.APIKeyRejected] != 40 {
+					t.Fatalf("want 10 Active and 40 Rejected, got %v", counts)
+				}
+				return nil
+			})
+			var hashed corev1.SecretList
+			if err := env.Client.List(context.Background(), &hashed, client.InNamespace(ops), client.MatchingLabels{record.LabelHashedKey: "true"}); err != nil {
+				t.Fatal(err)
+			}
+			if len(hashed.Items) != 10 {
+				t.Errorf("%d hashed Secrets; want 10: rejected keys must never be published", len(hashed.Items))
+			}
+			for _, k := range list.Items {
+				if k.Status.Phase != keywardv1alpha1.APIKeyRejected {
+					continue
+				}
+				c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+				if c == nil || c.Reason != "LimitExceeded" || !strings.Contains(c.Message, "10/10") || !strings.Contains(c.Message, "revoke or delete one of its keys") {
+					t.Errorf("%s: Ready %+v; want LimitExceeded naming 10/10 and what to do", k.Name, c)
+				}
+				if deliverySecret(t, &k) != nil || k.Status.KeyID != "" {
+					t.Errorf("%s was Rejected but minted", k.Name)
+				}
+			}
+			app := waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+			eventually(t, 10*time.Second, func() error {
+				if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(app), app); err != nil {
+					return err
+				}
+				if app.Status.ActiveKeys != 10 {
+					return fmt.Errorf("application activeKeys %d, want 10", app.Status.ActiveKeys)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func expectState(t *testing.T, ops string, k *keywardv1alpha1.APIKey, want record.State) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		s := hashedSecret(t, ops, k)
+		if s == nil {
+			return fmt.Errorf("no hashed Secret")
+		}
+		if got := record.State(s.Data[record.DataState]); got != want || s.Labels[record.LabelState] != string(want) {
+			return fmt.Errorf("hashed Secret state %q (label %q), want %q", got, s.Labels[record.LabelState], want)
+		}
+		return nil
+	})
+}
+
+func TestKeyLifecycle(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	start := time.Now().Truncate(time.Second)
+	fake := clocktesting.NewFakeClock(start)
+	startManager(t, ops, []string{ns}, withClock(fake))
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"), testgen.Application(ns, "other", "things"))
+
+	t.Run("disable and enable", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "toggle", "acme"))
+		k := waitPhase(t, ns, "toggle", keywardv1alpha1.APIKeyActive)
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true })
+		waitPhase(t, ns, "toggle", keywardv1alpha1.APIKeyDisabled)
+		expectState(t, ops, k, record.StateDisabled)
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = false })
+		waitPhase(t, ns, "toggle", keywardv1alpha1.APIKeyActive)
+		expectState(t, ops, k, record.StateActive)
+		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Enabled", "switched on") })
+		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Disabled", "switched off") })
+	})
+
+	t.Run("revoke", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "revoke-me", "acme"))
+		k := waitPhase(t, ns, "revoke-me", keywardv1alpha1.APIKeyActive)
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
+		waitPhase(t, ns, "revoke-me", keywardv1alpha1.APIKeyRevoked)
+		expectState(t, ops, k, record.StateRevoked)
+		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "revoke-me", "Revoked", "spec.revoked is true") })
+	})
+
+	t.Run("expiry follows the injected clock", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "expiring", "acme", testgen.WithExpiry(start.Add(time.Hour))))
+		k := waitPhase(t, ns, "expiring", keywardv1alpha1.APIKeyActive)
+		if k.Status.ExpiresAt == nil || !k.Status.ExpiresAt.Time.Equal(start.Add(time.Hour)) {
+			t.Errorf("status.expiresAt %v", k.Status.ExpiresAt)
+		}
+		fake.Step(2 * time.Hour)
+		// The real requeue is an hour away; a touch makes the controller
+		// look now, and it must judge by its clock, not the wall's.
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "touched" })
+		waitPhase(t, ns, "expiring", keywardv1alpha1.APIKeyExpired)
+		expectState(t, ops, k, record.StateExpired)
+		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "expiring", "Expired", "expired at") })
+	})
+
+	t.Run("application revoked", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "other-key", "other"))
+		k := waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyActive)
+		update(t, &keywardv1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}}, func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })
+		waitAppPhase(t, ns, "other", keywardv1alpha1.ApplicationRevoked)
+		k = waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyRevoked)
+		expectState(t, ops, k, record.StateRevoked)
+		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "ApplicationRevoked" {
+			t.Errorf("reason %s", c.Reason)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "delete-me", "acme"))
+		k := waitPhase(t, ns, "delete-me", keywardv1alpha1.APIKeyActive)
+		if !controllerutilContainsFinalizer(k) {
+			t.Fatalf("finalizers %v", k.Finalizers)
+		}
+		delivery := deliverySecret(t, k)
+		if err := env.Client.Delete(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, func() error {
+			if hashedSecret(t, ops, k) != nil {
+				return fmt.Errorf("the hashed Secret is still there")
+			}
+			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(k), &keywardv1alpha1.APIKey{}); err == nil {
+				return fmt.Errorf("the APIKey is still there")
+			}
+			return nil
+		})
+		// There is no garbage collector in this control plane: the owner
+		// reference is what makes a real cluster delete the delivery Secret.
+		ref := metav1.GetControllerOf(delivery)
+		if ref == nil || ref.UID != k.UID || ref.Kind != "APIKey" || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
+			t.Errorf("delivery Secret owner reference %+v", ref)
+		}
+	})
+
+	t.Run("key group deleted", func(t *testing.T) {
+		create(t, testgen.APIKey(ns, "orphan", "acme"))
+		k := waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyActive)
+		if err := env.Client.Delete(context.Background(), testgen.KeyGroup(ns, "things")); err != nil {
+			t.Fatal(err)
+		}
+		k = waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyRejected)
+		expectState(t, ops, k, record.StateRejected)
+		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "KeyGroupNotFound" {
+			t.Errorf("reason %s", c.Reason)
+		}
+		// Terminal: the group coming back does not bring the key back.
+		create(t, testgen.KeyGroup(ns, "things"))
+		time.Sleep(time.Second)
+		if k := getKey(t, ns, "orphan"); k.Status.Phase != keywardv1alpha1.APIKeyRejected {
+			t.Errorf("phase %s after the group came back", k.Status.Phase)
+		}
+	})
+}
+
+func controllerutilContainsFinalizer(k *keywardv1alpha1.APIKey) bool {
+	for _, f := range k.Finalizers {
+		if f == keywardv1alpha1.Finalizer {
+			return true
+		}
+	}
+	return false
+}
+
+func TestExpiryRequeuesOnTime(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	// The API stores times to the second.
+	expires := time.Now().Add(4 * time.Second).Truncate(time.Second)
+	k := issueOne(t, ns, testgen.WithExpiry(expires))
+	k = waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyExpired)
+	if time.Now().Before(expires) {
+		t.Errorf("expired before expiresAt")
+	}
+	expectState(t, ops, k, record.StateExpired)
+}
+
+func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	// GitOps may apply the key first.
+	create(t, testgen.APIKey(ns, "early", "acme"))
+	k := waitPhase(t, ns, "early", keywardv1alpha1.APIKeyPending)
+	if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "ApplicationNotFound" {
+		t.Errorf("reason %s", c.Reason)
+	}
+	create(t, testgen.Application(ns, "acme", "things"))
+	eventually(t, 10*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "early").Status.Conditions, keywardv1alpha1.ConditionReady)
+		if c == nil || c.Reason != "KeyGroupNotFound" {
+			return fmt.Errorf("condition %+v", c)
+		}
+		return nil
+	})
+	create(t, testgen.KeyGroup(ns, "things"))
+	waitPhase(t, ns, "early", keywardv1alpha1.APIKeyActive)
+}
+
+func TestScopeRemovedRejectsKey(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	k := issueOne(t, ns, testgen.WithScopes("write"))
+	update(t, &keywardv1alpha1.KeyGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "things"}}, func(g *keywardv1alpha1.KeyGroup) {
+		g.Spec.Scopes = g.Spec.Scopes[:1]
+	})
+	k = waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyRejected)
+	expectState(t, ops, k, record.StateRejected)
+	if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "ScopeNotFound" || !strings.Contains(c.Message, "no scope write") {
+		t.Errorf("condition %+v", c)
+	}
+}
+
+func TestApplicationLimit(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(2, 10)))
+	for i := range 4 {
+		create(t, testgen.Application(ns, fmt.Sprintf("app-%d", i), "things"))
+	}
+	counts := map[keywardv1alpha1.ApplicationPhase]int{}
+	eventually(t, 20*time.Second, func() error {
+		var list keywardv1alpha1.ApplicationList
+		if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		clear(counts)
+		for _, a := range list.Items {
+			counts[a.Status.Phase]++
+		}
+		if counts[keywardv1alpha1.ApplicationActive] != 2 || counts[keywardv1alpha1.ApplicationRejected] != 2 {
+			return fmt.Errorf("phases %v, want 2 Active and 2 Rejected", counts)
+		}
+		return nil
+	})
+	a := waitAppPhase(t, ns, "app-3", keywardv1alpha1.ApplicationRejected)
+	if c := meta.FindStatusCondition(a.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || !strings.Contains(c.Message, "2/2 active applications") {
+		t.Errorf("condition %+v", c)
+	}
+	// A key of a rejected application never works.
+	create(t, testgen.APIKey(ns, "k", "app-3"))
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyRejected)
+
+	g := &keywardv1alpha1.KeyGroup{}
+	eventually(t, 10*time.Second, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
+			return err
+		}
+		if g.Status.Applications != 2 || g.Status.VerifyURL != "http://keyward-verifier."+ops+".svc/v1/verify/"+ns+"/things" {
+			return fmt.Errorf("status %+v", g.Status)
+		}
+		return nil
+	})
+}
+
+// TestResyncIsQuiet restarts the manager over 100 Active keys: every key is
+// reconciled again, and nothing is written.
+func TestResyncIsQuiet(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	m := startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(10, 1000)), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	before := m.writes.Load()
+	for i := range 100 {
+		create(t, testgen.APIKey(ns, fmt.Sprintf("key-%03d", i), "acme"))
+	}
+	for i := range 100 {
+		waitPhase(t, ns, fmt.Sprintf("key-%03d", i), keywardv1alpha1.APIKeyActive)
+	}
+	eventually(t, 20*time.Second, func() error {
+		a := &keywardv1alpha1.Application{}
+		_ = env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "acme"}, a)
+		if a.Status.ActiveKeys != 100 {
+			return fmt.Errorf("activeKeys %d", a.Status.ActiveKeys)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // let trailing reconciles settle
+	issued := m.writes.Load() - before
+	t.Logf("issuing 100 keys took %d API writes (%.2f per key, counts included)", issued, float64(issued)/100)
+	m.stop()
+
+	m = startManager(t, ops, []string{ns})
+	reconciled := reconcileCount(t, "apikey")
+	eventually(t, 30*time.Second, func() error {
+		if n := reconcileCount(t, "apikey") - reconciled; n < 100 {
+			return fmt.Errorf("%v APIKey reconciles since the restart, want at least 100", n)
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
+	if n := m.writes.Load(); n != 0 {
+		t.Errorf("a resync of 100 idle keys made %d API writes, want 0: %q", n, m.writes.Log())
+	}
+}
+
+// TestIssuanceWrites pins what one key's issuance costs: the finalizer, the
+// delivery Secret, the hashed Secret and one status write for the APIKey,
+// plus the Application's and KeyGroup's counts.
+func TestIssuanceWrites(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	m := startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	eventually(t, 10*time.Second, func() error {
+		g := &keywardv1alpha1.KeyGroup{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
+			return err
+		}
+		if g.Status.Applications != 1 {
+			return fmt.Errorf("group applications %d", g.Status.Applications)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	before := len(m.writes.Log())
+
+	create(t, testgen.APIKey(ns, "one", "acme"))
+	waitPhase(t, ns, "one", keywardv1alpha1.APIKeyActive)
+	eventually(t, 10*time.Second, func() error {
+		g := &keywardv1alpha1.KeyGroup{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
+			return err
+		}
+		if g.Status.ActiveKeys != 1 {
+			return fmt.Errorf("group activeKeys %d", g.Status.ActiveKeys)
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	writes := m.writes.Log()[before:]
+	want := map[string]int{
+		"patch *v1alpha1.APIKey " + ns + "/one":              1, // finalizer
+		"create *v1.Secret " + ns + "/one-key":               1, // delivery
+		"apply *v1.SecretApplyConfiguration":                 1, // hashed
+		"patch/status *v1alpha1.APIKey " + ns + "/one":       1,
+		"patch/status *v1alpha1.Application " + ns + "/acme": 1,
+		"patch/status *v1alpha1.KeyGroup " + ns + "/things":  1,
+	}
+	got := map[string]int{}
+	for _, w := range writes {
+		got[w]++
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("writes for one key:\n got %v\nwant %v", got, want)
+	}
+	t.Logf("one key's issuance: %d API writes, %d of them on the APIKey and its Secrets", len(writes), 4)
+}

@@ -1,0 +1,295 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// Condition reasons of an APIKey's Ready condition.
+const (
+	ReasonActive                 = "Active"
+	ReasonDisabled               = "Disabled"
+	ReasonRevoked                = "Revoked"
+	ReasonApplicationRevoked     = "ApplicationRevoked"
+	ReasonApplicationRejected    = "ApplicationRejected"
+	ReasonApplicationPending     = "ApplicationPending"
+	ReasonApplicationNotFound    = "ApplicationNotFound"
+	ReasonKeyGroupNotFound       = "KeyGroupNotFound"
+	ReasonScopeNotFound          = "ScopeNotFound"
+	ReasonExpired                = "Expired"
+	ReasonLifetimeExceeded       = "LifetimeExceeded"
+	ReasonLimitExceeded          = "LimitExceeded"
+	ReasonWaitingForOlderKeys    = "WaitingForOlderKeys"
+	ReasonDeliverySecretConflict = "DeliverySecretConflict"
+	ReasonKeyLost                = "KeyLost"
+)
+
+// load fetches what the key's phase depends on: its Application, the
+// Application's KeyGroup and the key's hashed Secret, all from the cache.
+func (r *APIKeyReconciler) load(ctx context.Context, s *apiKeyScope) error {
+	ns := s.key.Namespace
+	app := &keywardv1alpha1.Application{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: string(s.key.Spec.Application)}, app); {
+	case err == nil:
+		s.app = app
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting Application %s/%s: %w", ns, s.key.Spec.Application, err)
+	}
+	if s.app != nil {
+		group := &keywardv1alpha1.KeyGroup{}
+		switch err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: string(s.app.Spec.KeyGroup)}, group); {
+		case err == nil:
+			if group.DeletionTimestamp.IsZero() {
+				s.group = group
+			}
+		case !apierrors.IsNotFound(err):
+			return fmt.Errorf("getting KeyGroup %s/%s: %w", ns, s.app.Spec.KeyGroup, err)
+		}
+	}
+	hashed := &corev1.Secret{}
+	switch err := r.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
+	case err == nil:
+		s.hashed = hashed
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", ns, s.key.Name, err)
+	}
+	return nil
+}
+
+// decide sets the phase the key should be in. Revoked, Expired and Rejected
+// are terminal: once the status records one, it stays.
+func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
+	k := s.key
+	if p := k.Status.Phase; p.Terminal() {
+		s.set(p, readyReason(k), readyMessage(k))
+		return nil
+	}
+	expiresAt := k.Spec.ExpiresAt
+	switch {
+	case k.Spec.Revoked:
+		s.set(keywardv1alpha1.APIKeyRevoked, ReasonRevoked, "spec.revoked is true; the key no longer works")
+	case s.app == nil:
+		s.setMissing(ReasonApplicationNotFound, fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace))
+	case s.app.Spec.Revoked || s.app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+		s.set(keywardv1alpha1.APIKeyRevoked, ReasonApplicationRevoked, fmt.Sprintf("Application %s is revoked; none of its keys work", s.app.Name))
+	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
+	case s.group == nil:
+		s.setMissing(ReasonKeyGroupNotFound, fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name))
+	case missingScopes(k, s.group) != "":
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotFound, fmt.Sprintf("KeyGroup %s has no scope %s; create a new APIKey with scopes from spec.scopes of the group", s.group.Name, missingScopes(k, s.group)))
+	case expiresAt != nil && !expiresAt.After(s.now):
+		s.set(keywardv1alpha1.APIKeyExpired, ReasonExpired, "the key expired at "+expiresAt.UTC().Format(time.RFC3339))
+	case !s.minted() && lifetimeExceeded(k, s.group) != "":
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonLifetimeExceeded, lifetimeExceeded(k, s.group))
+	case !s.minted() && s.app.Status.Phase != keywardv1alpha1.ApplicationActive:
+		s.set(keywardv1alpha1.APIKeyPending, ReasonApplicationPending, fmt.Sprintf("waiting for Application %s to become Active", s.app.Name))
+	case k.Spec.Disabled:
+		s.set(keywardv1alpha1.APIKeyDisabled, ReasonDisabled, "spec.disabled is true; set it to false to switch the key on")
+	default:
+		s.set(keywardv1alpha1.APIKeyActive, ReasonActive, "the key works")
+	}
+	if expiresAt != nil && !s.phase.Terminal() {
+		s.requeue = expiresAt.Sub(s.now)
+	}
+	return nil
+}
+
+func (s *apiKeyScope) set(p keywardv1alpha1.APIKeyPhase, reason, message string) {
+	s.phase, s.reason, s.message = p, reason, message
+}
+
+// setMissing handles an Application or KeyGroup that is not there: a key not
+// yet minted waits for it (GitOps applies objects in any order), a minted
+// key is Rejected for good.
+func (s *apiKeyScope) setMissing(reason, message string) {
+	if s.minted() {
+		s.set(keywardv1alpha1.APIKeyRejected, reason, message+"; the key no longer works")
+		return
+	}
+	s.set(keywardv1alpha1.APIKeyPending, reason, message+"; waiting for it")
+}
+
+func missingScopes(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) string {
+	var missing []string
+	for _, sc := range k.Spec.Scopes {
+		if g.Scope(string(sc)) == nil {
+			missing = append(missing, string(sc))
+		}
+	}
+	return strings.Join(missing, ", ")
+}
+
+// lifetimeExceeded says why a key breaks its group's maxKeyLifetime, or "".
+func lifetimeExceeded(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) string {
+	if g.Spec.MaxKeyLifetime == nil {
+		return ""
+	}
+	max := g.Spec.MaxKeyLifetime.Duration
+	if k.Spec.ExpiresAt == nil {
+		return fmt.Sprintf("KeyGroup %s sets maxKeyLifetime %s; set spec.expiresAt within it", g.Name, max)
+	}
+	if k.Spec.ExpiresAt.Sub(k.CreationTimestamp.Time) > max {
+		return fmt.Sprintf("spec.expiresAt is more than maxKeyLifetime %s of KeyGroup %s after the key's creation; create a new APIKey that expires sooner", max, g.Name)
+	}
+	return ""
+}
+
+// issue admits, mints and delivers a key that should work and has not been
+// minted yet. Decisions for one application are serialised and read the
+// API server directly, so concurrent keys can never overshoot the limit.
+func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
+	if s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
+		return nil
+	}
+	unlock := r.locks.Lock("application/" + s.key.Namespace + "/" + s.app.Name)
+	defer unlock()
+
+	// The cache may not have caught up with a hashed Secret written a
+	// moment ago; the API server is the judge of whether the key exists.
+	hashed := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
+	case err == nil:
+		s.hashed = hashed
+		return r.publish(ctx, s)
+	case !apierrors.IsNotFound(err):
+		return fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+	}
+
+	active, waiting, err := r.occupiedSlots(ctx, s)
+	if err != nil {
+		return err
+	}
+	limit := s.group.MaxKeysPerApplication()
+	switch {
+	case active >= limit:
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonLimitExceeded, fmt.Sprintf(
+			"Application %s already has %d/%d active keys (maxKeysPerApplication of KeyGroup %s; revoked and expired keys do not count); "+
+				"revoke or delete one of its keys, or raise the limit, then create a new APIKey",
+			s.app.Name, active, limit, s.group.Name))
+		return nil
+	case active+waiting >= limit:
+		// Older keys come first; whether this one fits is known once
+		// they are issued.
+		s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
+			"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
+		s.requeue = waitRequeue
+		return nil
+	}
+	return r.mint(ctx, s)
+}
+
+// waitRequeue is how soon a key waiting for older keys looks again.
+const waitRequeue = time.Second
+
+// occupiedSlots counts, the key itself aside, the keys of its application
+// that hold a slot against maxKeysPerApplication (minted keys whose hashed
+// Secret says active or disabled) and those created before it that still
+// wait to be issued, so that the newest are the ones turned away. Revoked,
+// expired and deleted keys do not count.
+func (r *APIKeyReconciler) occupiedSlots(ctx context.Context, s *apiKeyScope) (active, waiting int, err error) {
+	ns, app := s.key.Namespace, s.app.Name
+	var siblings keywardv1alpha1.APIKeyList
+	if err := r.APIReader.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: app}); err != nil {
+		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", ns, app, err)
+	}
+	var hashed metav1.PartialObjectMetadataList
+	hashed.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.APIReader.List(ctx, &hashed, client.InNamespace(r.Namespace),
+		client.MatchingLabels{record.LabelNamespace: ns, record.LabelApplication: app}); err != nil {
+		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s/%s: %w", ns, app, err)
+	}
+	states := make(map[string]record.State, len(hashed.Items))
+	for _, h := range hashed.Items {
+		states[h.Labels[record.LabelAPIKeyUID]] = record.State(h.Labels[record.LabelState])
+	}
+	for i := range siblings.Items {
+		o := &siblings.Items[i]
+		if o.UID == s.key.UID || !o.DeletionTimestamp.IsZero() || o.Spec.Revoked ||
+			(o.Spec.ExpiresAt != nil && !o.Spec.ExpiresAt.After(s.now)) {
+			continue
+		}
+		if st, ok := states[string(o.UID)]; ok {
+			if st.Occupying() {
+				active++
+			}
+			continue
+		}
+		if !o.Status.Phase.Terminal() && createdBefore(o, s.key) && missingScopes(o, s.group) == "" {
+			waiting++
+		}
+	}
+	return active, waiting, nil
+}
+
+// createdBefore orders keys by creation time, then name.
+func createdBefore(a, b *keywardv1alpha1.APIKey) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
+}
+
+// publish keeps the hashed Secret's record in step with the phase.
+func (r *APIKeyReconciler) publish(ctx context.Context, s *apiKeyScope) error {
+	if !s.minted() {
+		return nil
+	}
+	want, err := r.desiredRecord(s)
+	if err != nil {
+		return err
+	}
+	if hashedSecretUpToDate(s.hashed, want, string(s.key.UID)) {
+		return nil
+	}
+	logf.FromContext(ctx).V(1).Info("Updating hashed Secret", "secret", s.hashed.Name, "state", want.State)
+	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	if err != nil {
+		return err
+	}
+	s.hashed = secret
+	return nil
+}
+
+// stateOf is the hashed Secret state for an APIKey phase.
+func stateOf(p keywardv1alpha1.APIKeyPhase) record.State {
+	switch p {
+	case keywardv1alpha1.APIKeyActive:
+		return record.StateActive
+	case keywardv1alpha1.APIKeyDisabled:
+		return record.StateDisabled
+	case keywardv1alpha1.APIKeyRevoked:
+		return record.StateRevoked
+	case keywardv1alpha1.APIKeyExpired:
+		return record.StateExpired
+	default:
+		return record.StateRejected
+	}
+}

@@ -1,0 +1,238 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// Event reasons.
+const (
+	EventIssued    = "Issued"
+	EventRecovered = "Recovered"
+	EventDisabled  = "Disabled"
+	EventEnabled   = "Enabled"
+	EventRevoked   = "Revoked"
+	EventExpired   = "Expired"
+	EventRejected  = "Rejected"
+)
+
+// LabelManagedBy marks the Secrets keyward writes.
+const LabelManagedBy = "app.kubernetes.io/managed-by"
+
+// mint makes the key exist: the plaintext goes to the delivery Secret first,
+// then its digest to the hashed Secret. In that order a crash between the two
+// loses nothing: the next reconcile finds the delivery Secret, owned by this
+// APIKey, and hashes the key it holds instead of minting another. Once the
+// hashed Secret exists the key is never minted again.
+func (r *APIKeyReconciler) mint(ctx context.Context, s *apiKeyScope) error {
+	log := logf.FromContext(ctx)
+	key, recovered, err := r.deliver(ctx, s)
+	if err != nil || key == nil {
+		return err
+	}
+	want, err := r.desiredRecord(s)
+	if err != nil {
+		return err
+	}
+	want.Digest = key.Digest()
+	want.KeyID = key.ID()
+	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	if err != nil {
+		return err
+	}
+	s.hashed = secret
+	if recovered {
+		log.Info("Hashed key recovered from its delivery Secret", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
+		r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRecovered, "Issue",
+			"Key %s hashed from delivery Secret %s", want.KeyID, s.key.DeliverySecretName())
+	} else {
+		log.Info("Key issued", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
+		r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventIssued, "Issue",
+			"Key %s issued to Secret %s", want.KeyID, s.key.DeliverySecretName())
+	}
+	return nil
+}
+
+// deliver writes a new key to the delivery Secret, or reads back the key a
+// previous, interrupted reconcile wrote there. It returns a nil key, with
+// the reason in s, when a Secret of that name belongs to someone else.
+//
+// The delivery Secret is created, not applied: the plaintext is written
+// exactly once, and must never be merged into a Secret someone else made.
+func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (key *keys.Key, recovered bool, err error) {
+	name := s.key.DeliverySecretName()
+	existing := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, existing); {
+	case err == nil:
+		if !metav1.IsControlledBy(existing, s.key) {
+			s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
+				"Secret %s exists and does not belong to this APIKey; delete it, or create a new APIKey with another spec.secretName", name))
+			return nil, false, nil
+		}
+		k, perr := keys.Parse(string(existing.Data[record.DeliveryAPIKey]))
+		if perr != nil || k.Prefix() != s.group.Prefix() {
+			s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
+				"Secret %s belongs to this APIKey but holds no valid %s_ key; delete it to have a new key issued", name, s.group.Prefix()))
+			return nil, false, nil
+		}
+		return &k, true, nil
+	case !apierrors.IsNotFound(err):
+		return nil, false, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+	}
+	if s.key.Status.KeyID != "" {
+		// Minted before, but both the hashed Secret and the delivery
+		// Secret are gone: never mint a second key for the same APIKey.
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyLost, fmt.Sprintf(
+			"key %s was issued, but its hashed Secret and its delivery Secret %s were both deleted; create a new APIKey", s.key.Status.KeyID, name))
+		return nil, false, nil
+	}
+
+	k, err := keys.Generate(s.group.Prefix())
+	if err != nil {
+		return nil, false, fmt.Errorf("generating a key for APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: s.key.Namespace,
+			Name:      name,
+			Labels: map[string]string{
+				LabelManagedBy:          "keyward",
+				record.LabelAPIKey:      s.key.Name,
+				record.LabelApplication: s.app.Name,
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.key, keywardv1alpha1.GroupVersion.WithKind("APIKey"))},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{
+			record.DeliveryAPIKey: []byte(k.Plaintext()),
+			record.DeliveryKeyID:  []byte(k.ID()),
+		},
+		Immutable: ptrTo(true),
+	}
+	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		// The error names the Secret; the API server never echoes Secret
+		// data, and the object itself is not logged.
+		return nil, false, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+	}
+	return &k, false, nil
+}
+
+// desiredRecord is the verification record the key's phase calls for. The
+// digest and key ID come from the existing hashed Secret: they never change.
+func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error) {
+	k := s.key
+	rec := &record.Record{
+		Namespace:   k.Namespace,
+		Application: string(k.Spec.Application),
+		APIKey:      k.Name,
+		State:       stateOf(s.phase),
+	}
+	if s.app != nil {
+		rec.KeyGroup = string(s.app.Spec.KeyGroup)
+		rec.ExternalID = s.app.Spec.ExternalID
+	}
+	for _, sc := range k.Spec.Scopes {
+		rec.Scopes = append(rec.Scopes, string(sc))
+	}
+	if k.Spec.ExpiresAt != nil {
+		rec.ExpiresAt = k.Spec.ExpiresAt.UTC().Truncate(time.Second)
+	}
+	for _, c := range k.Spec.AllowedSourceRanges {
+		p, err := netip.ParsePrefix(string(c))
+		if err != nil {
+			return nil, fmt.Errorf("spec.allowedSourceRanges of APIKey %s/%s: %q is not a CIDR", k.Namespace, k.Name, c)
+		}
+		rec.SourceRanges = append(rec.SourceRanges, p.Masked())
+	}
+	if s.hashed != nil {
+		old, err := record.Decode(s.hashed.Data)
+		if err != nil {
+			return nil, fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
+		}
+		rec.Digest, rec.KeyID = old.Digest, old.KeyID
+		if rec.KeyGroup == "" {
+			rec.KeyGroup = old.KeyGroup
+		}
+	}
+	return rec, nil
+}
+
+// hashedSecretUpToDate reports whether the cached hashed Secret already
+// holds want, so that a resync writes nothing.
+func hashedSecretUpToDate(secret *corev1.Secret, want *record.Record, uid string) bool {
+	data := want.Data()
+	if len(secret.Data) != len(data) {
+		return false
+	}
+	for k, v := range data {
+		if string(secret.Data[k]) != v {
+			return false
+		}
+	}
+	for k, v := range want.Labels(uid) {
+		if secret.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// applyHashedSecret writes the hashed Secret by server-side apply, from a
+// fresh object holding only the fields keyward owns.
+func (r *APIKeyReconciler) applyHashedSecret(ctx context.Context, key *keywardv1alpha1.APIKey, rec *record.Record) (*corev1.Secret, error) {
+	name := record.SecretName(string(key.UID))
+	labels := rec.Labels(string(key.UID))
+	labels[LabelManagedBy] = "keyward"
+	data := map[string][]byte{}
+	for k, v := range rec.Data() {
+		data[k] = []byte(v)
+	}
+	ac := corev1ac.Secret(name, r.Namespace).
+		WithLabels(labels).
+		WithAnnotations(map[string]string{"keyward.dev/apikey": key.Namespace + "/" + key.Name}).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(data)
+	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+		return nil, fmt.Errorf("applying hashed Secret %s/%s: %w", r.Namespace, name, err)
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: name, Labels: labels}, Data: data}, nil
+}
+
+func (r *APIKeyReconciler) deleteHashedSecret(ctx context.Context, key *keywardv1alpha1.APIKey) error {
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: record.SecretName(string(key.UID))}}
+	if err := r.Delete(ctx, secret); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	return nil
+}
+
+func ptrTo[T any](v T) *T { return &v }

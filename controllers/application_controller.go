@@ -1,0 +1,226 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+)
+
+// ApplicationReconciler admits Applications against their group's
+// maxApplications, follows their revocation and counts their keys.
+type ApplicationReconciler struct {
+	client.Client
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+
+	locks *keyedMutex
+}
+
+// +kubebuilder:rbac:groups=keyward.dev,resources=applications,verbs=get;list;watch
+// +kubebuilder:rbac:groups=keyward.dev,resources=applications/status,verbs=get;patch;update
+
+// ReasonWaitingForOlderApplications: the group is full unless an older
+// application that is still being admitted turns out not to need its slot.
+const ReasonWaitingForOlderApplications = "WaitingForOlderApplications"
+
+// Reconcile decides an Application's phase and counts its keys.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	app := &keywardv1alpha1.Application{}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !app.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil
+	}
+	orig := app.DeepCopy()
+	group := &keywardv1alpha1.KeyGroup{}
+	if err := r.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: string(app.Spec.KeyGroup)}, group); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		group = nil
+	}
+	if r.needsAdmission(app, group) {
+		// The decision and the status write that records it happen under
+		// the group's lock: the next decision reads this one back.
+		unlock := r.locks.Lock("keygroup/" + app.Namespace + "/" + group.Name)
+		defer unlock()
+	}
+	phase, reason, message, err := r.decide(ctx, app, group)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	activeKeys, err := r.countKeys(ctx, app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	app.Status.Phase = phase
+	app.Status.ActiveKeys = activeKeys
+	app.Status.CreatedBy = app.Annotations[keywardv1alpha1.AnnotationCreatedBy]
+	app.Status.ObservedGeneration = app.Generation
+	status := metav1.ConditionFalse
+	if phase == keywardv1alpha1.ApplicationActive {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
+		Type: keywardv1alpha1.ConditionReady, Status: status, Reason: reason, Message: message, ObservedGeneration: app.Generation,
+	})
+	var res ctrl.Result
+	if reason == ReasonWaitingForOlderApplications {
+		res.RequeueAfter = waitRequeue
+	}
+	if equality.Semantic.DeepEqual(orig.Status, app.Status) {
+		return res, nil
+	}
+	if err := r.Status().Patch(ctx, app, client.MergeFrom(orig)); err != nil {
+		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("writing the status of Application %s/%s: %w", app.Namespace, app.Name, err))
+	}
+	if orig.Status.Phase != phase {
+		switch phase {
+		case keywardv1alpha1.ApplicationRevoked:
+			r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, EventRevoked, "Reconcile", "%s", message)
+		case keywardv1alpha1.ApplicationRejected:
+			r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, EventRejected, "Reconcile", "%s", message)
+		}
+	}
+	return res, waitForCache(ctx, r.Client, app, orig.ResourceVersion)
+}
+
+func (r *ApplicationReconciler) needsAdmission(app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) bool {
+	switch app.Status.Phase {
+	case keywardv1alpha1.ApplicationActive, keywardv1alpha1.ApplicationRejected, keywardv1alpha1.ApplicationRevoked:
+		return false
+	}
+	return group != nil && !app.Spec.Revoked
+}
+
+func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (keywardv1alpha1.ApplicationPhase, string, string, error) {
+	switch {
+	case app.Spec.Revoked || app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+		return keywardv1alpha1.ApplicationRevoked, ReasonRevoked, "spec.revoked is true; none of the application's keys work", nil
+	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:
+		c := meta.FindStatusCondition(app.Status.Conditions, keywardv1alpha1.ConditionReady)
+		if c != nil {
+			return keywardv1alpha1.ApplicationRejected, c.Reason, c.Message, nil
+		}
+		return keywardv1alpha1.ApplicationRejected, ReasonLimitExceeded, "", nil
+	case group == nil:
+		return keywardv1alpha1.ApplicationPending, ReasonKeyGroupNotFound,
+			fmt.Sprintf("KeyGroup %q does not exist in namespace %s; waiting for it", app.Spec.KeyGroup, app.Namespace), nil
+	case app.Status.Phase == keywardv1alpha1.ApplicationActive:
+		return keywardv1alpha1.ApplicationActive, ReasonActive, "the application may hold keys", nil
+	}
+	active, waiting, err := r.occupiedSlots(ctx, app, group)
+	if err != nil {
+		return "", "", "", err
+	}
+	limit := group.MaxApplications()
+	switch {
+	case active >= limit:
+		return keywardv1alpha1.ApplicationRejected, ReasonLimitExceeded, fmt.Sprintf(
+			"KeyGroup %s already has %d/%d active applications (maxApplications; revoked applications do not count); "+
+				"revoke or delete an application, or raise the limit, then create a new Application", group.Name, active, limit), nil
+	case active+waiting >= limit:
+		return keywardv1alpha1.ApplicationPending, ReasonWaitingForOlderApplications, fmt.Sprintf(
+			"KeyGroup %s has %d/%d active applications and %d older applications admitted first", group.Name, active, limit, waiting), nil
+	}
+	return keywardv1alpha1.ApplicationActive, ReasonActive, "the application may hold keys", nil
+}
+
+// occupiedSlots counts the group's applications that hold a slot against
+// maxApplications, the application itself aside: Active ones, and ones
+// created before it that still wait their turn. It reads the API server, not
+// the cache, so that it sees the decisions made just before it.
+func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (active, waiting int, err error) {
+	var list keywardv1alpha1.ApplicationList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexApplicationKeyGroup: group.Name}); err != nil {
+		return 0, 0, fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", app.Namespace, group.Name, err)
+	}
+	for i := range list.Items {
+		o := &list.Items[i]
+		if o.UID == app.UID || o.Spec.Revoked || !o.DeletionTimestamp.IsZero() {
+			continue
+		}
+		switch o.Status.Phase {
+		case keywardv1alpha1.ApplicationActive:
+			active++
+		case "", keywardv1alpha1.ApplicationPending:
+			if o.CreationTimestamp.Before(&app.CreationTimestamp) || (o.CreationTimestamp.Equal(&app.CreationTimestamp) && o.Name < app.Name) {
+				waiting++
+			}
+		}
+	}
+	return active, waiting, nil
+}
+
+// countKeys counts the application's keys that count against its limit.
+func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
+	var list keywardv1alpha1.APIKeyList
+	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexAPIKeyApplication: app.Name}); err != nil {
+		return 0, err
+	}
+	var n int32
+	for i := range list.Items {
+		if p := list.Items[i].Status.Phase; p == keywardv1alpha1.APIKeyActive || p == keywardv1alpha1.APIKeyDisabled {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// SetupWithManager watches Applications, their keys (for the counts) and
+// their groups.
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("application").
+		For(&keywardv1alpha1.Application{}, builder.WithPredicates(specOrMetadataChanged())).
+		Watches(&keywardv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.APIKey).Spec.Application)}}}
+		})).
+		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []ctrl.Request {
+			var apps keywardv1alpha1.ApplicationList
+			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}); err != nil {
+				return nil
+			}
+			reqs := make([]ctrl.Request, 0, len(apps.Items))
+			for i := range apps.Items {
+				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&apps.Items[i])})
+			}
+			return reqs
+		})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}

@@ -1,0 +1,124 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controllers holds one reconciler per kind. The APIKey reconciler
+// turns a key into a hashed Secret (the only record that makes it valid) and
+// a delivery Secret (the plaintext, once); the Application and KeyGroup
+// reconcilers admit applications against their group's limits and report
+// counts. They talk to each other only through the objects they write.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+)
+
+// Field indexes kept in the manager's cache for reverse lookups.
+const (
+	// IndexAPIKeyApplication indexes APIKeys by spec.application. It has
+	// the same name as the CRD's selectable field, so one MatchingFields
+	// option works against the cache and against the API server.
+	IndexAPIKeyApplication = "spec.application"
+	// IndexApplicationKeyGroup indexes Applications by spec.keyGroup.
+	IndexApplicationKeyGroup = "spec.keyGroup"
+)
+
+// FieldManager is the server-side apply field manager of the manager.
+const FieldManager = "keyward-manager"
+
+// Options configure the reconcilers.
+type Options struct {
+	// Namespace is the operator's namespace, where hashed Secrets live.
+	Namespace string
+	// VerifierURL is the base URL of the verifier Service, such as
+	// http://keyward-verifier.keyward-system.svc; KeyGroups report
+	// <VerifierURL>/v1/verify/<namespace>/<name>.
+	VerifierURL string
+	// Clock tells the time; tests move it.
+	Clock clock.Clock
+	// MaxConcurrentReconciles per controller. Default 4.
+	MaxConcurrentReconciles int
+}
+
+// Setup registers the field indexes and the three reconcilers with mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+	if o.Namespace == "" {
+		return errors.New("controllers: the operator namespace is required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.MaxConcurrentReconciles == 0 {
+		o.MaxConcurrentReconciles = 4
+	}
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &keywardv1alpha1.APIKey{}, IndexAPIKeyApplication, func(o client.Object) []string {
+		return []string{string(o.(*keywardv1alpha1.APIKey).Spec.Application)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &keywardv1alpha1.Application{}, IndexApplicationKeyGroup, func(o client.Object) []string {
+		return []string{string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}
+	}); err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder(FieldManager)
+	locks := newKeyedMutex()
+	if err := (&APIKeyReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
+		Clock: o.Clock, Namespace: o.Namespace, locks: locks,
+	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+		return err
+	}
+	if err := (&ApplicationReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
+		Clock: o.Clock, locks: locks,
+	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+		return err
+	}
+	if err := (&KeyGroupReconciler{
+		Client: mgr.GetClient(), VerifierURL: o.VerifierURL,
+	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+		return err
+	}
+	return RegisterMetrics(mgr.GetCache())
+}
+
+// cacheSyncTimeout bounds how long a reconciler waits for its own write to
+// reach the cache.
+const cacheSyncTimeout = 5 * time.Second
+
+// waitForCache waits until the cached copy of obj has moved past oldVersion,
+// so that the next reconcile of obj reads what this one wrote instead of
+// deciding again from a stale copy (and writing the same thing twice).
+func waitForCache(ctx context.Context, c client.Reader, obj client.Object, oldVersion string) error {
+	key := client.ObjectKeyFromObject(obj)
+	fresh := obj.DeepCopyObject().(client.Object)
+	return wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, cacheSyncTimeout, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, key, fresh); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return fresh.GetResourceVersion() != oldVersion, nil
+	})
+}

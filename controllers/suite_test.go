@@ -1,0 +1,296 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	// The manager's logs go to stderr with KEYWARD_TEST_LOGS=1.
+	var w io.Writer = io.Discard
+	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
+		w = os.Stderr
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+	testenv.Main(m, &env)
+}
+
+// writeCounter counts the API writes a manager's client makes.
+type writeCounter struct {
+	n   atomic.Int64
+	mu  sync.Mutex
+	log []string
+}
+
+func (w *writeCounter) add(verb string, obj any) {
+	w.n.Add(1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o, ok := obj.(client.Object); ok {
+		w.log = append(w.log, fmt.Sprintf("%s %T %s/%s", verb, obj, o.GetNamespace(), o.GetName()))
+	} else {
+		w.log = append(w.log, fmt.Sprintf("%s %T", verb, obj))
+	}
+}
+
+func (w *writeCounter) Load() int64 { return w.n.Load() }
+
+func (w *writeCounter) Log() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.log...)
+}
+
+func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.Client, error) {
+	c, err := client.NewWithWatch(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			w.add("create", obj)
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			w.add("update", obj)
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			w.add("patch", obj)
+			return c.Patch(ctx, obj, p, opts...)
+		},
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			w.add("apply", obj)
+			return c.Apply(ctx, obj, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			w.add("delete", obj)
+			return c.Delete(ctx, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			w.add("patch/"+sub, obj)
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			w.add("update/"+sub, obj)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	}), nil
+}
+
+// running is a manager started by a test.
+type running struct {
+	writes    *writeCounter
+	namespace string // the operator's namespace
+	stop      func()
+}
+
+type managerOption func(*manager.Options)
+
+func withClock(c clock.Clock) managerOption { return func(o *manager.Options) { o.Clock = c } }
+
+// startManager runs keyward's manager against the test control plane,
+// watching the given namespaces, with hashed Secrets in opNS. It stops when
+// the test ends, or earlier through stop.
+func startManager(t *testing.T, opNS string, watch []string, opts ...managerOption) *running {
+	t.Helper()
+	w := &writeCounter{}
+	o := manager.Options{
+		Namespace:          opNS,
+		WatchNamespaces:    append([]string{opNS}, watch...),
+		MetricsAddr:        "0",
+		ProbeAddr:          "0",
+		NewClient:          w.newClient,
+		SkipNameValidation: true,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := manager.New(ctx, env.Config, o)
+	if err != nil {
+		cancel()
+		t.Fatalf("building the manager: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &running{writes: w, namespace: opNS, stop: stop}
+}
+
+// eventually polls f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func getKey(t *testing.T, ns, name string) *keywardv1alpha1.APIKey {
+	t.Helper()
+	k := &keywardv1alpha1.APIKey{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// waitPhase waits until the key reports phase with an up-to-date status.
+func waitPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase) *keywardv1alpha1.APIKey {
+	t.Helper()
+	var k *keywardv1alpha1.APIKey
+	eventually(t, 20*time.Second, func() error {
+		k = getKey(t, ns, name)
+		if k.Status.Phase != phase || k.Status.ObservedGeneration != k.Generation {
+			c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+			return fmt.Errorf("APIKey %s/%s: phase %q (want %q), condition %+v", ns, name, k.Status.Phase, phase, c)
+		}
+		return nil
+	})
+	return k
+}
+
+func waitAppPhase(t *testing.T, ns, name string, phase keywardv1alpha1.ApplicationPhase) *keywardv1alpha1.Application {
+	t.Helper()
+	a := &keywardv1alpha1.Application{}
+	eventually(t, 20*time.Second, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, a); err != nil {
+			return err
+		}
+		if a.Status.Phase != phase {
+			return fmt.Errorf("Application %s/%s: phase %q, want %q", ns, name, a.Status.Phase, phase)
+		}
+		return nil
+	})
+	return a
+}
+
+// hashedSecret returns the key's hashed Secret, or nil when there is none.
+func hashedSecret(t *testing.T, opNS string, k *keywardv1alpha1.APIKey) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: opNS, Name: record.SecretName(string(k.UID))}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func deliverySecret(t *testing.T, k *keywardv1alpha1.APIKey) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{}
+	err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: k.Namespace, Name: k.DeliverySecretName()}, s)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func create(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := env.Client.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+// update applies change to the latest version of obj, retrying conflicts.
+func update[T client.Object](t *testing.T, obj T, change func(T)) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		change(obj)
+		return env.Client.Update(context.Background(), obj)
+	})
+}
+
+// reconcileCount sums controller_runtime_reconcile_total for a controller,
+// across results, in this process.
+func reconcileCount(t *testing.T, controller string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
