@@ -26,6 +26,7 @@ import (
 	"sort"
 
 	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/verifier"
 )
 
 // command is one subcommand: a one-line summary and its entry point, which
@@ -77,4 +78,5 @@ func usage() {
 
 func init() {
 	commands["manager"] = command{"run the controllers (and, once admission lands, the webhooks)", manager.Main}
+	commands["verifier"] = command{"answer ingress external-auth calls from memory", verifier.Main}
 }

@@ -202,3 +202,13 @@ func (s SourceRanges) Allows(a netip.Addr) bool { return s.Empty() || s.Contains
 
 // Prefixes returns the (masked) prefixes as strings.
 func (s SourceRanges) Prefixes() []string { return s.prefixes.strings() }
+
+// SourceRangesOf builds SourceRanges from parsed prefixes (such as those of a
+// verification record), masking each.
+func SourceRangesOf(prefixes []netip.Prefix) SourceRanges {
+	l := make(prefixList, 0, len(prefixes))
+	for _, p := range prefixes {
+		l = append(l, p.Masked())
+	}
+	return SourceRanges{prefixes: l}
+}

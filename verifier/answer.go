@@ -1,0 +1,144 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reason is why a request was answered as it was; it is the X-Auth-Reason
+// header of a refusal and a label of the request metric.
+type Reason uint8
+
+// The reasons, as DESIGN §4 lists them.
+const (
+	ReasonOK Reason = iota
+	ReasonMissing
+	ReasonMalformed
+	ReasonUnknown
+	ReasonExpired
+	ReasonRevoked
+	ReasonDisabled
+	ReasonScope
+	ReasonSource
+	ReasonPath
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"ok", "missing", "malformed", "unknown", "expired", "revoked", "disabled", "scope", "source", "path"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// answer is a refusal, prepared once: status, header value and JSON body.
+type answerText struct {
+	status int
+	header []string
+	body   []byte
+	length []string
+}
+
+var answers = func() [numReasons]answerText {
+	messages := [numReasons]struct {
+		status  int
+		message string
+	}{
+		ReasonOK:        {http.StatusOK, ""},
+		ReasonMissing:   {http.StatusUnauthorized, "no API key: send it as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"},
+		ReasonMalformed: {http.StatusUnauthorized, "the API key is malformed or its checksum is wrong"},
+		ReasonUnknown:   {http.StatusUnauthorized, "the API key is not valid for this API"},
+		ReasonExpired:   {http.StatusUnauthorized, "the API key has expired"},
+		ReasonRevoked:   {http.StatusUnauthorized, "the API key has been revoked"},
+		ReasonDisabled:  {http.StatusUnauthorized, "the API key is disabled"},
+		ReasonScope:     {http.StatusForbidden, "the API key's scopes do not cover this method and path"},
+		ReasonSource:    {http.StatusForbidden, "the API key may not be used from this address"},
+		ReasonPath:      {http.StatusForbidden, "the request path cannot be verified safely"},
+	}
+	var out [numReasons]answerText
+	for r, m := range messages {
+		body, _ := json.Marshal(map[string]string{"reason": reasonNames[r], "message": m.message})
+		body = append(body, '\n')
+		out[r] = answerText{status: m.status, header: []string{reasonNames[r]}, body: body, length: []string{strconv.Itoa(len(body))}}
+	}
+	return out
+}()
+
+var (
+	zeroLength = []string{"0"}
+	jsonType   = []string{"application/json"}
+	noStore    = []string{"no-store"}
+)
+
+// metrics are the verifier's Prometheus metrics.
+type metrics struct {
+	requests   *prometheus.CounterVec
+	latency    prometheus.Histogram
+	badRecords prometheus.Counter
+	unknown    *groupStats
+}
+
+// groupStats holds a group's request counters, resolved once so a request
+// does not hash label values.
+type groupStats struct {
+	byReason [numReasons]prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyward_verifier_requests_total",
+			Help: "Verification requests by key group and answer reason (ok for allowed).",
+		}, []string{"namespace", "keygroup", "reason"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "keyward_verifier_request_duration_seconds",
+			Help:    "Time to answer a verification request, from routing to the written answer.",
+			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025},
+		}),
+		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keyward_verifier_invalid_records_total",
+			Help: "Hashed Secrets that could not be decoded and were left out.",
+		}),
+	}
+	// Requests for groups that do not exist are counted together, so that
+	// made-up URLs cannot grow the label set.
+	m.unknown = m.forGroup("", "")
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.badRecords)
+	}
+	return m
+}
+
+func (m *metrics) forGroup(namespace, name string) *groupStats {
+	s := &groupStats{}
+	for r := range numReasons {
+		s.byReason[r] = m.requests.WithLabelValues(namespace, name, reasonNames[r])
+	}
+	return s
+}
+
+func (m *metrics) observe(g *group, r Reason, d time.Duration) {
+	s := m.unknown
+	if g != nil {
+		s = g.stats
+	}
+	s.byReason[r].Inc()
+	m.latency.Observe(d.Seconds())
+}

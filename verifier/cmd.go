@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/keyward/keyward/internal/manager"
+)
+
+// Main is "keyward verifier": it parses flags and serves until SIGTERM.
+func Main(args []string) int {
+	fs := flag.NewFlagSet("keyward verifier", flag.ContinueOnError)
+	var (
+		o           Options
+		kubeconfig  string
+		trusted     string
+		leaderElect bool
+	)
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
+	fs.StringVar(&o.Namespace, "namespace", manager.DefaultNamespace, "The operator's namespace, whose hashed Secrets the verifier reads (and no other).")
+	fs.StringVar(&o.Listen, "listen", ":8080", "Address of the verification endpoints /v1/verify/... and /v1/envoy/....")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz, /readyz and /metrics.")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
+	fs.StringVar(&trusted, "trusted-proxies", "", "Comma-separated CIDRs of the proxies whose X-Real-IP and X-Forwarded-For are believed, such as the ingress controller's pod network.")
+	fs.DurationVar(&o.LastUsedInterval, "last-used-interval", time.Minute, "Least time between two writes of one key's status.lastUsedTime; negative disables them.")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second, "How long to report not-ready before stopping on SIGTERM.")
+	fs.BoolVar(&leaderElect, "leader-elect", false, "Accepted for symmetry with the manager; it has no effect: every verifier replica serves.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if trusted != "" {
+		o.TrustedProxies = strings.Split(trusted, ",")
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	o.Log = ctrl.Log.WithName("verifier")
+	if leaderElect {
+		o.Log.Info("--leader-elect has no effect on the verifier: every replica serves")
+	}
+	cfg, err := manager.LoadConfig(kubeconfig)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyward verifier:", err)
+		return 1
+	}
+	ctx := ctrl.SetupSignalHandler()
+	s, err := Start(ctx, cfg, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyward verifier:", err)
+		return 1
+	}
+	if err := s.Wait(); err != nil {
+		o.Log.Error(err, "Verifier stopped")
+		return 1
+	}
+	return 0
+}

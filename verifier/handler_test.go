@@ -1,0 +1,462 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/verifier/match"
+)
+
+// fixture is a store holding keys of two groups in two namespaces, fed the
+// way the reflectors feed it: Secrets and KeyGroups.
+type fixture struct {
+	store   *Store
+	handler *Handler
+	keys    map[string]string // name -> plaintext
+	now     time.Time
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	f := &fixture{store: NewStore(nil), keys: map[string]string{}, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	trusted, err := match.ParseTrustedProxies([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.handler = NewHandler(f.store, trusted, nil)
+	f.handler.now = func() time.Time { return f.now }
+
+	devices := testgen.KeyGroup("iot", "devices", testgen.WithPrefix("iot"),
+		testgen.WithScope("downlinks", []string{"POST"}, "/integration/device/sendmsg", "/integration/device/clearmsgs"),
+		testgen.WithScope("device-full", nil, "/integration/device/*"),
+		testgen.WithScope("status", []string{"GET"}, "/status"))
+	ranged := testgen.KeyGroup("iot", "ranged", testgen.WithGroupSourceRanges("203.0.113.0/24"))
+	billing := testgen.KeyGroup("billing", "devices") // same name, other namespace
+	for _, g := range []*keywardv1alpha1.KeyGroup{devices, ranged, billing} {
+		_ = groupStore{f.store}.Add(g)
+	}
+	f.addKey(t, "downlinker", "iot", "devices", record.StateActive, []string{"downlinks", "status"}, nil, time.Time{})
+	f.addKey(t, "full", "iot", "devices", record.StateActive, []string{"device-full"}, nil, time.Time{})
+	f.addKey(t, "reader", "iot", "ranged", record.StateActive, []string{"read"}, nil, time.Time{})
+	f.addKey(t, "own-range", "iot", "ranged", record.StateActive, []string{"read"}, []string{"198.51.100.7/32"}, time.Time{})
+	f.addKey(t, "disabled", "iot", "devices", record.StateDisabled, []string{"status"}, nil, time.Time{})
+	f.addKey(t, "revoked", "iot", "devices", record.StateRevoked, []string{"status"}, nil, time.Time{})
+	f.addKey(t, "rejected", "iot", "devices", record.StateRejected, []string{"status"}, nil, time.Time{})
+	f.addKey(t, "expired", "iot", "devices", record.StateExpired, []string{"status"}, nil, time.Time{})
+	f.addKey(t, "past-expiry", "iot", "devices", record.StateActive, []string{"status"}, nil, f.now.Add(-time.Second))
+	f.addKey(t, "future-expiry", "iot", "devices", record.StateActive, []string{"status"}, nil, f.now.Add(time.Hour))
+	f.addKey(t, "billing", "billing", "devices", record.StateActive, []string{"read"}, nil, time.Time{})
+	f.store.keysSynced.Store(true)
+	f.store.groupsSynced.Store(true)
+	return f
+}
+
+func (f *fixture) addKey(t testing.TB, name, ns, group string, state record.State, scopes, ranges []string, expires time.Time) {
+	t.Helper()
+	prefix := "iot"
+	if group != "devices" || ns != "iot" {
+		prefix = "kt"
+	}
+	k, err := keys.Generate(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.Record{
+		Digest: k.Digest(), KeyID: k.ID(), Namespace: ns, KeyGroup: group, Application: "acme", APIKey: name,
+		ExternalID: "70B3D57ED0001234", Scopes: scopes, State: state, ExpiresAt: expires,
+	}
+	for _, c := range ranges {
+		rec.SourceRanges = append(rec.SourceRanges, netip.MustParsePrefix(c))
+	}
+	data := map[string][]byte{}
+	for k, v := range rec.Data() {
+		data[k] = []byte(v)
+	}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + name}, Data: data}
+	_ = keyStore{f.store}.Add(secret)
+	f.keys[name] = k.Plaintext()
+}
+
+// call is one request to the verifier and what must come back.
+type call struct {
+	name    string
+	target  string            // the verifier URL path
+	headers map[string]string // request headers
+	remote  string
+	status  int
+	reason  string
+}
+
+func (f *fixture) do(t *testing.T, c call) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, c.target, nil)
+	if c.remote != "" {
+		r.RemoteAddr = c.remote
+	}
+	for k, v := range c.headers {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	f.handler.ServeHTTP(w, r)
+	return w
+}
+
+func (f *fixture) check(t *testing.T, c call) {
+	t.Helper()
+	w := f.do(t, c)
+	if w.Code != c.status {
+		t.Fatalf("status %d, want %d (reason %q, body %s)", w.Code, c.status, w.Header().Get("X-Auth-Reason"), w.Body)
+	}
+	if got := w.Header().Get("X-Auth-Reason"); got != c.reason {
+		t.Errorf("X-Auth-Reason %q, want %q", got, c.reason)
+	}
+	if c.status == http.StatusUnauthorized {
+		if got := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="`) {
+			t.Errorf("WWW-Authenticate %q", got)
+		}
+	}
+	if c.status != http.StatusOK {
+		var body struct{ Reason, Message string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Reason != c.reason || body.Message == "" {
+			t.Errorf("body %s: want {reason: %s, message: ...}", w.Body, c.reason)
+		}
+		for _, k := range []string{"X-Auth-Key", "X-Auth-Application"} {
+			if w.Header().Get(k) != "" {
+				t.Errorf("a refusal carries %s", k)
+			}
+		}
+	}
+	for _, p := range f.keys {
+		if strings.Contains(w.Body.String(), p) || strings.Contains(strings.Join(flatten(w.Header()), " "), p) {
+			t.Errorf("the answer contains a plaintext key")
+		}
+	}
+}
+
+func flatten(h http.Header) []string {
+	var out []string
+	for k, v := range h {
+		out = append(out, k+": "+strings.Join(v, ","))
+	}
+	return out
+}
+
+func nginx(key, method, url string) map[string]string {
+	h := map[string]string{"X-Original-Method": method, "X-Original-URL": url}
+	if key != "" {
+		h["Authorization"] = "Bearer " + key
+	}
+	return h
+}
+
+func TestAnswers(t *testing.T) {
+	f := newFixture(t)
+	k := f.keys
+	const devices = "/v1/verify/iot/devices"
+	tests := []call{
+		{name: "valid key, scope covers it", target: devices, headers: nginx(k["downlinker"], "POST", "https://api.example.com/integration/device/sendmsg?x=1"), status: 200},
+		{name: "no credential", target: devices, headers: nginx("", "GET", "https://api.example.com/status"), status: 401, reason: "missing"},
+		{name: "basic auth is no credential", target: devices, headers: map[string]string{"Authorization": "Basic dXNlcjpwYXNz", "X-Original-Method": "GET", "X-Original-URL": "/status"}, status: 401, reason: "missing"},
+		{name: "bad checksum", target: devices, headers: nginx(k["downlinker"][:len(k["downlinker"])-1]+"x", "GET", "/status"), status: 401, reason: "malformed"},
+		{name: "not a key at all", target: devices, headers: nginx("hunter2", "GET", "/status"), status: 401, reason: "malformed"},
+		{name: "well-formed but unknown", target: devices, headers: nginx(mustKey(t, "iot"), "GET", "/status"), status: 401, reason: "unknown"},
+		{name: "disabled", target: devices, headers: nginx(k["disabled"], "GET", "/status"), status: 401, reason: "disabled"},
+		{name: "revoked", target: devices, headers: nginx(k["revoked"], "GET", "/status"), status: 401, reason: "revoked"},
+		{name: "rejected reads as revoked", target: devices, headers: nginx(k["rejected"], "GET", "/status"), status: 401, reason: "revoked"},
+		{name: "expired by state", target: devices, headers: nginx(k["expired"], "GET", "/status"), status: 401, reason: "expired"},
+		{name: "expired by the clock before the controller says so", target: devices, headers: nginx(k["past-expiry"], "GET", "/status"), status: 401, reason: "expired"},
+		{name: "not yet expired", target: devices, headers: nginx(k["future-expiry"], "GET", "/status"), status: 200},
+		{name: "no scope covers the path", target: devices, headers: nginx(k["downlinker"], "POST", "/integration/device/other"), status: 403, reason: "scope"},
+		{name: "no scope covers the method", target: devices, headers: nginx(k["downlinker"], "GET", "/integration/device/sendmsg"), status: 403, reason: "scope"},
+		{name: "encoded slash", target: devices, headers: nginx(k["full"], "GET", "/integration/device%2F..%2F..%2Fadmin"), status: 403, reason: "path"},
+		{name: "no original URL", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["full"], "X-Original-Method": "GET"}, status: 403, reason: "path"},
+		{name: "no original method", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["full"], "X-Original-URL": "/integration/device/x"}, status: 403, reason: "path"},
+		{name: "rest_api_key form", target: devices, headers: map[string]string{"Authorization": "rest_api_key=" + k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 200},
+		{name: "X-API-Key form", target: devices, headers: map[string]string{"X-API-Key": k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 200},
+		{name: "Bearer wins over X-API-Key", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["revoked"], "X-API-Key": k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 401, reason: "revoked"},
+		{name: "never the query string", target: devices + "?api_key=" + k["full"], headers: map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/integration/device/a?api_key=" + k["full"]}, status: 401, reason: "missing"},
+		{name: "group source range, client outside", target: "/v1/verify/iot/ranged", headers: nginx(k["reader"], "GET", "/v1/things/1"), remote: "192.0.2.1:5555", status: 403, reason: "source"},
+		{name: "group source range, client inside", target: "/v1/verify/iot/ranged", headers: nginx(k["reader"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 200},
+		{name: "X-Real-IP from an untrusted peer is ignored", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "203.0.113.9"), remote: "192.0.2.1:5555", status: 403, reason: "source"},
+		{name: "X-Real-IP from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "203.0.113.9"), remote: "10.1.2.3:5555", status: 200},
+		{name: "X-Forwarded-For first hop from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Forwarded-For", "203.0.113.9, 10.9.9.9"), remote: "10.1.2.3:5555", status: 200},
+		{name: "key's own range replaces the group's", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 403, reason: "source"},
+		{name: "key's own range allows", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "198.51.100.7:5555", status: 200},
+		{name: "unknown group", target: "/v1/verify/iot/nope", headers: nginx(k["full"], "GET", "/integration/device/a"), status: 401, reason: "unknown"},
+	}
+	for _, c := range tests {
+		t.Run(c.name, func(t *testing.T) { f.check(t, c) })
+	}
+}
+
+func withHeader(h map[string]string, k, v string) map[string]string {
+	h[k] = v
+	return h
+}
+
+func mustKey(t testing.TB, prefix string) string {
+	k, err := keys.Generate(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Plaintext()
+}
+
+func TestAllowedAnswerHeaders(t *testing.T) {
+	f := newFixture(t)
+	w := f.do(t, call{target: "/v1/verify/iot/devices", headers: nginx(f.keys["downlinker"], "POST", "/integration/device/sendmsg")})
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	id, _ := keys.IDOf(f.keys["downlinker"])
+	want := map[string]string{
+		"X-Auth-Key": id, "X-Auth-Application": "acme", "X-Auth-Scopes": "downlinks,status",
+		"X-Auth-Namespace": "iot", "X-Auth-External-Id": "70B3D57ED0001234", "X-Auth-Reason": "", "Www-Authenticate": "",
+	}
+	for k, v := range want {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if w.Body.Len() != 0 {
+		t.Errorf("body %q", w.Body)
+	}
+}
+
+// TestTenantIsolation: a key is unknown at every other group's URL, in the
+// same namespace and across namespaces, even where the group has the same
+// name.
+func TestTenantIsolation(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []call{
+		{name: "iot key at iot/ranged", target: "/v1/verify/iot/ranged", headers: nginx(f.keys["full"], "GET", "/integration/device/a")},
+		{name: "iot/devices key at billing/devices", target: "/v1/verify/billing/devices", headers: nginx(f.keys["full"], "GET", "/integration/device/a")},
+		{name: "billing key at iot/devices", target: "/v1/verify/iot/devices", headers: nginx(f.keys["billing"], "GET", "/v1/things/a")},
+		{name: "envoy: iot key at billing", target: "/v1/envoy/billing/devices/integration/device/a", headers: map[string]string{"Authorization": "Bearer " + f.keys["full"]}},
+	} {
+		c.status, c.reason = 401, "unknown"
+		t.Run(c.name, func(t *testing.T) { f.check(t, c) })
+	}
+}
+
+func TestTraefikDialect(t *testing.T) {
+	f := newFixture(t)
+	traefik := func(key, method, uri string) map[string]string {
+		return map[string]string{"Authorization": "Bearer " + key, "X-Forwarded-Method": method, "X-Forwarded-Uri": uri,
+			"X-Forwarded-Host": "api.example.com", "X-Forwarded-Proto": "https"}
+	}
+	for _, c := range []call{
+		{name: "allowed", headers: traefik(f.keys["downlinker"], "POST", "/integration/device/sendmsg"), status: 200},
+		{name: "allowed with query", headers: traefik(f.keys["downlinker"], "POST", "/integration/device/clearmsgs?all=1"), status: 200},
+		{name: "method not covered", headers: traefik(f.keys["downlinker"], "DELETE", "/integration/device/sendmsg"), status: 403, reason: "scope"},
+		{name: "path not covered", headers: traefik(f.keys["downlinker"], "POST", "/admin"), status: 403, reason: "scope"},
+		{name: "dot-dot escape", headers: traefik(f.keys["full"], "GET", "/integration/device/../../admin"), status: 403, reason: "scope"},
+		{name: "dot-dot above root", headers: traefik(f.keys["full"], "GET", "/../../etc/passwd"), status: 403, reason: "path"},
+		{name: "revoked", headers: traefik(f.keys["revoked"], "GET", "/status"), status: 401, reason: "revoked"},
+		{name: "X-Original headers win over X-Forwarded", headers: withHeader(withHeader(traefik(f.keys["downlinker"], "GET", "/status"), "X-Original-Method", "POST"), "X-Original-URL", "/admin"), status: 403, reason: "scope"},
+	} {
+		c.target = "/v1/verify/iot/devices"
+		t.Run(c.name, func(t *testing.T) { f.check(t, c) })
+	}
+}
+
+func TestEnvoyDialect(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct {
+		call
+		method string
+	}{
+		{call{name: "allowed", target: "/v1/envoy/iot/devices/integration/device/sendmsg", status: 200}, "POST"},
+		{call{name: "allowed with query", target: "/v1/envoy/iot/devices/integration/device/sendmsg?x=/admin", status: 200}, "POST"},
+		{call{name: "own method is the original", target: "/v1/envoy/iot/devices/integration/device/sendmsg", status: 403, reason: "scope"}, "GET"},
+		{call{name: "prefix escape", target: "/v1/envoy/iot/devices/integration/device/../../admin", status: 403, reason: "scope"}, "GET"},
+		{call{name: "encoded slash", target: "/v1/envoy/iot/devices/integration/device/a%2F..%2F..%2Fadmin", status: 403, reason: "path"}, "POST"},
+		{call{name: "status exact", target: "/v1/envoy/iot/devices/status", status: 200}, "GET"},
+		{call{name: "root", target: "/v1/envoy/iot/devices", status: 403, reason: "scope"}, "GET"},
+		{call{name: "no key", target: "/v1/envoy/iot/devices/status", status: 401, reason: "missing"}, "GET"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(tt.method, tt.target, nil)
+			if tt.reason != "missing" {
+				r.Header.Set("Authorization", "Bearer "+f.keys["downlinker"])
+			}
+			w := httptest.NewRecorder()
+			f.handler.ServeHTTP(w, r)
+			if w.Code != tt.status || w.Header().Get("X-Auth-Reason") != tt.reason {
+				t.Errorf("%s %s: %d %q, want %d %q", tt.method, tt.target, w.Code, w.Header().Get("X-Auth-Reason"), tt.status, tt.reason)
+			}
+		})
+	}
+}
+
+// TestNoScopeBypass sends, with a key whose scopes are only
+// POST /integration/device/sendmsg|clearmsgs and GET /status, URIs a backend
+// might route elsewhere; none may be allowed.
+func TestNoScopeBypass(t *testing.T) {
+	f := newFixture(t)
+	key := f.keys["downlinker"]
+	denied := []struct{ method, uri, reason string }{
+		{"POST", "/integration/device/sendmsg/../../admin", "scope"},
+		{"POST", "/integration/device/%2e%2e/%2e%2e/admin", "scope"},
+		{"POST", "/integration/device/%2E%2e/sendmsg2", "scope"},
+		{"POST", "/integration/device/.%2e/device2/sendmsg", "scope"},
+		{"POST", "/integration/device/sendmsg%2F..%2F..%2Fadmin", "path"},
+		{"POST", "/integration/device/sendmsg%2f", "path"},
+		{"POST", "/integration//device/sendmsg/../../../admin", "scope"},
+		{"POST", "/integration/device/sendmsg\\..\\..\\admin", "path"},
+		{"POST", "/integration/device/sendmsg%5c..%5cadmin", "path"},
+		{"POST", "/integration/device/sendmsg;/../../admin", "path"},
+		{"POST", "/integration/device/sendmsg%3b/../../admin", "path"},
+		{"POST", "/integration/device/sendmsg%00/admin", "path"},
+		{"POST", "/integration/device/sendmsg/", "scope"},
+		{"POST", "/integration/device/sendmsgx", "scope"},
+		{"POST", "/integration/device/SENDMSG", "scope"},
+		{"POST", "/Integration/device/sendmsg", "scope"},
+		{"POST", "/integration/device/sendmsg/extra", "scope"},
+		{"POST", "/integration/device/%73endmsg/../admin", "scope"},
+		{"POST", "/integration/device/sendmsg%252f..%252fadmin", "scope"},
+		{"POST", "/integration/device/sendmsg%", "path"},
+		{"POST", "/integration/device/sendmsg%zz", "path"},
+		{"POST", "/../integration/device/sendmsg", "path"},
+		{"POST", "/%2e%2e/integration/device/sendmsg", "path"},
+		{"POST", "/status", "scope"},
+		{"GET", "/status/", "scope"},
+		{"GET", "/status/../admin", "scope"},
+		{"GET", "/status%2F..%2Fadmin", "path"},
+		{"GET", "/statu%73x", "scope"},
+		{"HEAD", "/status", "scope"},
+		{"get", "/status", "scope"},
+		{"GET", "/" + strings.Repeat("a/", 5000) + "status", "path"},
+		{"GET", "https://api.example.com/admin?next=/status", "scope"},
+		{"GET", "https://api.example.com/admin#/status", "path"},
+		{"GET", "https://evil\\@api.example.com/status", "path"},
+		{"POST", "", "path"},
+	}
+	for _, d := range denied {
+		t.Run(d.method+" "+truncate(d.uri), func(t *testing.T) {
+			f.check(t, call{target: "/v1/verify/iot/devices", headers: nginx(key, d.method, d.uri), status: 403, reason: d.reason})
+		})
+	}
+	allowed := []struct{ method, uri string }{
+		{"POST", "/integration/device/sendmsg"},
+		{"POST", "/integration//device///sendmsg"},
+		{"POST", "/integration/device/./sendmsg"},
+		{"POST", "/integration/x/../device/sendmsg"},
+		{"POST", "/integration/device/%73endmsg"},
+		{"POST", "https://api.example.com/integration/device/clearmsgs?reason=../../admin"},
+		{"GET", "/status?x=/admin"},
+	}
+	for _, a := range allowed {
+		t.Run("allowed "+a.method+" "+a.uri, func(t *testing.T) {
+			f.check(t, call{target: "/v1/verify/iot/devices", headers: nginx(key, a.method, a.uri), status: 200})
+		})
+	}
+}
+
+func truncate(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+func TestStoreFollowsUpdatesAndDeletes(t *testing.T) {
+	f := newFixture(t)
+	c := call{target: "/v1/verify/iot/devices", headers: nginx(f.keys["full"], "GET", "/integration/device/a"), status: 200}
+	f.check(t, c)
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-full"}}
+	_ = keyStore{f.store}.Delete(secret)
+	c.status, c.reason = 401, "unknown"
+	f.check(t, c)
+
+	// A record that does not decode is dropped, never trusted.
+	bad := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-downlinker"}, Data: map[string][]byte{"digest": []byte("zz")}}
+	_ = keyStore{f.store}.Update(bad)
+	f.check(t, call{target: "/v1/verify/iot/devices", headers: nginx(f.keys["downlinker"], "GET", "/status"), status: 401, reason: "unknown"})
+
+	// The group going away makes its keys unknown.
+	_ = groupStore{f.store}.Delete(testgen.KeyGroup("iot", "ranged"))
+	f.check(t, call{target: "/v1/verify/iot/ranged", headers: nginx(f.keys["reader"], "GET", "/v1/things/1"), remote: "203.0.113.9:1", status: 401, reason: "unknown"})
+}
+
+func BenchmarkVerify(b *testing.B) {
+	f := newFixture(b)
+	for i := range 100_000 {
+		f.addKey(b, fmt.Sprintf("filler-%d", i), "iot", "devices", record.StateActive, []string{"status"}, nil, time.Time{})
+	}
+	req := &Request{Namespace: "iot", KeyGroup: "devices", Method: "POST",
+		URI:           "https://api.example.com/integration/device/sendmsg?x=1",
+		Authorization: "Bearer " + f.keys["downlinker"], Client: netip.MustParseAddr("203.0.113.9")}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if d := f.handler.Verify(req); d.Reason != ReasonOK {
+			b.Fatal(d.Reason)
+		}
+	}
+}
+
+// BenchmarkDigestFloor is V3's floor: SHA-256 of the key alone.
+func BenchmarkDigestFloor(b *testing.B) {
+	k := mustKey(b, "iot")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = keys.DigestOf(k)
+	}
+}
+
+func BenchmarkServeHTTP(b *testing.B) {
+	f := newFixture(b)
+	r := httptest.NewRequest(http.MethodGet, "/v1/verify/iot/devices", nil)
+	for k, v := range nginx(f.keys["downlinker"], "POST", "https://api.example.com/integration/device/sendmsg?x=1") {
+		r.Header.Set(k, v)
+	}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		f.handler.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatal(w.code)
+		}
+	}
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(c int)           { d.code = c }
