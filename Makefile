@@ -60,8 +60,12 @@ verify: $(CONTROLLER_GEN) ## Fail when generated files (CRDs, RBAC, deepcopy) or
 controlplane: ## Build the local control plane binaries (kube-apiserver, etcd) into bin/k8s/, once.
 	hack/controlplane.sh
 
+.PHONY: nginx
+nginx: ## Provide an nginx with auth_request for the end-to-end tests (system's, else Debian's under bin/nginx/), once.
+	hack/nginx.sh >/dev/null
+
 .PHONY: test
-test: controlplane verify vet ## Run every test: unit, envtest integration and end to end.
+test: controlplane nginx verify vet ## Run every test: unit, envtest integration and end to end.
 	go test -race -timeout $(TEST_TIMEOUT) -count=1 $(GOTESTFLAGS) $(TESTS)
 
 .PHONY: test-unit
