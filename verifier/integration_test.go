@@ -1,0 +1,405 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/verifier"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var w io.Writer = io.Discard
+	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
+		w = os.Stderr
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+	testenv.Main(m, &env)
+}
+
+// stack is a manager and a verifier running against the test control plane.
+type stack struct {
+	ops, ns  string
+	verifier *verifier.Server
+	base     string
+}
+
+func startStack(t *testing.T, lastUsed time.Duration) *stack {
+	t.Helper()
+	return startStackWith(t, lastUsed, env.Config)
+}
+
+// startStackWith runs the verifier with its own API server config (through
+// an Outage proxy, say); the manager uses the direct one.
+func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.Config) *stack {
+	t.Helper()
+	s := &stack{ops: env.Namespace(t), ns: env.Namespace(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := manager.New(ctx, env.Config, manager.Options{
+		Namespace: s.ops, WatchNamespaces: []string{s.ops, s.ns}, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(ctx) }()
+	v, err := verifier.Start(ctx, verifierConfig, verifier.Options{
+		Namespace: s.ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", LastUsedInterval: lastUsed,
+		Log: logf.Log.WithName("verifier"),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-mgrDone; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+		if err := v.Wait(); err != nil {
+			t.Errorf("verifier: %v", err)
+		}
+	})
+	s.verifier = v
+	s.base = "http://" + v.Addr
+	eventually(t, 20*time.Second, func() error {
+		resp, err := http.Get("http://" + v.ProbeAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return s
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// verify asks the verifier about a GET of path with key, as ingress-nginx would.
+func (s *stack) verify(t *testing.T, key, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/verify/"+s.ns+"/things", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("X-Original-URL", "https://api.example.com"+path)
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Auth-Reason")
+}
+
+// until polls the verifier every 2 ms until it answers status, and returns
+// how long that took.
+func (s *stack) until(t *testing.T, key string, status int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for {
+		if code, _ := s.verify(t, key, "/v1/things/1"); code == status {
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the verifier did not answer %d within 10s", status)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func ready(k *keywardv1alpha1.APIKey) bool {
+	return meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+}
+
+// issue creates a key and returns it once Ready, with its plaintext and the
+// moment it was seen Ready.
+func (s *stack) issue(t *testing.T, name string) (*keywardv1alpha1.APIKey, string, time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Create(ctx, testgen.APIKey(s.ns, name, "acme")); err != nil {
+		t.Fatal(err)
+	}
+	k := &keywardv1alpha1.APIKey{}
+	var readyAt time.Time
+	eventually(t, 20*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: name}, k); err != nil {
+			return err
+		}
+		if !ready(k) {
+			return fmt.Errorf("not Ready: %+v", k.Status)
+		}
+		readyAt = time.Now()
+		return nil
+	})
+	secret := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: s.ns, Name: k.DeliverySecretName()}, secret); err != nil {
+		t.Fatal(err)
+	}
+	return k, string(secret.Data[record.DeliveryAPIKey]), readyAt
+}
+
+func (s *stack) setup(t *testing.T) {
+	t.Helper()
+	for _, o := range []client.Object{testgen.KeyGroup(s.ns, "things", testgen.WithLimits(10, 100)), testgen.Application(s.ns, "acme", "things")} {
+		if err := env.Client.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// TestChangesReachTheVerifier measures, over several keys, how long after
+// an APIKey turns Ready the verifier accepts it, and how long after a key is
+// disabled, revoked or deleted the verifier refuses it.
+func TestChangesReachTheVerifier(t *testing.T) {
+	s := startStack(t, time.Minute)
+	s.setup(t)
+	ctx := context.Background()
+	const n = 5
+	var accept, disable, revoke, del []time.Duration
+	for i := range n {
+		k, plaintext, readyAt := s.issue(t, fmt.Sprintf("key-%d", i))
+		// The hashed Secret is written before the status, so the key is
+		// usually accepted by the time Ready is seen; this is an upper bound.
+		s.until(t, plaintext, 200)
+		accept = append(accept, time.Since(readyAt))
+
+		start := time.Now()
+		patch := client.MergeFrom(k.DeepCopy())
+		k.Spec.Disabled = true
+		if err := env.Client.Patch(ctx, k, patch); err != nil {
+			t.Fatal(err)
+		}
+		s.until(t, plaintext, 401)
+		disable = append(disable, time.Since(start))
+		if _, reason := s.verify(t, plaintext, "/v1/things/1"); reason != "disabled" {
+			t.Errorf("reason %q, want disabled", reason)
+		}
+
+		patch = client.MergeFrom(k.DeepCopy())
+		k.Spec.Disabled = false
+		if err := env.Client.Patch(ctx, k, patch); err != nil {
+			t.Fatal(err)
+		}
+		s.until(t, plaintext, 200)
+
+		start = time.Now()
+		if i%2 == 0 {
+			patch = client.MergeFrom(k.DeepCopy())
+			k.Spec.Revoked = true
+			if err := env.Client.Patch(ctx, k, patch); err != nil {
+				t.Fatal(err)
+			}
+			s.until(t, plaintext, 401)
+			revoke = append(revoke, time.Since(start))
+			if _, reason := s.verify(t, plaintext, "/v1/things/1"); reason != "revoked" {
+				t.Errorf("reason %q, want revoked", reason)
+			}
+		} else {
+			if err := env.Client.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+			s.until(t, plaintext, 401)
+			del = append(del, time.Since(start))
+			if _, reason := s.verify(t, plaintext, "/v1/things/1"); reason != "unknown" {
+				t.Errorf("reason %q, want unknown", reason)
+			}
+		}
+	}
+	t.Logf("accepted after Ready: max %v; refused after disable: p50 %v max %v; after revoke: p50 %v max %v; after delete: p50 %v max %v",
+		percentile(accept, 1), percentile(disable, .5), percentile(disable, 1), percentile(revoke, .5), percentile(revoke, 1), percentile(del, .5), percentile(del, 1))
+	for _, d := range append(append(append(accept, disable...), revoke...), del...) {
+		if d > time.Second {
+			t.Errorf("a change took %v to reach the verifier; the promise is a second", d)
+		}
+	}
+}
+
+// TestVerifierOutlivesTheAPIServer cuts the verifier off from the API
+// server: it keeps answering from memory and stays ready; changes made
+// meanwhile reach it once the API server is back.
+func TestVerifierOutlivesTheAPIServer(t *testing.T) {
+	outage, cfg := env.NewOutage(t)
+	s := startStackWith(t, time.Minute, cfg)
+	s.setup(t)
+	ctx := context.Background()
+	good, goodKey, _ := s.issue(t, "good")
+	bad, badKey, _ := s.issue(t, "bad")
+	patch := client.MergeFrom(bad.DeepCopy())
+	bad.Spec.Revoked = true
+	if err := env.Client.Patch(ctx, bad, patch); err != nil {
+		t.Fatal(err)
+	}
+	s.until(t, badKey, 401)
+
+	outage.Cut()
+	for range 20 {
+		if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
+			t.Fatalf("with the API server away, a valid key got %d", code)
+		}
+		if code, reason := s.verify(t, badKey, "/v1/things/1"); code != 401 || reason != "revoked" {
+			t.Fatalf("with the API server away, a revoked key got %d %s", code, reason)
+		}
+		if code, reason := s.verify(t, goodKey, "/admin"); code != 403 || reason != "scope" {
+			t.Fatalf("with the API server away, an uncovered path got %d %s", code, reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + s.verifier.ProbeAddr + "/readyz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the verifier went unready while the API server was away: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	// Meanwhile: revoke the good key and issue a new one. The verifier
+	// cannot know yet.
+	patch = client.MergeFrom(good.DeepCopy())
+	good.Spec.Revoked = true
+	if err := env.Client.Patch(ctx, good, patch); err != nil {
+		t.Fatal(err)
+	}
+	_, newKey, _ := s.issue(t, "meanwhile")
+	time.Sleep(500 * time.Millisecond)
+	if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
+		t.Fatalf("cut off, the verifier still learned of the revocation (%d): the outage is not real", code)
+	}
+
+	if err := outage.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	revoked := s.until(t, goodKey, 401)
+	issued := s.until(t, newKey, 200)
+	t.Logf("after the API server came back: revocation seen in %v, new key accepted %v later", revoked, issued)
+}
+
+// TestLastUsedTime drives constant load at a key and counts the writes of
+// status.lastUsedTime: the first use is recorded at once, then at most one
+// write per interval.
+func TestLastUsedTime(t *testing.T) {
+	const interval = 2 * time.Second
+	s := startStack(t, interval)
+	s.setup(t)
+	ctx := context.Background()
+	k, plaintext, _ := s.issue(t, "busy")
+
+	w, err := envWatch(ctx, s.ns, k.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	writes := make(chan time.Time, 100)
+	go func() {
+		var last *metav1.Time
+		for ev := range w.ResultChan() {
+			if ev.Type != watch.Modified {
+				continue
+			}
+			o := ev.Object.(*keywardv1alpha1.APIKey)
+			if o.Status.LastUsedTime != nil && (last == nil || !o.Status.LastUsedTime.Equal(last)) {
+				last = o.Status.LastUsedTime
+				writes <- last.Time
+			}
+		}
+	}()
+
+	start := time.Now()
+	const load = 7 * time.Second
+	requests := 0
+	for time.Since(start) < load {
+		if code, _ := s.verify(t, plaintext, "/v1/things/1"); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+		requests++
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(writes)
+	var times []time.Time
+	for w := range writes {
+		times = append(times, w)
+	}
+	t.Logf("%d requests over %v, %d lastUsedTime writes (interval %v): %v", requests, load, len(times), interval, times)
+	if len(times) == 0 {
+		t.Fatal("lastUsedTime was never written")
+	}
+	if first := times[0]; first.Before(start.Truncate(time.Second)) || first.After(start.Add(2*time.Second)) {
+		t.Errorf("the first use at %v was recorded as %v", start, first)
+	}
+	if limit := int(load/interval) + 1; len(times) > limit {
+		t.Errorf("%d writes in %v: more than one per %v", len(times), load, interval)
+	}
+	if len(times) < int(load/interval)-1 {
+		t.Errorf("only %d writes in %v under constant load: lastUsedTime falls behind", len(times), load)
+	}
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap < interval-time.Second {
+			t.Errorf("two writes %v apart", gap)
+		}
+	}
+}
+
+func envWatch(ctx context.Context, ns, name string) (watch.Interface, error) {
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	return wc.Watch(ctx, &keywardv1alpha1.APIKeyList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": name})
+}
