@@ -72,6 +72,10 @@ test: controlplane nginx verify vet ## Run every test: unit, envtest integration
 test-unit: ## Run only the tests that need no control plane.
 	go test -race -short -count=1 $(GOTESTFLAGS) $(TESTS)
 
+.PHONY: dev
+dev: controlplane build ## Run the operator, webhooks and verifier against a local control plane, samples applied. Ctrl-C stops it all.
+	$(LOCALBIN)/keyward dev --dir $(LOCALBIN)/dev --verifier-listen 127.0.0.1:18080
+
 ##@ Build
 
 .PHONY: build

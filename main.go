@@ -25,6 +25,7 @@ import (
 	"os"
 	"sort"
 
+	"github.com/keyward/keyward/internal/dev"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/verifier"
 )
@@ -79,4 +80,5 @@ func usage() {
 func init() {
 	commands["manager"] = command{"run the controllers (and, once admission lands, the webhooks)", manager.Main}
 	commands["verifier"] = command{"answer ingress external-auth calls from memory", verifier.Main}
+	commands["dev"] = command{"run everything against a local control plane, with the samples applied", dev.Main}
 }

@@ -43,8 +43,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -165,14 +163,7 @@ func (e *Env) WriteKubeconfig(path string) error {
 }
 
 // WriteKubeconfig writes a kubeconfig that reaches the API server as cfg does.
-func WriteKubeconfig(cfg *rest.Config, path string) error {
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["keyward"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["keyward"] = &clientcmdapi.Context{Cluster: "keyward", AuthInfo: "admin"}
-	kc.CurrentContext = "keyward"
-	return clientcmd.WriteToFile(*kc, path)
-}
+func WriteKubeconfig(cfg *rest.Config, path string) error { return kube.WriteKubeconfig(cfg, path) }
 
 // Main runs a test package against one control plane, stored in *env.
 func Main(m *testing.M, env **Env, opts ...Options) {

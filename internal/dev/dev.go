@@ -1,0 +1,358 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package dev is "keyward dev": a real local control plane (kube-apiserver
+// and etcd built by hack/controlplane.sh), keyward's CRDs, the manager and
+// the verifier, with the samples applied and a curl that works.
+package dev
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/config"
+	"github.com/keyward/keyward/internal/kube"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/verifier"
+)
+
+// ReadyLine is printed once everything answers; scripts wait for it.
+const ReadyLine = "keyward dev: ready"
+
+// Options configure a dev environment.
+type Options struct {
+	// Dir receives the kubeconfig and the control plane's data.
+	Dir string
+	// VerifierListen is the verifier's address.
+	VerifierListen string
+	// Samples applies config/samples to namespace default.
+	Samples bool
+	// Assets holds kube-apiserver and etcd; empty: KUBEBUILDER_ASSETS, then
+	// what hack/controlplane.sh builds.
+	Assets string
+	// Out receives the human-readable progress and the ready line.
+	Out io.Writer
+	// Verbose sends the components' logs to Out as well.
+	Verbose bool
+}
+
+// Main is "keyward dev".
+func Main(args []string) int {
+	fs := flag.NewFlagSet("keyward dev", flag.ContinueOnError)
+	o := Options{Out: os.Stdout}
+	noSamples := false
+	fs.StringVar(&o.Dir, "dir", "bin/dev", "Directory for the kubeconfig and the control plane's data.")
+	fs.StringVar(&o.VerifierListen, "verifier-listen", "127.0.0.1:18080", "Address of the verifier.")
+	fs.BoolVar(&noSamples, "no-samples", false, "Do not apply config/samples.")
+	fs.BoolVar(&o.Verbose, "v", false, "Show the manager's and the verifier's logs.")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	o.Samples = !noSamples
+	ctx := ctrl.SetupSignalHandler()
+	if err := Run(ctx, o, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "keyward dev:", err)
+		return 1
+	}
+	return 0
+}
+
+// Env is a running dev environment, for tests.
+type Env struct {
+	Config     *rest.Config
+	Kubeconfig string
+	Verifier   string // http://host:port
+	// DemoKey is the plaintext of the sample key the printed curl uses.
+	DemoKey string
+}
+
+// Run starts everything, prints the ready line, and stops everything when
+// ctx ends. started, when not nil, receives the environment once ready.
+func Run(ctx context.Context, o Options, started func(*Env)) error {
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	logs := io.Discard
+	if o.Verbose {
+		logs = out
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(logs)))
+
+	// Fail fast, in one line, on what would fail late.
+	if ln, err := net.Listen("tcp", o.VerifierListen); err != nil {
+		return fmt.Errorf("the verifier's address %s is not free: %w", o.VerifierListen, err)
+	} else {
+		_ = ln.Close()
+	}
+	assets, err := assetsDir(o.Assets)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return err
+	}
+	crdDir, err := extract(config.CRDs, "crd/bases", filepath.Join(o.Dir, "crds"))
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintln(out, "keyward dev: starting kube-apiserver and etcd from", assets)
+	te := &envtest.Environment{
+		Scheme:                kube.NewScheme(),
+		CRDDirectoryPaths:     []string{crdDir},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", firstLine(err))
+	}
+	defer func() {
+		if err := te.Stop(); err != nil {
+			fmt.Fprintln(out, "keyward dev: stopping the control plane:", err)
+		}
+	}()
+	cfg.QPS, cfg.Burst = 100, 200
+	kubeconfig, err := filepath.Abs(filepath.Join(o.Dir, "kubeconfig"))
+	if err != nil {
+		return err
+	}
+	if err := kube.WriteKubeconfig(cfg, kubeconfig); err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: te.Scheme})
+	if err != nil {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mgr, err := manager.New(runCtx, cfg, manager.Options{
+		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: "0",
+		VerifierURL: "http://" + o.VerifierListen,
+	})
+	if err != nil {
+		return fmt.Errorf("building the manager: %w", err)
+	}
+	mgrDone := make(chan error, 1)
+	go func() { mgrDone <- mgr.Start(runCtx) }()
+	defer func() {
+		cancel()
+		<-mgrDone
+	}()
+	v, err := verifier.Start(runCtx, cfg, verifier.Options{
+		Namespace: manager.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0",
+		Log: ctrl.Log.WithName("verifier"),
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cancel()
+		_ = v.Wait()
+	}()
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		return v.Ready(), nil
+	}); err != nil {
+		return errors.New("the verifier did not become ready within a minute")
+	}
+
+	env := &Env{Config: cfg, Kubeconfig: kubeconfig, Verifier: "http://" + v.Addr}
+	if o.Samples {
+		if err := applySamples(ctx, c); err != nil {
+			return err
+		}
+		key, err := waitForDemoKey(ctx, c)
+		if err != nil {
+			return err
+		}
+		env.DemoKey = key
+	}
+	fmt.Fprintf(out, "keyward dev: kubeconfig written to %s\n", kubeconfig)
+	fmt.Fprintln(out, ReadyLine)
+	if o.Samples {
+		printCurls(out, env)
+	}
+	fmt.Fprintf(out, "\n  export KUBECONFIG=%s\n  kubectl get keyward -A\n\nPress Ctrl-C to stop everything.\n", kubeconfig)
+	if started != nil {
+		started(env)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(out, "keyward dev: stopping")
+	return nil
+}
+
+// Demo objects the printed curl uses: a sample key and its group.
+const (
+	demoKey   = "acme-dashboard-downlinks"
+	demoGroup = "devices"
+)
+
+func printCurls(out io.Writer, env *Env) {
+	url := env.Verifier + "/v1/verify/default/" + demoGroup
+	fmt.Fprintf(out, `
+A key was issued to Secret default/%s-key. Ask the verifier as ingress-nginx would:
+
+  # allowed (200): the key's scope device-downlinks covers POST /integration/device/sendmsg
+  curl -i %s \
+    -H 'Authorization: Bearer %s' \
+    -H 'X-Original-Method: POST' -H 'X-Original-URL: https://api.example.com/integration/device/sendmsg'
+
+  # refused (403 scope): no scope of the key covers DELETE /integration/device/onboard/x
+  curl -i %s \
+    -H 'Authorization: Bearer %s' \
+    -H 'X-Original-Method: DELETE' -H 'X-Original-URL: https://api.example.com/integration/device/onboard/x'
+`, demoKey, url, env.DemoKey, url, env.DemoKey)
+}
+
+// applySamples creates every sample in namespace default.
+func applySamples(ctx context.Context, c client.Client) error {
+	entries, err := fs.ReadDir(config.Samples, "samples")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() == "kustomization.yaml" {
+			continue
+		}
+		b, err := config.Samples.ReadFile("samples/" + e.Name())
+		if err != nil {
+			return err
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for {
+			u := &unstructured.Unstructured{}
+			if err := dec.Decode(&u.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return fmt.Errorf("samples/%s: %w", e.Name(), err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			u.SetNamespace("default")
+			if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("applying samples/%s %s %s: %w", e.Name(), u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func waitForDemoKey(ctx context.Context, c client.Client) (string, error) {
+	k := &keywardv1alpha1.APIKey{}
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: demoKey}, k); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady), nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("the sample key %s did not become Ready: %+v", demoKey, k.Status)
+	}
+	s := &corev1.Secret{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: k.DeliverySecretName()}, s); err != nil {
+		return "", err
+	}
+	return string(s.Data[record.DeliveryAPIKey]), nil
+}
+
+// assetsDir finds kube-apiserver and etcd.
+func assetsDir(dir string) (string, error) {
+	if dir == "" {
+		dir = os.Getenv("KUBEBUILDER_ASSETS")
+	}
+	if dir == "" {
+		out, err := exec.Command("hack/controlplane.sh", "--print-dir").Output()
+		if err != nil {
+			return "", errors.New("cannot find the control plane binaries: run 'make dev' from the repository, or set KUBEBUILDER_ASSETS")
+		}
+		dir = strings.TrimSpace(string(out))
+	}
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			return "", fmt.Errorf("%s is missing from %s: run 'make controlplane' (make dev does it)", bin, dir)
+		}
+	}
+	return dir, nil
+}
+
+// extract writes the embedded files under root to dir.
+func extract(fsys fs.FS, root, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	entries, err := fs.ReadDir(fsys, root)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		b, err := fs.ReadFile(fsys, root+"/"+e.Name())
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// firstLine keeps an error to its first line: envtest's errors can carry a
+// whole process log.
+func firstLine(err error) error {
+	s := bufio.NewScanner(strings.NewReader(err.Error()))
+	if s.Scan() {
+		return errors.New(s.Text())
+	}
+	return err
+}

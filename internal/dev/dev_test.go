@@ -1,0 +1,296 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package dev
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/kube"
+	"github.com/keyward/keyward/internal/testenv"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func assets(t *testing.T) string {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := testenv.AssetsDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// children lists this process's child processes by command name.
+func children(t *testing.T) []string {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	me := strconv.Itoa(os.Getpid())
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		end := strings.LastIndexByte(s, ')')
+		if end < 0 {
+			continue
+		}
+		fields := strings.Fields(s[end+1:])
+		if len(fields) > 1 && fields[1] == me {
+			out = append(out, s[strings.IndexByte(s, '(')+1:end])
+		}
+	}
+	return out
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDev runs "keyward dev" as a newcomer would: it gets to the ready
+// line, both printed curls answer as printed, the samples are Active, and
+// after Ctrl-C nothing it started is left running.
+func TestDev(t *testing.T) {
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	envs := make(chan *Env, 1)
+	done := make(chan error, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- Run(ctx, Options{Dir: dir, VerifierListen: freeAddr(t), Samples: true, Assets: assets(t), Out: out}, func(e *Env) { envs <- e })
+	}()
+	var env *Env
+	select {
+	case env = <-envs:
+	case err := <-done:
+		t.Fatalf("keyward dev stopped: %v\n%s", err, out)
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("no ready line after 3 minutes:\n%s", out)
+	}
+	printed := out.String()
+	if !strings.Contains(printed, ReadyLine+"\n") {
+		t.Fatalf("output lacks %q:\n%s", ReadyLine, printed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kubeconfig")); err != nil {
+		t.Fatalf("no kubeconfig: %v", err)
+	}
+	if strings.Index(printed, "kubeconfig written") > strings.Index(printed, ReadyLine) {
+		t.Errorf("the kubeconfig must be written before the ready line")
+	}
+
+	t.Run("the printed curls answer as printed", func(t *testing.T) {
+		curls := parseCurls(t, printed)
+		if len(curls) != 2 {
+			t.Fatalf("want 2 curls, found %d:\n%s", len(curls), printed)
+		}
+		for i, want := range []int{200, 403} {
+			resp, err := http.DefaultClient.Do(curls[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("curl %d: %d, want %d (reason %q)", i+1, resp.StatusCode, want, resp.Header.Get("X-Auth-Reason"))
+			}
+		}
+	})
+
+	t.Run("kubectl shows the sample keys Active", func(t *testing.T) {
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := client.New(env.Config, client.Options{Scheme: kube.NewScheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var keys keywardv1alpha1.APIKeyList
+			if err := c.List(context.Background(), &keys); err != nil {
+				t.Fatal(err)
+			}
+			all := len(keys.Items) == 3
+			for _, k := range keys.Items {
+				all = all && meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+			}
+			if all {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sample keys not all Ready: %+v", keys.Items)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		got, err := exec.Command(kubectl, "--kubeconfig", env.Kubeconfig, "get", "apikeys", "-A").CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, got)
+		}
+		for _, name := range []string{"acme-dashboard-downlinks", "acme-dashboard-export", "globex-metering"} {
+			line := lineWith(string(got), name)
+			if !strings.Contains(line, "Active") {
+				t.Errorf("kubectl get apikeys -A: %s is not Active:\n%s", name, got)
+			}
+		}
+		for _, kind := range []string{"keygroups", "applications"} {
+			got, err := exec.Command(kubectl, "--kubeconfig", env.Kubeconfig, "wait", "--for=condition=Ready", kind, "--all", "-n", "default", "--timeout=60s").CombinedOutput()
+			if err != nil {
+				t.Errorf("kubectl wait %s: %v: %s", kind, err, got)
+			}
+		}
+	})
+
+	if n := len(children(t)); n < 2 {
+		t.Fatalf("expected kube-apiserver and etcd among the children, found %v: the process check below would prove nothing", children(t))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("keyward dev: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("keyward dev did not stop within a minute of Ctrl-C")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(children(t)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, c := range children(t) {
+		if c == "kube-apiserver" || c == "etcd" {
+			t.Errorf("%s is still running after Ctrl-C", c)
+		}
+	}
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(env.Verifier, "http://"), time.Second); err == nil {
+		t.Errorf("the verifier still listens after Ctrl-C")
+	}
+}
+
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
+}
+
+// parseCurls turns the printed curl commands into requests.
+func parseCurls(t *testing.T, printed string) []*http.Request {
+	t.Helper()
+	var reqs []*http.Request
+	lines := strings.Split(strings.ReplaceAll(printed, "\\\n", " "), "\n")
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if !strings.HasPrefix(l, "curl ") {
+			continue
+		}
+		fields := strings.Fields(l)
+		var url string
+		headers := map[string]string{}
+		for i := 1; i < len(fields); i++ {
+			switch {
+			case fields[i] == "-H":
+				// -H 'Name: value with spaces'
+				j := i + 1
+				h := fields[j]
+				for !strings.HasSuffix(h, "'") && j+1 < len(fields) {
+					j++
+					h += " " + fields[j]
+				}
+				name, value, _ := strings.Cut(strings.Trim(h, "'"), ": ")
+				headers[name] = value
+				i = j
+			case strings.HasPrefix(fields[i], "http"):
+				url = fields[i]
+			}
+		}
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		reqs = append(reqs, req)
+	}
+	return reqs
+}
+
+func TestDevFailsInOneLine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for name, o := range map[string]Options{
+		"port in use":    {Dir: t.TempDir(), VerifierListen: busy.Addr().String(), Assets: assets(t)},
+		"missing binary": {Dir: t.TempDir(), VerifierListen: freeAddr(t), Assets: t.TempDir()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := Run(context.Background(), o, nil)
+			if err == nil {
+				t.Fatal("keyward dev started")
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("more than one line: %q", err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
