@@ -26,6 +26,12 @@ const (
 	// overwriting any value the user sent; it is immutable afterwards.
 	AnnotationCreatedBy = "keyward.dev/created-by"
 
+	// AnnotationCreatedByUID records the UID of the ServiceAccount that
+	// created an Application or APIKey, next to AnnotationCreatedBy, so that
+	// a ServiceAccount deleted and created again under the same name is
+	// told apart. Set by the mutating webhook; immutable afterwards.
+	AnnotationCreatedByUID = "keyward.dev/created-by-uid"
+
 	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
 	// must equal the application's externalID (or its name when it has none).
 	AnnotationConfirmDelete = "keyward.dev/confirm-delete"

@@ -1,0 +1,333 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/controllers"
+)
+
+// APIKeyValidator is the validating webhook of APIKeys: their rules on
+// create and update, the grant of every scope, maxKeysPerApplication, and
+// deletion protection.
+type APIKeyValidator struct {
+	lookup
+	// Grants answers whether the requesting user may grant a scope.
+	Grants GrantChecker
+	// Clock tells the time for expiry and recent use.
+	Clock clock.PassiveClock
+}
+
+var _ admission.Validator[*keywardv1alpha1.APIKey] = &APIKeyValidator{}
+
+// keyContext is what an APIKey's rules depend on besides the key itself.
+type keyContext struct {
+	// app and group are the key's Application and its KeyGroup; nil when
+	// they do not exist.
+	app   *keywardv1alpha1.Application
+	group *keywardv1alpha1.KeyGroup
+	now   time.Time
+	// user made the request; nil when not known.
+	user *authenticationv1.UserInfo
+}
+
+func (v *APIKeyValidator) context(ctx context.Context, k *keywardv1alpha1.APIKey) (keyContext, error) {
+	app, group, err := v.applicationAndGroup(ctx, k.Namespace, string(k.Spec.Application))
+	if err != nil {
+		return keyContext{}, err
+	}
+	return keyContext{app: app, group: group, now: v.Clock.Now(), user: requestUser(ctx)}, nil
+}
+
+// ValidateCreate checks a new APIKey: its fields, the grant of each of its
+// scopes and its application's maxKeysPerApplication.
+func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1.APIKey) (admission.Warnings, error) {
+	in, err := v.context(ctx, k)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	val := validateAPIKey(nil, k, in)
+	if in.app == nil || !applicationUsable(in.app) {
+		return result(kindAPIKey, k.Name, val) // nothing more to ask
+	}
+	if in.group == nil {
+		val.warn(WarnKeyGroupOfKeyNotFound, in.app.Spec.KeyGroup, in.app.Name)
+	} else if occupiesKeySlot(k, in.group, in.now) {
+		n, err := v.countKeys(ctx, k, in)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		val.errs = append(val.errs, keyLimit(in.app, in.group, n)...)
+	}
+	if in.user != nil && v.Grants != nil {
+		errs, err := checkGrants(ctx, v.Grants, k, in)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		val.errs = append(val.errs, errs...)
+	}
+	return result(kindAPIKey, k.Name, val)
+}
+
+// ValidateUpdate checks a change to an APIKey.
+func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardv1alpha1.APIKey) (admission.Warnings, error) {
+	var in keyContext
+	if !old.Spec.ExpiresAt.Equal(k.Spec.ExpiresAt) {
+		// Only a changed expiry is checked against the group again.
+		var err error
+		if in, err = v.context(ctx, k); err != nil {
+			return nil, internalError(err)
+		}
+	}
+	in.now = v.Clock.Now()
+	return result(kindAPIKey, k.Name, validateAPIKey(old, k, in))
+}
+
+// ValidateDelete asks for the keyward.dev/confirm-delete annotation when
+// the group's deletionProtection calls for it. Deleting a namespace
+// deletes its keys without asking: deleting the namespace was the
+// confirmation.
+func (v *APIKeyValidator) ValidateDelete(ctx context.Context, k *keywardv1alpha1.APIKey) (admission.Warnings, error) {
+	if !k.DeletionTimestamp.IsZero() {
+		return nil, nil // being deleted already: confirmed then
+	}
+	in, err := v.context(ctx, k)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	errs := validateAPIKeyDelete(k, in)
+	if len(errs) == 0 {
+		return nil, nil
+	}
+	ns := &corev1.Namespace{}
+	if err := v.live.Get(ctx, client.ObjectKey{Name: k.Namespace}, ns); err == nil && !ns.DeletionTimestamp.IsZero() {
+		logf.FromContext(ctx).V(1).Info("Deleting a protected key with its namespace", "apikey", client.ObjectKeyFromObject(k))
+		return nil, nil
+	}
+	return result(kindAPIKey, k.Name, validation{errs: errs})
+}
+
+// validateAPIKey checks an APIKey being created (old nil) or changed.
+func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
+	var v validation
+	if old == nil {
+		v.errs = append(v.errs, validateCreatedBy(nil, k, in.user)...)
+		v.errs = append(v.errs, validateApplicationOfKey(k, in.app)...)
+		if in.group != nil {
+			v.errs = append(v.errs, validateScopes(k, in.group)...)
+			v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+		}
+		if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
+			v.warn(WarnAlreadyExpired)
+		}
+		return v
+	}
+	spec, os, ns := specPath, old.Spec, k.Spec
+	if os.Application != ns.Application {
+		v.errs = append(v.errs, field.Forbidden(spec.Child("application"), hintNewAPIKeyApplication))
+	}
+	if !scopesEqual(os.Scopes, ns.Scopes) {
+		v.errs = append(v.errs, field.Forbidden(spec.Child("scopes"), hintNewAPIKeyScopes))
+	}
+	if os.SecretName != ns.SecretName {
+		v.errs = append(v.errs, field.Forbidden(spec.Child("secretName"), hintSecretName))
+	}
+	if os.Revoked && !ns.Revoked {
+		v.errs = append(v.errs, field.Forbidden(spec.Child("revoked"), hintRevokedAPIKey))
+	}
+	switch was, is := os.ExpiresAt, ns.ExpiresAt; {
+	case was == nil:
+	case is == nil:
+		v.errs = append(v.errs, field.Forbidden(spec.Child("expiresAt"), hintExpiresAtRemoved))
+	case is.After(was.Time):
+		v.errs = append(v.errs, field.Invalid(spec.Child("expiresAt"), is.UTC().Format(time.RFC3339),
+			fmt.Sprintf("%s (it is %s)", hintExpiresAtLater, was.UTC().Format(time.RFC3339))))
+	}
+	if in.group != nil && !os.ExpiresAt.Equal(ns.ExpiresAt) {
+		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+	}
+	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
+	return v
+}
+
+// validateApplicationOfKey refuses a key whose application does not exist
+// or can hold no working key. Without the application there is no KeyGroup
+// to check the key's scopes and their grant against, so unlike the
+// controller (which waits), admission refuses: apply the Application first.
+func validateApplicationOfKey(k *keywardv1alpha1.APIKey, app *keywardv1alpha1.Application) field.ErrorList {
+	p := specPath.Child("application")
+	switch {
+	case app == nil:
+		e := field.NotFound(p, string(k.Spec.Application))
+		e.Detail = fmt.Sprintf("no Application %q in namespace %s; create it first: a key's scopes are checked against its application's KeyGroup", k.Spec.Application, k.Namespace)
+		return field.ErrorList{e}
+	case app.Spec.Revoked || app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q is revoked: none of its keys can work", app.Name))}
+	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:
+		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q was rejected (over its KeyGroup's maxApplications): none of its keys can work; use an Active application", app.Name))}
+	}
+	return nil
+}
+
+func applicationUsable(app *keywardv1alpha1.Application) bool {
+	return validateApplicationOfKey(nil, app) == nil
+}
+
+// validateScopes refuses scopes the group does not define.
+func validateScopes(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) field.ErrorList {
+	var errs field.ErrorList
+	for i, s := range k.Spec.Scopes {
+		if g.Scope(string(s)) == nil {
+			errs = append(errs, field.NotSupported(specPath.Child("scopes").Index(i), string(s), scopeNames(g)))
+		}
+	}
+	return errs
+}
+
+func scopeNames(g *keywardv1alpha1.KeyGroup) []string {
+	names := make([]string, 0, len(g.Spec.Scopes))
+	for _, s := range g.Spec.Scopes {
+		names = append(names, string(s.Name))
+	}
+	return names
+}
+
+// validateLifetime keeps a key's expiresAt within its group's
+// maxKeyLifetime, counted from the key's creation (from now while it is
+// being created and has no creationTimestamp yet).
+func validateLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now time.Time) field.ErrorList {
+	if g.Spec.MaxKeyLifetime == nil {
+		return nil
+	}
+	maxLifetime := g.Spec.MaxKeyLifetime.Duration
+	created := k.CreationTimestamp.Time
+	if created.IsZero() {
+		created = now
+	}
+	latest := created.Add(maxLifetime).UTC().Format(time.RFC3339)
+	p := specPath.Child("expiresAt")
+	switch {
+	case k.Spec.ExpiresAt == nil:
+		return field.ErrorList{field.Required(p, fmt.Sprintf("KeyGroup %q sets maxKeyLifetime %s: set expiresAt, no later than %s", g.Name, maxLifetime, latest))}
+	case k.Spec.ExpiresAt.Sub(created) > maxLifetime:
+		return field.ErrorList{field.Invalid(p, k.Spec.ExpiresAt.UTC().Format(time.RFC3339), fmt.Sprintf(
+			"is more than maxKeyLifetime %s of KeyGroup %q after the key's creation; set it no later than %s", maxLifetime, g.Name, latest))}
+	}
+	return nil
+}
+
+// validateAPIKeyDelete asks for the confirmation annotation when the key's
+// group protects it: always, or when it was used within recentUseWindow.
+// A key without application or group works nowhere and needs none.
+func validateAPIKeyDelete(k *keywardv1alpha1.APIKey, in keyContext) field.ErrorList {
+	if in.app == nil || in.group == nil {
+		return nil
+	}
+	g := in.group
+	var why string
+	switch g.Spec.DeletionProtection.Confirm {
+	case keywardv1alpha1.ConfirmNever:
+		return nil
+	case keywardv1alpha1.ConfirmAlways:
+		why = fmt.Sprintf("KeyGroup %q asks to confirm deleting any of its keys", g.Name)
+	default: // RecentlyUsed, the default
+		window := g.RecentUseWindow()
+		last := k.Status.LastUsedTime
+		if last == nil || !last.Add(window).After(in.now) {
+			return nil
+		}
+		why = fmt.Sprintf("KeyGroup %q asks to confirm deleting keys used within %s, and this key was last used at %s",
+			g.Name, window, last.UTC().Format(time.RFC3339))
+	}
+	what := fmt.Sprintf("the externalID of Application %q", in.app.Name)
+	if in.app.Spec.ExternalID == "" {
+		what = fmt.Sprintf("the name of Application %q, which has no externalID", in.app.Name)
+	}
+	p := annotationsPath.Key(keywardv1alpha1.AnnotationConfirmDelete)
+	switch got := k.Annotations[keywardv1alpha1.AnnotationConfirmDelete]; {
+	case got == "":
+		return field.ErrorList{field.Required(p, fmt.Sprintf("%s: set this annotation to %s, then delete again", why, what))}
+	case got != in.app.ConfirmationValue():
+		return field.ErrorList{field.Invalid(p, got, fmt.Sprintf("%s: must be %s", why, what))}
+	}
+	return nil
+}
+
+// keyLimit refuses one more key when the application already holds n that
+// count against its group's maxKeysPerApplication.
+func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n int) field.ErrorList {
+	limit := g.MaxKeysPerApplication()
+	if n < limit {
+		return nil
+	}
+	return field.ErrorList{field.Forbidden(specPath.Child("application"), fmt.Sprintf(
+		"Application %q already has %d/%d keys that count against maxKeysPerApplication of KeyGroup %q (Active, Disabled and being issued; revoked and expired keys do not count); "+
+			"revoke or delete one of its keys, or raise spec.limits.maxKeysPerApplication of the group", app.Name, n, limit, g.Name))}
+}
+
+// countKeys counts, from the cache, the keys of k's application other than
+// k that hold or are about to hold a slot.
+func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
+	var list keywardv1alpha1.APIKeyList
+	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{controllers.IndexAPIKeyApplication: in.app.Name}); err != nil {
+		return 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", k.Namespace, in.app.Name, err)
+	}
+	n := 0
+	for i := range list.Items {
+		if o := &list.Items[i]; o.Name != k.Name && occupiesKeySlot(o, in.group, in.now) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// occupiesKeySlot says whether a key counts against maxKeysPerApplication,
+// as the controller decides it: Active and Disabled keys do, and so do keys
+// not issued yet that the controller will issue (it issues older keys
+// first, so every key already there comes before a new one). Revoked,
+// expired, rejected and deleted keys do not, nor keys with a scope the
+// group lacks (they will be Rejected).
+func occupiesKeySlot(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now time.Time) bool {
+	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() || (k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(now)) {
+		return false
+	}
+	switch k.Status.Phase {
+	case keywardv1alpha1.APIKeyActive, keywardv1alpha1.APIKeyDisabled:
+		return true
+	case keywardv1alpha1.APIKeyPending, "":
+		return len(validateScopes(k, g)) == 0
+	}
+	return false
+}
+
+// scopesEqual compares scopes as the set they are (listType=set).
+func scopesEqual(a, b []keywardv1alpha1.ScopeName) bool {
+	return sets.New(a...).Equal(sets.New(b...))
+}

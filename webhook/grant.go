@@ -1,0 +1,100 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+)
+
+// The RBAC permission that granting a scope takes: verb "grant" on the
+// resource scopes.keyward.dev named "<keygroup>.<scope>", in the key's
+// namespace. No such resource is served: it exists only in RBAC rules,
+// like "escalate" on roles.
+const (
+	VerbGrant      = "grant"
+	ResourceScopes = "scopes"
+)
+
+// ScopeResourceName is the RBAC resource name of a KeyGroup's scope.
+func ScopeResourceName(keyGroup, scope string) string {
+	return keyGroup + "." + scope
+}
+
+// GrantChecker answers whether a user may grant a KeyGroup's scope in a
+// namespace.
+type GrantChecker interface {
+	CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error)
+}
+
+// SubjectAccessReviewer asks the API server's authorizer, through a
+// SubjectAccessReview, so every authorizer (RBAC, webhooks) has its say.
+type SubjectAccessReviewer struct {
+	Client client.Client
+}
+
+// CanGrant reports whether user holds "grant" on the scope.
+func (r *SubjectAccessReviewer) CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
+	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
+	for k, v := range user.Extra {
+		extra[k] = authorizationv1.ExtraValue(v)
+	}
+	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: namespace,
+			Verb:      VerbGrant,
+			Group:     keywardv1alpha1.GroupVersion.Group,
+			Resource:  ResourceScopes,
+			Name:      ScopeResourceName(keyGroup, scope),
+		},
+	}}
+	if err := r.Client.Create(ctx, sar); err != nil {
+		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), err)
+	}
+	return sar.Status.Allowed, nil
+}
+
+// checkGrants refuses every scope of a new key that the requesting user may
+// not grant, naming the permission that is missing. Scopes the group does
+// not define are refused by validateScopes already.
+func checkGrants(ctx context.Context, gc GrantChecker, k *keywardv1alpha1.APIKey, in keyContext) (field.ErrorList, error) {
+	group := string(in.app.Spec.KeyGroup)
+	var errs field.ErrorList
+	for i, s := range k.Spec.Scopes {
+		if in.group != nil && in.group.Scope(string(s)) == nil {
+			continue
+		}
+		ok, err := gc.CanGrant(ctx, *in.user, k.Namespace, group, string(s))
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			errs = append(errs, field.Forbidden(specPath.Child("scopes").Index(i), fmt.Sprintf(
+				"user %q may not grant scope %q of KeyGroup %q: needs verb %q on %s.%s named %q in namespace %q",
+				in.user.Username, s, group, VerbGrant, ResourceScopes, keywardv1alpha1.GroupVersion.Group, ScopeResourceName(group, string(s)), k.Namespace)))
+		}
+	}
+	return errs, nil
+}

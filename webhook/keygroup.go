@@ -1,0 +1,123 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/verifier/match"
+)
+
+// KeyGroupValidator is the validating webhook of KeyGroups.
+type KeyGroupValidator struct{}
+
+var _ admission.Validator[*keywardv1alpha1.KeyGroup] = &KeyGroupValidator{}
+
+// ValidateCreate checks a new KeyGroup.
+func (v *KeyGroupValidator) ValidateCreate(_ context.Context, g *keywardv1alpha1.KeyGroup) (admission.Warnings, error) {
+	return result(kindKeyGroup, g.Name, validateKeyGroup(nil, g))
+}
+
+// ValidateUpdate checks a change to a KeyGroup.
+func (v *KeyGroupValidator) ValidateUpdate(_ context.Context, old, g *keywardv1alpha1.KeyGroup) (admission.Warnings, error) {
+	return result(kindKeyGroup, g.Name, validateKeyGroup(old, g))
+}
+
+// ValidateDelete lets every deletion through.
+func (v *KeyGroupValidator) ValidateDelete(context.Context, *keywardv1alpha1.KeyGroup) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// validation is what a validate function found: errors refuse the
+// request, warnings are shown with it.
+type validation struct {
+	errs     field.ErrorList
+	warnings admission.Warnings
+}
+
+func (v *validation) warn(format string, args ...any) {
+	v.warnings = append(v.warnings, fmt.Sprintf(format, args...))
+}
+
+// result is the validator's answer for v.
+func result(kind schema.GroupKind, name string, v validation) (admission.Warnings, error) {
+	if len(v.errs) == 0 {
+		return v.warnings, nil
+	}
+	return v.warnings, apierrors.NewInvalid(kind, name, v.errs)
+}
+
+// validateKeyGroup checks a KeyGroup being created (old nil) or changed.
+//
+// The CRD already refuses most malformed groups; this adds what only Go
+// can check: every scope rule is one the verifier can match (the same
+// match.CompileRule the verifier runs), and keyPrefix never changes.
+func validateKeyGroup(old, g *keywardv1alpha1.KeyGroup) validation {
+	var v validation
+	scopes := specPath.Child("scopes")
+	for i, s := range g.Spec.Scopes {
+		for j, r := range s.Rules {
+			rule := scopes.Index(i).Child("rules").Index(j)
+			for k, p := range r.Paths {
+				if _, err := match.CompileRule([]string{string(p)}, nil); err != nil {
+					v.errs = append(v.errs, field.Invalid(rule.Child("paths").Index(k), string(p), matchError(err)))
+				}
+			}
+			methods := make([]string, 0, len(r.Methods))
+			for _, m := range r.Methods {
+				methods = append(methods, string(m))
+			}
+			if _, err := match.CompileRule([]string{"/"}, methods); err != nil {
+				v.errs = append(v.errs, field.Invalid(rule.Child("methods"), methods, matchError(err)))
+			}
+		}
+	}
+	if old == nil {
+		return v
+	}
+	if old.Prefix() != g.Prefix() {
+		v.errs = append(v.errs, field.Forbidden(specPath.Child("keyPrefix"), hintKeyPrefix))
+	}
+	for _, s := range old.Spec.Scopes {
+		if g.Scope(string(s.Name)) == nil {
+			v.warn(WarnScopeRemoved, s.Name)
+		}
+	}
+	if was, is := old.MaxApplications(), g.MaxApplications(); is < was {
+		v.warn(WarnLimitLowered, "spec.limits.maxApplications", was, is)
+	}
+	if was, is := old.MaxKeysPerApplication(), g.MaxKeysPerApplication(); is < was {
+		v.warn(WarnLimitLowered, "spec.limits.maxKeysPerApplication", was, is)
+	}
+	if was, is := old.Spec.MaxKeyLifetime, g.Spec.MaxKeyLifetime; is != nil && (was == nil || is.Duration < was.Duration) {
+		v.warn(WarnMaxKeyLifetimeChanged)
+	}
+	return v
+}
+
+// matchError is a match.CompileRule error as a field error detail.
+func matchError(err error) string {
+	return "the verifier cannot match it: " + strings.TrimPrefix(err.Error(), "match: ")
+}
