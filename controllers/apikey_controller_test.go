@@ -346,10 +346,10 @@ func TestKeyLifecycle(t *testing.T) {
 
 	t.Run("application revoked", func(t *testing.T) {
 		create(t, testgen.APIKey(ns, "other-key", "other"))
-		k := waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyActive)
+		waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyActive)
 		update(t, &keywardv1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}}, func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })
 		waitAppPhase(t, ns, "other", keywardv1alpha1.ApplicationRevoked)
-		k = waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyRevoked)
+		k := waitPhase(t, ns, "other-key", keywardv1alpha1.APIKeyRevoked)
 		expectState(t, ops, k, record.StateRevoked)
 		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "ApplicationRevoked" {
 			t.Errorf("reason %s", c.Reason)
@@ -385,11 +385,11 @@ func TestKeyLifecycle(t *testing.T) {
 
 	t.Run("key group deleted", func(t *testing.T) {
 		create(t, testgen.APIKey(ns, "orphan", "acme"))
-		k := waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyActive)
+		waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyActive)
 		if err := env.Client.Delete(context.Background(), testgen.KeyGroup(ns, "things")); err != nil {
 			t.Fatal(err)
 		}
-		k = waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyRejected)
+		k := waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyRejected)
 		expectState(t, ops, k, record.StateRejected)
 		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "KeyGroupNotFound" {
 			t.Errorf("reason %s", c.Reason)

@@ -48,7 +48,7 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	// The manager's logs go to stderr with KEYWARD_TEST_LOGS=1.
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
 		w = os.Stderr
 	}

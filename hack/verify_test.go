@@ -63,9 +63,9 @@ func TestVerifyCatchesStaleGeneratedFiles(t *testing.T) {
 	}
 
 	tests := []struct {
-		name   string
-		file   string
-		break_ func(string) string
+		name    string
+		file    string
+		breakIt func(string) string
 	}{
 		{"CRD", "config/crd/bases/keyward.dev_apikeys.yaml", func(s string) string {
 			return strings.Replace(s, "maxItems: 32", "maxItems: 33", 1)
@@ -85,7 +85,7 @@ func TestVerifyCatchesStaleGeneratedFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			broken := tt.break_(string(b))
+			broken := tt.breakIt(string(b))
 			if broken == string(b) {
 				t.Fatalf("the test's edit did not change %s", tt.file)
 			}

@@ -46,7 +46,7 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
 		w = os.Stderr
 	}

@@ -130,39 +130,19 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	}
 	s := &Server{Store: store, Handler: NewHandler(store, trusted, usage), done: make(chan error, 1)}
 
-	listener, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("verifier: listening on %s: %w", o.Listen, err)
+	addrs := []string{o.Listen, o.ProbeAddr}
+	separateMetrics := o.MetricsAddr != "" && o.MetricsAddr != o.ProbeAddr && o.MetricsAddr != "0"
+	if separateMetrics {
+		addrs = append(addrs, o.MetricsAddr)
 	}
-	probeListener, err := net.Listen("tcp", o.ProbeAddr)
+	listeners, err := listen(addrs...)
 	if err != nil {
-		_ = listener.Close()
-		return nil, fmt.Errorf("verifier: listening on %s: %w", o.ProbeAddr, err)
+		return nil, err
 	}
+	listener, probeListener := listeners[0], listeners[1]
 	s.Addr, s.ProbeAddr = listener.Addr().String(), probeListener.Addr().String()
 
-	selector := record.LabelHashedKey + "=true"
-	keysLW := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.LabelSelector = selector
-			return cs.CoreV1().Secrets(o.Namespace).List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.LabelSelector = selector
-			return cs.CoreV1().Secrets(o.Namespace).Watch(ctx, opts)
-		},
-	}
-	groupsLW := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			list := &keywardv1alpha1.KeyGroupList{}
-			return list, kc.List(ctx, list, &client.ListOptions{Raw: &opts})
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
-		},
-	}
-	keysReflector := cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys"})
-	groupsReflector := cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups"})
+	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store)
 
 	main := &http.Server{
 		Handler:           s.readyGate(s.Handler),
@@ -175,17 +155,11 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	}
 	probes := &http.Server{Handler: s.probeMux(reg), ReadHeaderTimeout: 5 * time.Second}
 	var extra *http.Server
-	if o.MetricsAddr != "" && o.MetricsAddr != o.ProbeAddr && o.MetricsAddr != "0" {
-		ml, err := net.Listen("tcp", o.MetricsAddr)
-		if err != nil {
-			_ = listener.Close()
-			_ = probeListener.Close()
-			return nil, fmt.Errorf("verifier: listening on %s: %w", o.MetricsAddr, err)
-		}
+	if separateMetrics {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		extra = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = extra.Serve(ml) }()
+		go func() { _ = extra.Serve(listeners[2]) }()
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -198,28 +172,7 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- main.Serve(listener) }()
 
-	go func() {
-		var err error
-		select {
-		case <-ctx.Done():
-		case err = <-serveErr:
-		}
-		// Not ready first, so load balancers stop sending; then drain.
-		s.stopping.Store(true)
-		time.Sleep(o.ShutdownDelay)
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = main.Shutdown(sctx)
-		_ = probes.Shutdown(sctx)
-		if extra != nil {
-			_ = extra.Shutdown(sctx)
-		}
-		cancel()
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		s.done <- err
-	}()
+	go s.drain(ctx, serveErr, o.ShutdownDelay, cancel, main, probes, extra) //nolint:gosec // G118: draining starts once ctx is done, so it needs a context of its own
 	o.Log.Info("Verifier listening", "address", s.Addr, "probes", s.ProbeAddr, "namespace", o.Namespace)
 	return s, nil
 }
@@ -255,4 +208,73 @@ func (s *Server) probeMux(reg *prometheus.Registry) *http.ServeMux {
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// reflectors list and watch the hashed Secrets of the operator's namespace
+// (label-selected) and every KeyGroup, writing straight into store.
+func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store) (keys, groups *cache.Reflector) {
+	selector := record.LabelHashedKey + "=true"
+	keysLW := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.LabelSelector = selector
+			return cs.CoreV1().Secrets(namespace).List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.LabelSelector = selector
+			return cs.CoreV1().Secrets(namespace).Watch(ctx, opts)
+		},
+	}
+	groupsLW := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list := &keywardv1alpha1.KeyGroupList{}
+			return list, kc.List(ctx, list, &client.ListOptions{Raw: &opts})
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
+		},
+	}
+	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys"}),
+		cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups"})
+}
+
+// listen opens every address, or none.
+func listen(addrs ...string) ([]net.Listener, error) {
+	var out []net.Listener
+	for _, a := range addrs {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, o := range out {
+				_ = o.Close()
+			}
+			return nil, fmt.Errorf("verifier: listening on %s: %w", a, err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// drain stops the verifier when ctx ends or the server fails: not ready
+// first, so load balancers stop sending, then the servers drain, then the
+// reflectors and the usage writer stop.
+func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Duration, stop context.CancelFunc, servers ...*http.Server) {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	s.stopping.Store(true)
+	time.Sleep(delay)
+	// ctx is done by now: draining needs a context of its own.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if srv != nil {
+			_ = srv.Shutdown(sctx)
+		}
+	}
+	stop()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	s.done <- err
 }

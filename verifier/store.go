@@ -106,12 +106,6 @@ func (s *Store) lookup(d keys.Digest, namespace, name string) (*entry, *group) {
 	return e, g
 }
 
-func (s *Store) group(namespace, name string) *group {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.groups[groupKey(namespace, name)]
-}
-
 func groupKey(namespace, name string) string { return namespace + "/" + name }
 
 func intern(s string) string { return unique.Make(s).Value() }

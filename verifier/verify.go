@@ -176,15 +176,8 @@ func (h *Handler) Verify(req *Request) Decision {
 	// State, with expiry judged by the clock too: the controller's update
 	// may lag expiresAt by a moment.
 	now := h.now()
-	switch {
-	case e.state == record.StateExpired || (e.expiresAt != 0 && now.Unix() >= e.expiresAt):
-		return Decision{Reason: ReasonExpired, entry: e, group: g}
-	case e.state == record.StateRevoked || e.state == record.StateRejected:
-		return Decision{Reason: ReasonRevoked, entry: e, group: g}
-	case e.state == record.StateDisabled:
-		return Decision{Reason: ReasonDisabled, entry: e, group: g}
-	case e.state != record.StateActive:
-		return Decision{Reason: ReasonRevoked, entry: e, group: g}
+	if r := stateReason(e, now); r != ReasonOK {
+		return Decision{Reason: r, entry: e, group: g}
 	}
 	// Path: decoded once, dot segments resolved, slashes collapsed; what
 	// cannot be normalised safely is refused.
@@ -205,6 +198,20 @@ func (h *Handler) Verify(req *Request) Decision {
 		h.usage.used(e, now)
 	}
 	return Decision{Reason: ReasonOK, entry: e, group: g}
+}
+
+// stateReason says why a key's state refuses it, or ReasonOK.
+func stateReason(e *entry, now time.Time) Reason {
+	switch {
+	case e.state == record.StateExpired || (e.expiresAt != 0 && now.Unix() >= e.expiresAt):
+		return ReasonExpired
+	case e.state == record.StateDisabled:
+		return ReasonDisabled
+	case e.state != record.StateActive:
+		// Revoked, and Rejected: a key that can never work again.
+		return ReasonRevoked
+	}
+	return ReasonOK
 }
 
 func (h *Handler) deny(_ *Request, reason Reason, g *group) Decision {

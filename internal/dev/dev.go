@@ -122,54 +122,18 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs)))
 
-	// Fail fast, in one line, on what would fail late.
-	if ln, err := net.Listen("tcp", o.VerifierListen); err != nil {
-		return fmt.Errorf("the verifier's address %s is not free: %w", o.VerifierListen, err)
-	} else {
-		_ = ln.Close()
-	}
-	assets, err := assetsDir(o.Assets)
+	te, err := startControlPlane(o, out)
 	if err != nil {
 		return err
-	}
-	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
-		return err
-	}
-	crdDir, err := extract(config.CRDs, "crd/bases", filepath.Join(o.Dir, "crds"))
-	if err != nil {
-		return err
-	}
-
-	fmt.Fprintln(out, "keyward dev: starting kube-apiserver and etcd from", assets)
-	te := &envtest.Environment{
-		Scheme:                kube.NewScheme(),
-		CRDDirectoryPaths:     []string{crdDir},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := te.Start()
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", firstLine(err))
 	}
 	defer func() {
 		if err := te.Stop(); err != nil {
 			fmt.Fprintln(out, "keyward dev: stopping the control plane:", err)
 		}
 	}()
-	cfg.QPS, cfg.Burst = 100, 200
-	kubeconfig, err := filepath.Abs(filepath.Join(o.Dir, "kubeconfig"))
+	cfg := te.Config
+	kubeconfig, c, err := prepareCluster(ctx, te, o.Dir)
 	if err != nil {
-		return err
-	}
-	if err := kube.WriteKubeconfig(cfg, kubeconfig); err != nil {
-		return err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: te.Scheme})
-	if err != nil {
-		return err
-	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}
-	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 
@@ -186,7 +150,9 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	go func() { mgrDone <- mgr.Start(runCtx) }()
 	defer func() {
 		cancel()
-		<-mgrDone
+		if err := <-mgrDone; err != nil {
+			fmt.Fprintln(out, "keyward dev: manager:", err)
+		}
 	}()
 	v, err := verifier.Start(runCtx, cfg, verifier.Options{
 		Namespace: manager.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0",
@@ -207,14 +173,9 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 
 	env := &Env{Config: cfg, Kubeconfig: kubeconfig, Verifier: "http://" + v.Addr}
 	if o.Samples {
-		if err := applySamples(ctx, c); err != nil {
+		if env.DemoKey, err = applySamples(ctx, c); err != nil {
 			return err
 		}
-		key, err := waitForDemoKey(ctx, c)
-		if err != nil {
-			return err
-		}
-		env.DemoKey = key
 	}
 	fmt.Fprintf(out, "keyward dev: kubeconfig written to %s\n", kubeconfig)
 	fmt.Fprintln(out, ReadyLine)
@@ -228,6 +189,61 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	<-ctx.Done()
 	fmt.Fprintln(out, "keyward dev: stopping")
 	return nil
+}
+
+// startControlPlane checks what would fail late, in one line, then starts
+// kube-apiserver and etcd with the CRDs installed.
+func startControlPlane(o Options, out io.Writer) (*envtest.Environment, error) {
+	ln, err := net.Listen("tcp", o.VerifierListen)
+	if err != nil {
+		return nil, fmt.Errorf("the verifier's address %s is not free: %w", o.VerifierListen, err)
+	}
+	_ = ln.Close()
+	assets, err := assetsDir(o.Assets)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, err
+	}
+	crdDir, err := extract(config.CRDs, "crd/bases", filepath.Join(o.Dir, "crds"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, "keyward dev: starting kube-apiserver and etcd from", assets)
+	te := &envtest.Environment{
+		Scheme:                kube.NewScheme(),
+		CRDDirectoryPaths:     []string{crdDir},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", firstLine(err))
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return te, nil
+}
+
+// prepareCluster writes the admin kubeconfig and creates the operator's
+// namespace.
+func prepareCluster(ctx context.Context, te *envtest.Environment, dir string) (string, client.Client, error) {
+	kubeconfig, err := filepath.Abs(filepath.Join(dir, "kubeconfig"))
+	if err != nil {
+		return "", nil, err
+	}
+	if err := kube.WriteKubeconfig(te.Config, kubeconfig); err != nil {
+		return "", nil, err
+	}
+	c, err := client.New(te.Config, client.Options{Scheme: te.Scheme})
+	if err != nil {
+		return "", nil, err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}
+	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", nil, err
+	}
+	return kubeconfig, c, nil
 }
 
 // Demo objects the printed curl uses: a sample key and its group.
@@ -253,8 +269,16 @@ A key was issued to Secret default/%s-key. Ask the verifier as ingress-nginx wou
 `, demoKey, url, env.DemoKey, url, env.DemoKey)
 }
 
-// applySamples creates every sample in namespace default.
-func applySamples(ctx context.Context, c client.Client) error {
+// applySamples creates every sample in namespace default and returns the
+// plaintext of the demo key once it is issued.
+func applySamples(ctx context.Context, c client.Client) (string, error) {
+	if err := createSamples(ctx, c); err != nil {
+		return "", err
+	}
+	return waitForDemoKey(ctx, c)
+}
+
+func createSamples(ctx context.Context, c client.Client) error {
 	entries, err := fs.ReadDir(config.Samples, "samples")
 	if err != nil {
 		return err
@@ -319,7 +343,7 @@ func assetsDir(dir string) (string, error) {
 		dir = strings.TrimSpace(string(out))
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil { //nolint:gosec // G703: the user names where their own binaries are
 			return "", fmt.Errorf("%s is missing from %s: run 'make controlplane' (make dev does it)", bin, dir)
 		}
 	}
@@ -328,7 +352,7 @@ func assetsDir(dir string) (string, error) {
 
 // extract writes the embedded files under root to dir.
 func extract(fsys fs.FS, root, dir string) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	entries, err := fs.ReadDir(fsys, root)
@@ -340,7 +364,8 @@ func extract(fsys fs.FS, root, dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+		// Names come from the binary's own embedded files.
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
 			return "", err
 		}
 	}

@@ -210,7 +210,8 @@ func ValidPrefix(prefix string) bool {
 	}
 	for i := range len(prefix) {
 		c := prefix[i]
-		if !('a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+		lower, digit := 'a' <= c && c <= 'z', '0' <= c && c <= '9'
+		if !lower && (i == 0 || !digit) {
 			return false
 		}
 	}
@@ -365,7 +366,7 @@ func check(s string) (int, error) {
 func checksum(s string) uint32 {
 	crc := ^uint32(0)
 	for i := range len(s) {
-		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8) //nolint:gosec // G115: the low byte of the CRC is the table index, by design
 	}
 	return ^crc
 }

@@ -64,7 +64,7 @@ func TestAllocs(t *testing.T) {
 		{"Credential/bearer", 0, func() { sinkString, _ = Credential("Bearer kw_0123456789abcdef", "") }},
 		{"Credential/xapikey", 0, func() { sinkString, _ = Credential("Basic Zm9vOmJhcg==", " kw_0123456789abcdef ") }},
 		{"Rule.Matches", 0, func() { _ = rule.Matches("POST", "/integration/device/abc") }},
-		{"MatchAny", 0, func() { sinkString, _ = MatchAny(scopes, "POST", "/integration/device/abc") }},
+		{"Any", 0, func() { sinkString, _ = Any(scopes, "POST", "/integration/device/abc") }},
 		{"ClientAddr/trusted", 0, func() { _, _ = tp.ClientAddr("10.1.2.3:5555", "", "198.51.100.1, 10.0.0.1") }},
 		{"ClientAddr/v6", 0, func() { _, _ = tp.ClientAddr("[2001:db8::1]:443", "203.0.113.7", "") }},
 	}
@@ -93,7 +93,7 @@ func BenchmarkNormalizePath(b *testing.B) {
 	}
 }
 
-func BenchmarkMatchAny(b *testing.B) {
+func BenchmarkAny(b *testing.B) {
 	scopes := benchScopes(b)
 	for _, bc := range []struct{ name, method, path string }{
 		{"last-scope", "POST", "/integration/device/3f2a9c1e/telemetry"},
@@ -103,7 +103,7 @@ func BenchmarkMatchAny(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				sinkString, _ = MatchAny(scopes, bc.method, bc.path)
+				sinkString, _ = Any(scopes, bc.method, bc.path)
 			}
 		})
 	}

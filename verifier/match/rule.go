@@ -200,8 +200,8 @@ func (s Set) Match(method, path string) (scopeName string, ok bool) {
 	return "", false
 }
 
-// MatchAny returns the name of the first of scopes that grants method on
+// Any returns the name of the first of scopes that grants method on
 // path (a normalised path, see NormalizePath).
-func MatchAny(scopes []*Scope, method, path string) (scopeName string, ok bool) {
+func Any(scopes []*Scope, method, path string) (scopeName string, ok bool) {
 	return Set(scopes).Match(method, path)
 }

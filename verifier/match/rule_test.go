@@ -135,7 +135,7 @@ func TestRuleMatches(t *testing.T) {
 	}
 }
 
-func TestMatchAny(t *testing.T) {
+func TestAny(t *testing.T) {
 	read := &Scope{Name: "read", Rules: []Rule{mustRule(t, []string{"/api/*"}, []string{"GET", "HEAD"})}}
 	write := &Scope{Name: "write", Rules: []Rule{
 		mustRule(t, []string{"/api/items/*"}, []string{"POST", "PUT"}),
@@ -155,17 +155,17 @@ func TestMatchAny(t *testing.T) {
 		{"GET", "/apix", "", false},
 	}
 	for _, tc := range cases {
-		name, ok := MatchAny(scopes, tc.method, tc.path)
+		name, ok := Any(scopes, tc.method, tc.path)
 		if name != tc.want || ok != tc.ok {
-			t.Errorf("MatchAny(%q, %q) = %q, %v; want %q, %v", tc.method, tc.path, name, ok, tc.want, tc.ok)
+			t.Errorf("Any(%q, %q) = %q, %v; want %q, %v", tc.method, tc.path, name, ok, tc.want, tc.ok)
 		}
 		name2, ok2 := Set(scopes).Match(tc.method, tc.path)
 		if name2 != name || ok2 != ok {
-			t.Errorf("Set.Match disagrees with MatchAny for %q %q", tc.method, tc.path)
+			t.Errorf("Set.Match disagrees with Any for %q %q", tc.method, tc.path)
 		}
 	}
-	if _, ok := MatchAny(nil, "GET", "/"); ok {
-		t.Error("MatchAny(nil) matched")
+	if _, ok := Any(nil, "GET", "/"); ok {
+		t.Error("Any(nil) matched")
 	}
 }
 
@@ -183,7 +183,7 @@ func TestNoBypass(t *testing.T) {
 		if err != nil {
 			return "", false, err
 		}
-		name, ok := MatchAny(scopes, method, p)
+		name, ok := Any(scopes, method, p)
 		return name, ok, nil
 	}
 
