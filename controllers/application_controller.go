@@ -51,7 +51,7 @@ type ApplicationReconciler struct {
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications,verbs=get;list;watch
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications/status,verbs=get;patch;update
 
-// ReasonWaitingForOlderApplications: the group is full unless an older
+// ReasonWaitingForOlderApplications says the group is full unless an older
 // application that is still being admitted turns out not to need its slot.
 const ReasonWaitingForOlderApplications = "WaitingForOlderApplications"
 
