@@ -1,0 +1,111 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package record
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyward/keyward/internal/keys"
+)
+
+func sample() *Record {
+	k, _ := keys.Generate("iot")
+	return &Record{
+		Digest: k.Digest(), KeyID: k.ID(), Namespace: "iot", KeyGroup: "devices", Application: "acme", APIKey: "acme-key",
+		ExternalID: "70B3D57ED0001234", Scopes: []string{"read", "write"}, State: StateActive,
+		ExpiresAt:    time.Date(2027, 6, 30, 0, 0, 0, 0, time.UTC),
+		SourceRanges: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8::/32")},
+	}
+}
+
+func bytesOf(m map[string]string) map[string][]byte {
+	out := map[string][]byte{}
+	for k, v := range m {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, r := range []*Record{sample(), func() *Record { r := sample(); r.ExpiresAt, r.SourceRanges, r.ExternalID = time.Time{}, nil, ""; return r }()} {
+		got, err := Decode(bytesOf(r.Data()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, r)
+		}
+	}
+}
+
+func TestDecodeRefusesDamage(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(map[string][]byte)
+		field  string
+	}{
+		{"no digest", func(d map[string][]byte) { delete(d, DataDigest) }, DataDigest},
+		{"short digest", func(d map[string][]byte) { d[DataDigest] = d[DataDigest][:10] }, DataDigest},
+		{"upper-case digest", func(d map[string][]byte) { d[DataDigest] = []byte(strings.ToUpper(string(d[DataDigest]))) }, DataDigest},
+		{"no namespace", func(d map[string][]byte) { delete(d, DataNamespace) }, DataNamespace},
+		{"no group", func(d map[string][]byte) { delete(d, DataKeyGroup) }, DataKeyGroup},
+		{"unknown state", func(d map[string][]byte) { d[DataState] = []byte("enabled") }, DataState},
+		{"bad expiry", func(d map[string][]byte) { d[DataExpiresAt] = []byte("tomorrow") }, DataExpiresAt},
+		{"bad range", func(d map[string][]byte) { d[DataSourceRanges] = []byte("203.0.113.0/24,,") }, DataSourceRanges},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := bytesOf(sample().Data())
+			tt.change(d)
+			_, err := Decode(d)
+			if err == nil || !strings.Contains(err.Error(), tt.field) {
+				t.Errorf("got %v, want an error naming %s", err, tt.field)
+			}
+		})
+	}
+}
+
+// FuzzDecode feeds arbitrary Secret data to Decode: it never panics, and
+// whatever it accepts encodes back to data that decodes to the same record.
+func FuzzDecode(f *testing.F) {
+	s := sample().Data()
+	f.Add(s[DataDigest], s[DataState], s[DataScopes], s[DataExpiresAt], s[DataSourceRanges])
+	f.Add("", "active", "", "", "")
+	f.Add(s[DataDigest], "revoked", "a,,b", "2027-01-01T00:00:00+02:00", "::ffff:1.2.3.4/120")
+	f.Fuzz(func(t *testing.T, digest, state, scopes, expires, ranges string) {
+		d := bytesOf(s)
+		d[DataDigest], d[DataState], d[DataScopes], d[DataExpiresAt], d[DataSourceRanges] = []byte(digest), []byte(state), []byte(scopes), []byte(expires), []byte(ranges)
+		r, err := Decode(d)
+		if err != nil {
+			if strings.Contains(err.Error(), digest) && len(digest) > 8 {
+				t.Fatalf("the error repeats the digest: %v", err)
+			}
+			return
+		}
+		again, err := Decode(bytesOf(r.Data()))
+		if err != nil {
+			t.Fatalf("re-decoding %+v: %v", r, err)
+		}
+		if !again.ExpiresAt.Equal(r.ExpiresAt) || again.Digest != r.Digest || again.State != r.State || len(again.SourceRanges) != len(r.SourceRanges) {
+			t.Fatalf("round trip changed the record: %+v -> %+v", r, again)
+		}
+	})
+}
