@@ -42,7 +42,8 @@ import (
 //
 //  1. load: the key's Application, KeyGroup and hashed Secret;
 //  2. decide: the phase that the spec, the application, the group and the
-//     clock call for (apikey_phases.go);
+//     clock call for (apikey_phases.go), and Revoked when the ServiceAccount
+//     that created the key is gone (checkCreator, apikey_creator.go);
 //  3. issue: once, admit the key against maxKeysPerApplication, mint it,
 //     deliver the plaintext to the delivery Secret and write the digest to
 //     the hashed Secret (apikey_secret.go);
@@ -111,6 +112,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 	for _, phase := range []func(context.Context, *apiKeyScope) error{
 		r.load,
 		r.decide,
+		r.checkCreator,
 		r.issue,
 		r.publish,
 	} {
@@ -154,6 +156,11 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error
 		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(r.keysOfGroup)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(keyOfHashedSecret),
 			builder.WithPredicates(predicate.NewPredicateFuncs(isHashedSecret))).
+		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.keysOfCreator),
+			builder.OnlyMetadata, builder.WithPredicates(predicate.Funcs{
+				CreateFunc: func(event.CreateEvent) bool { return false },
+				UpdateFunc: func(event.UpdateEvent) bool { return false },
+			})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }

@@ -83,6 +83,9 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &keywardv1alpha1.APIKey{}, IndexAPIKeyCreator, indexCreator); err != nil {
+		return err
+	}
 	recorder := mgr.GetEventRecorder(FieldManager)
 	locks := newKeyedMutex()
 	if err := (&APIKeyReconciler{
