@@ -34,7 +34,8 @@ help: ## Show the targets.
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configurations into config/.
 	$(CONTROLLER_GEN) crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=keyward-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=keyward-manager paths="{./controllers/...,./webhook/...}" output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) webhook paths="./webhook/..." output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -53,7 +54,7 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
-verify: $(CONTROLLER_GEN) ## Fail when generated files (CRDs, RBAC, deepcopy) or formatting differ from what is committed.
+verify: $(CONTROLLER_GEN) ## Fail when generated files (CRDs, RBAC, webhook configurations, deepcopy) or formatting differ from what is committed.
 	hack/verify-generated.sh "$(CONTROLLER_GEN)"
 
 .PHONY: controlplane
@@ -72,6 +73,20 @@ test: controlplane nginx verify vet ## Run every test: unit, envtest integration
 test-unit: ## Run only the tests that need no control plane.
 	go test -race -short -count=1 $(GOTESTFLAGS) $(TESTS)
 
+# Fuzz targets: package and function. `make fuzz FUZZTIME=5m` for a long run.
+FUZZ_TARGETS ?= ./internal/keys:FuzzParse ./internal/record:FuzzDecode \
+	./verifier/match:FuzzNormalizePath ./verifier/match:FuzzCredential \
+	./verifier/match:FuzzClientAddr ./verifier/match:FuzzCompileRule
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz).
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		go test -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) -parallel=1 $$pkg || exit 1; \
+	done
+
 .PHONY: dev
 dev: controlplane build ## Run the operator, webhooks and verifier against a local control plane, samples applied. Ctrl-C stops it all.
 	$(LOCALBIN)/keyward dev --dir $(LOCALBIN)/dev --verifier-listen 127.0.0.1:18080
@@ -81,6 +96,25 @@ dev: controlplane build ## Run the operator, webhooks and verifier against a loc
 .PHONY: build
 build: ## Build the keyward binary into bin/keyward.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/keyward .
+
+IMG ?= ghcr.io/keyward/keyward:latest
+
+.PHONY: build-installer
+build-installer: manifests ## Write the cluster install to dist/install.yaml.
+	mkdir -p dist
+	kubectl kustomize config/default > dist/install.yaml
+
+.PHONY: deploy
+deploy: manifests ## Install keyward into the cluster of the current kubeconfig.
+	kubectl apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove keyward from the cluster of the current kubeconfig (keys stop working).
+	kubectl delete --ignore-not-found -k config/default
+
+.PHONY: docker-build
+docker-build: ## Build the image (needs a Docker engine).
+	docker build -t $(IMG) .
 
 ##@ Tools
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates CRDs, RBAC and deepcopy code in a scratch copy of the tree and
+# Regenerates CRDs, RBAC, webhook configurations and deepcopy code in a scratch copy of the tree and
 # fails, naming each file, when the result differs from the files here. It
 # never touches the working tree, so it is safe with uncommitted work.
 #
@@ -15,13 +15,14 @@ cd "$root"
 git ls-files -co --exclude-standard -z | grep -zv '^bin/' | xargs -0 cp --parents -t "$scratch" 2>/dev/null || true
 cd "$scratch"
 rm -f api/v1alpha1/zz_generated.deepcopy.go
-rm -rf config/crd/bases config/rbac/role.yaml
+rm -rf config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
 "$gen" object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 "$gen" crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
-"$gen" rbac:roleName=keyward-manager paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+"$gen" rbac:roleName=keyward-manager paths="{./controllers/...,./webhook/...}" output:rbac:artifacts:config=config/rbac
+"$gen" webhook paths="./webhook/..." output:webhook:artifacts:config=config/webhook
 
 status=0
-for f in api/v1alpha1/zz_generated.deepcopy.go config/rbac/role.yaml config/crd/bases/*.yaml; do
+for f in api/v1alpha1/zz_generated.deepcopy.go config/rbac/role.yaml config/webhook/manifests.yaml config/crd/bases/*.yaml; do
 	if [ ! -f "$root/$f" ]; then
 		echo "verify: $f is generated but missing from the tree; run 'make generate manifests'" >&2
 		status=1

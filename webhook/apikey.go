@@ -151,16 +151,16 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 	}
 	spec, os, ns := specPath, old.Spec, k.Spec
 	if os.Application != ns.Application {
-		v.errs = append(v.errs, field.Forbidden(spec.Child("application"), hintNewAPIKeyApplication))
+		v.errs = append(v.errs, field.Forbidden(spec.Child("application"), hintKeyApplication))
 	}
 	if !scopesEqual(os.Scopes, ns.Scopes) {
-		v.errs = append(v.errs, field.Forbidden(spec.Child("scopes"), hintNewAPIKeyScopes))
+		v.errs = append(v.errs, field.Forbidden(spec.Child("scopes"), hintScopesImmutable))
 	}
 	if os.SecretName != ns.SecretName {
-		v.errs = append(v.errs, field.Forbidden(spec.Child("secretName"), hintSecretName))
+		v.errs = append(v.errs, field.Forbidden(spec.Child("secretName"), hintDeliveryImmutable))
 	}
 	if os.Revoked && !ns.Revoked {
-		v.errs = append(v.errs, field.Forbidden(spec.Child("revoked"), hintRevokedAPIKey))
+		v.errs = append(v.errs, field.Forbidden(spec.Child("revoked"), hintRevokedKey))
 	}
 	switch was, is := os.ExpiresAt, ns.ExpiresAt; {
 	case was == nil:

@@ -64,7 +64,7 @@ import (
 
 // Defaults of CertOptions.
 const (
-	DefaultCertSecretName                 = "keyward-webhook-cert"
+	DefaultCertSecretName                 = "keyward-webhook-cert" //nolint:gosec // a Secret's name, not a credential
 	DefaultServiceName                    = "keyward-webhook"
 	DefaultValidatingWebhookConfiguration = "keyward-validating-webhook-configuration"
 	DefaultMutatingWebhookConfiguration   = "keyward-mutating-webhook-configuration"

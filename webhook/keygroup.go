@@ -75,25 +75,7 @@ func result(kind schema.GroupKind, name string, v validation) (admission.Warning
 // can check: every scope rule is one the verifier can match (the same
 // match.CompileRule the verifier runs), and keyPrefix never changes.
 func validateKeyGroup(old, g *keywardv1alpha1.KeyGroup) validation {
-	var v validation
-	scopes := specPath.Child("scopes")
-	for i, s := range g.Spec.Scopes {
-		for j, r := range s.Rules {
-			rule := scopes.Index(i).Child("rules").Index(j)
-			for k, p := range r.Paths {
-				if _, err := match.CompileRule([]string{string(p)}, nil); err != nil {
-					v.errs = append(v.errs, field.Invalid(rule.Child("paths").Index(k), string(p), matchError(err)))
-				}
-			}
-			methods := make([]string, 0, len(r.Methods))
-			for _, m := range r.Methods {
-				methods = append(methods, string(m))
-			}
-			if _, err := match.CompileRule([]string{"/"}, methods); err != nil {
-				v.errs = append(v.errs, field.Invalid(rule.Child("methods"), methods, matchError(err)))
-			}
-		}
-	}
+	v := validation{errs: validateScopeRules(g)}
 	if old == nil {
 		return v
 	}
@@ -115,6 +97,30 @@ func validateKeyGroup(old, g *keywardv1alpha1.KeyGroup) validation {
 		v.warn(WarnMaxKeyLifetimeChanged)
 	}
 	return v
+}
+
+// validateScopeRules refuses scope rules the verifier cannot compile.
+func validateScopeRules(g *keywardv1alpha1.KeyGroup) field.ErrorList {
+	var errs field.ErrorList
+	scopes := specPath.Child("scopes")
+	for i, s := range g.Spec.Scopes {
+		for j, r := range s.Rules {
+			rule := scopes.Index(i).Child("rules").Index(j)
+			for k, p := range r.Paths {
+				if _, err := match.CompileRule([]string{string(p)}, nil); err != nil {
+					errs = append(errs, field.Invalid(rule.Child("paths").Index(k), string(p), matchError(err)))
+				}
+			}
+			methods := make([]string, 0, len(r.Methods))
+			for _, m := range r.Methods {
+				methods = append(methods, string(m))
+			}
+			if _, err := match.CompileRule([]string{"/"}, methods); err != nil {
+				errs = append(errs, field.Invalid(rule.Child("methods"), methods, matchError(err)))
+			}
+		}
+	}
+	return errs
 }
 
 // matchError is a match.CompileRule error as a field error detail.

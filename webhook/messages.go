@@ -45,17 +45,17 @@ const (
 
 // Hints that end field errors: what to do instead.
 const (
-	hintNewAPIKeyScopes      = "field is immutable; create a new APIKey to change scopes"
-	hintNewAPIKeyApplication = "field is immutable; create a new APIKey for another application"
-	hintSecretName           = "field is immutable: the key was delivered to this Secret once; copy the Secret if it must live elsewhere"
-	hintRevokedAPIKey        = "cannot be set back to false; create a new APIKey instead"
-	hintExpiresAtLater       = "may move earlier, never later; create a new APIKey for a longer lifetime"
-	hintExpiresAtRemoved     = "cannot be removed once set; create a new APIKey for a longer lifetime"
-	hintNewApplicationGroup  = "field is immutable; create a new Application to move to another KeyGroup"
-	hintRevokedApplication   = "cannot be set back to false; create a new Application instead"
-	hintKeyPrefix            = "field is immutable: keys already issued carry it; create a new KeyGroup for another prefix"
-	hintCreatedBy            = "is set by keyward when the object is created and cannot be changed"
-	hintCreatedByForged      = "is set by keyward to the user who creates the object (%q)"
+	hintScopesImmutable     = "field is immutable; create a new APIKey to change scopes"
+	hintKeyApplication      = "field is immutable; create a new APIKey for another application"
+	hintDeliveryImmutable   = "field is immutable: the key was delivered to this Secret once; copy the Secret if it must live elsewhere"
+	hintRevokedKey          = "cannot be set back to false; create a new APIKey instead"
+	hintExpiresAtLater      = "may move earlier, never later; create a new APIKey for a longer lifetime"
+	hintExpiresAtRemoved    = "cannot be removed once set; create a new APIKey for a longer lifetime"
+	hintNewApplicationGroup = "field is immutable; create a new Application to move to another KeyGroup"
+	hintRevokedApplication  = "cannot be set back to false; create a new Application instead"
+	hintKeyPrefix           = "field is immutable: keys already issued carry it; create a new KeyGroup for another prefix"
+	hintCreatedBy           = "is set by keyward when the object is created and cannot be changed"
+	hintCreatedByForged     = "is set by keyward to the user who creates the object (%q)"
 )
 
 // Group kinds for apierrors.NewInvalid.

@@ -20,10 +20,12 @@ package manager
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -40,10 +42,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/keyward/keyward/controllers"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/webhook"
 )
 
 // DefaultNamespace is the operator's namespace unless --namespace says
@@ -75,6 +79,96 @@ type Options struct {
 	NewClient client.NewClientFunc
 	// SkipNameValidation lets one process start several managers (tests).
 	SkipNameValidation bool
+	// Webhooks, when set, serves keyward's admission webhooks; nil runs
+	// the controllers alone.
+	Webhooks *WebhookOptions
+}
+
+// CertMode says who provides the webhook server's TLS certificate.
+type CertMode string
+
+const (
+	// CertModeSelfManaged means that the manager creates a CA and serving
+	// certificate, keeps them in a Secret in its namespace, injects the CA
+	// bundle into the webhook configurations and rotates both before they
+	// expire.
+	CertModeSelfManaged CertMode = "self-managed"
+	// CertModeExternal means that tls.crt and tls.key appear in CertDir (cert-manager
+	// through a mounted Secret, envtest) and something else injects the CA
+	// bundle (cert-manager's cainjector). The server reloads the files when
+	// they change.
+	CertModeExternal CertMode = "external"
+)
+
+// WebhookOptions configure the admission webhook server.
+type WebhookOptions struct {
+	// Host and Port the server listens on. Default port 9443.
+	Host string
+	Port int
+	// CertDir holds tls.crt and tls.key: read in external mode, written in
+	// self-managed mode. Default <tmp>/k8s-webhook-server/serving-certs.
+	CertDir string
+	// CertMode is self-managed (the default) or external.
+	CertMode CertMode
+	// ServiceName is the webhook Service, whose DNS names the self-managed
+	// certificate is for. Default keyward-webhook.
+	ServiceName string
+	// CertSecretName is the Secret of the self-managed certificate.
+	// Default keyward-webhook-cert.
+	CertSecretName string
+	// ValidatingConfigurationName and MutatingConfigurationName are the
+	// webhook configurations that the self-managed CA bundle is injected
+	// into. Defaults keyward-validating-webhook-configuration and
+	// keyward-mutating-webhook-configuration.
+	ValidatingConfigurationName, MutatingConfigurationName string
+	// ExtraDNSNames are added to the self-managed serving certificate, such
+	// as "localhost" when the webhook configurations call a URL on this
+	// machine.
+	ExtraDNSNames []string
+	// CACertDuration, ServerCertDuration, LookaheadInterval and
+	// RotationCheckFrequency tune self-managed rotation; zero keeps the
+	// defaults (10 years, 1 year, renew 90 days before expiry, checked
+	// every 12 hours). Tests shorten them.
+	CACertDuration, ServerCertDuration, LookaheadInterval, RotationCheckFrequency time.Duration
+}
+
+// DefaultWebhookPort is the port the webhook server listens on.
+const DefaultWebhookPort = 9443
+
+// webhookServer builds the webhook server, and the self-managed
+// certificate keeper when it has one.
+func webhookServer(o *WebhookOptions, namespace string) (crwebhook.Server, *webhook.Certs, error) {
+	if o.Port == 0 {
+		o.Port = DefaultWebhookPort
+	}
+	if o.CertDir == "" {
+		o.CertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+	}
+	// HTTP/2 stays off: the API server speaks HTTP/1.1 to webhooks just as
+	// well, and it keeps the server out of HTTP/2 stream-reset floods.
+	tlsOpts := []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	var certs *webhook.Certs
+	switch o.CertMode {
+	case CertModeSelfManaged, "":
+		certs = webhook.NewCerts(webhook.CertOptions{
+			Namespace:                      namespace,
+			SecretName:                     o.CertSecretName,
+			ServiceName:                    o.ServiceName,
+			ExtraDNSNames:                  o.ExtraDNSNames,
+			CertDir:                        o.CertDir,
+			ValidatingWebhookConfiguration: o.ValidatingConfigurationName,
+			MutatingWebhookConfiguration:   o.MutatingConfigurationName,
+			CACertDuration:                 o.CACertDuration,
+			ServerCertDuration:             o.ServerCertDuration,
+			LookaheadInterval:              o.LookaheadInterval,
+			RotationCheckFrequency:         o.RotationCheckFrequency,
+		})
+		tlsOpts = append(tlsOpts, certs.TLSOption)
+	case CertModeExternal:
+	default:
+		return nil, nil, fmt.Errorf("unknown webhook certificate mode %q: want %s or %s", o.CertMode, CertModeSelfManaged, CertModeExternal)
+	}
+	return crwebhook.NewServer(crwebhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: tlsOpts}), certs, nil
 }
 
 // New builds a manager with keyward's controllers registered.
@@ -93,8 +187,19 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 			watched[ns] = cache.Config{}
 		}
 	}
+	var (
+		whServer crwebhook.Server
+		certs    *webhook.Certs
+	)
+	if o.Webhooks != nil {
+		var err error
+		if whServer, certs, err = webhookServer(o.Webhooks, o.Namespace); err != nil {
+			return nil, err
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: kube.NewScheme(),
+		Scheme:        kube.NewScheme(),
+		WebhookServer: whServer,
 		Cache: cache.Options{
 			// Only the hashed Secrets in the operator's namespace are
 			// cached; delivery Secrets are read from the API server on the
@@ -134,7 +239,30 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
+	if o.Webhooks != nil {
+		if err := addWebhooks(ctx, mgr, o.Clock, certs); err != nil {
+			return nil, err
+		}
+	}
 	return mgr, nil
+}
+
+// addWebhooks registers the admission webhooks and, in self-managed mode,
+// the certificate keeper; /readyz waits for both.
+func addWebhooks(ctx context.Context, mgr ctrl.Manager, clk clock.Clock, certs *webhook.Certs) error {
+	if err := webhook.Setup(mgr, webhook.Options{Clock: clk}); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+	if certs == nil {
+		return nil
+	}
+	if err := certs.Setup(ctx, mgr); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("webhook-certs", certs.ReadyCheck)
 }
 
 func nonZero(d time.Duration) *time.Duration {
@@ -161,6 +289,20 @@ func Main(args []string) int {
 	})
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Wait for the leader election lease before reconciling, so one manager acts at a time.")
 	fs.StringVar(&o.VerifierURL, "verifier-url", "", "Base URL of the verifier Service, reported in KeyGroup status. Default: http://keyward-verifier.<namespace>.svc.")
+	wh := WebhookOptions{}
+	var certMode string
+	fs.IntVar(&wh.Port, "webhook-port", DefaultWebhookPort, "Port the admission webhook server listens on; 0 runs no webhooks.")
+	fs.StringVar(&wh.Host, "webhook-host", "", "Address the admission webhook server listens on. Default: all.")
+	fs.StringVar(&wh.CertDir, "webhook-cert-dir", "", "Directory of the webhook's tls.crt and tls.key: read with --webhook-cert-mode=external, written with self-managed. Default: <tmp>/k8s-webhook-server/serving-certs.")
+	fs.StringVar(&certMode, "webhook-cert-mode", string(CertModeSelfManaged), "Who provides the webhook certificate: self-managed (the manager creates, injects and rotates it) or external (cert-manager mounts it in --webhook-cert-dir and injects the CA bundle).")
+	fs.StringVar(&wh.ServiceName, "webhook-service-name", webhook.DefaultServiceName, "The webhook Service, in --namespace, whose DNS names the self-managed certificate is for.")
+	fs.StringVar(&wh.CertSecretName, "webhook-cert-secret", webhook.DefaultCertSecretName, "The Secret, in --namespace, that holds the self-managed CA and certificate.")
+	fs.StringVar(&wh.ValidatingConfigurationName, "validating-webhook-configuration", webhook.DefaultValidatingWebhookConfiguration, "The ValidatingWebhookConfiguration the self-managed CA bundle is injected into.")
+	fs.StringVar(&wh.MutatingConfigurationName, "mutating-webhook-configuration", webhook.DefaultMutatingWebhookConfiguration, "The MutatingWebhookConfiguration the self-managed CA bundle is injected into.")
+	fs.Func("webhook-extra-dns-names", "Comma-separated DNS names added to the self-managed certificate (such as localhost).", func(v string) error {
+		wh.ExtraDNSNames = strings.Split(v, ",")
+		return nil
+	})
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -171,6 +313,10 @@ func Main(args []string) int {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("manager")
+	if wh.Port != 0 {
+		wh.CertMode = CertMode(certMode)
+		o.Webhooks = &wh
+	}
 
 	cfg, err := LoadConfig(kubeconfig)
 	if err != nil {
@@ -183,7 +329,7 @@ func Main(args []string) int {
 		log.Error(err, "Unable to set up the manager")
 		return 1
 	}
-	log.Info("Starting manager", "namespace", o.Namespace, "leaderElection", o.LeaderElection)
+	log.Info("Starting manager", "namespace", o.Namespace, "leaderElection", o.LeaderElection, "webhooks", o.Webhooks != nil)
 	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "Manager stopped")
 		return 1
