@@ -203,6 +203,8 @@ func TestAnswers(t *testing.T) {
 		{name: "rest_api_key form", target: devices, headers: map[string]string{"Authorization": "rest_api_key=" + k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 200},
 		{name: "X-API-Key form", target: devices, headers: map[string]string{"X-API-Key": k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 200},
 		{name: "Bearer wins over X-API-Key", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["revoked"], "X-API-Key": k["full"], "X-Original-Method": "GET", "X-Original-URI": "/integration/device/a"}, status: 401, reason: "revoked"},
+		// ingress-nginx sets X-Original-* and passes the client's headers on.
+		{name: "forged X-Forwarded-Uri through nginx", target: devices, headers: withHeader(withHeader(nginx(k["full"], "GET", "/admin"), "X-Forwarded-Uri", "/integration/device/a"), "X-Forwarded-Method", "GET"), status: 403, reason: "path"},
 		{name: "never the query string", target: devices + "?api_key=" + k["full"], headers: map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/integration/device/a?api_key=" + k["full"]}, status: 401, reason: "missing"},
 		{name: "group source range, client outside", target: "/v1/verify/iot/ranged", headers: nginx(k["reader"], "GET", "/v1/things/1"), remote: "192.0.2.1:5555", status: 403, reason: "source"},
 		{name: "group source range, client inside", target: "/v1/verify/iot/ranged", headers: nginx(k["reader"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 200},
@@ -282,7 +284,11 @@ func TestTraefikDialect(t *testing.T) {
 		{name: "dot-dot escape", headers: traefik(f.keys["full"], "GET", "/integration/device/../../admin"), status: 403, reason: "scope"},
 		{name: "dot-dot above root", headers: traefik(f.keys["full"], "GET", "/../../etc/passwd"), status: 403, reason: "path"},
 		{name: "revoked", headers: traefik(f.keys["revoked"], "GET", "/status"), status: 401, reason: "revoked"},
-		{name: "X-Original headers win over X-Forwarded", headers: withHeader(withHeader(traefik(f.keys["downlinker"], "GET", "/status"), "X-Original-Method", "POST"), "X-Original-URL", "/admin"), status: 403, reason: "scope"},
+		// Traefik passes the client's headers on: a forged X-Original-* pair
+		// must not have another request judged.
+		{name: "forged X-Original-URL through Traefik", headers: withHeader(withHeader(traefik(f.keys["full"], "GET", "/admin"), "X-Original-Method", "GET"), "X-Original-URL", "/integration/device/a"), status: 403, reason: "path"},
+		{name: "forged X-Original-Method through Traefik", headers: withHeader(withHeader(traefik(f.keys["downlinker"], "DELETE", "/integration/device/sendmsg"), "X-Original-Method", "POST"), "X-Original-URL", "/integration/device/sendmsg"), status: 403, reason: "path"},
+		{name: "both families agreeing", headers: withHeader(withHeader(traefik(f.keys["downlinker"], "POST", "/integration/device/sendmsg?a=1"), "X-Original-Method", "POST"), "X-Original-URL", "https://api.example.com/integration//device/sendmsg"), status: 200},
 	} {
 		c.target = "/v1/verify/iot/devices"
 		t.Run(c.name, func(t *testing.T) { f.check(t, c) })

@@ -46,6 +46,11 @@ type Request struct {
 	// Method and URI are the original request's; URI may be an absolute
 	// URL (X-Original-URL) or a path with a query.
 	Method, URI string
+	// AltMethod and AltURI are the other header family's (X-Forwarded-*
+	// when X-Original-* were given), when a request carries both. A proxy
+	// sets one family and passes the client's headers through, so a client
+	// can forge the other: the two must then agree.
+	AltMethod, AltURI string
 	// Authorization and XAPIKey are the credential headers.
 	Authorization, XAPIKey string
 	// Client is the original client's address; invalid if unknown.
@@ -97,8 +102,15 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 		rest = raw[len(verifyPrefix):]
 		// ingress-nginx and nginx auth_request, then Traefik ForwardAuth
 		// and Gateway API ExternalAuth.
-		req.Method = firstHeader(r.Header, "X-Original-Method", "X-Forwarded-Method")
-		req.URI = firstHeader(r.Header, "X-Original-Url", "X-Original-Uri", "X-Forwarded-Uri")
+		req.Method = firstHeader(r.Header, "X-Original-Method")
+		req.URI = firstHeader(r.Header, "X-Original-Url", "X-Original-Uri")
+		fwdMethod, fwdURI := firstHeader(r.Header, "X-Forwarded-Method"), firstHeader(r.Header, "X-Forwarded-Uri")
+		switch {
+		case req.URI == "" && req.Method == "":
+			req.Method, req.URI = fwdMethod, fwdURI
+		case fwdMethod != "" || fwdURI != "":
+			req.AltMethod, req.AltURI = fwdMethod, fwdURI
+		}
 	case strings.HasPrefix(raw, envoyPrefix):
 		// Envoy ext_authz HTTP with path_prefix: the original path follows
 		// the group in the request's own path, and the method is its own.
@@ -183,7 +195,7 @@ func (h *Handler) Verify(req *Request) Decision {
 	// cannot be normalised safely is refused.
 	// A proxy that sent no original URI or method gets no benefit of doubt.
 	path, err := match.PathFromURL(req.URI)
-	if err != nil || req.URI == "" || req.Method == "" {
+	if err != nil || req.URI == "" || req.Method == "" || !altAgrees(req, path) {
 		return Decision{Reason: ReasonPath, entry: e, group: g}
 	}
 	// Source: the key's own ranges, else the group's.
@@ -198,6 +210,16 @@ func (h *Handler) Verify(req *Request) Decision {
 		h.usage.used(e, now)
 	}
 	return Decision{Reason: ReasonOK, entry: e, group: g}
+}
+
+// altAgrees reports whether the other header family, if the request carries
+// it, describes the same request.
+func altAgrees(req *Request, path string) bool {
+	if req.AltMethod == "" && req.AltURI == "" {
+		return true
+	}
+	alt, err := match.PathFromURL(req.AltURI)
+	return err == nil && alt == path && req.AltMethod == req.Method
 }
 
 // stateReason says why a key's state refuses it, or ReasonOK.

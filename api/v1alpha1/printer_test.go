@@ -136,7 +136,8 @@ func TestPrinterColumns(t *testing.T) {
 			resource: "apikeys", name: "acme-dashboard",
 			columns: []string{"Name", "Application", "Phase", "Key ID", "Expires", "Last Used", "Age"},
 			wide:    []string{"Name", "Application", "Phase", "Key ID", "Expires", "Last Used", "Age", "Scopes"},
-			want:    map[string]any{"Application": "acme", "Phase": "Active", "Key ID": "iot_7Hq2", "Last Used": "90s", "Scopes": `["read","write"]`},
+			// A date column would print a future expiry as "<invalid>".
+			want: map[string]any{"Application": "acme", "Phase": "Active", "Key ID": "iot_7Hq2", "Expires": "2031-06-30T00:00:00Z", "Last Used": "90s", "Scopes": `["read","write"]`},
 		},
 		{
 			resource: "applications", name: "acme",
