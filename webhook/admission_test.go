@@ -1,0 +1,591 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package webhook_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/testgen"
+)
+
+// ruleCase is one rule of DESIGN §3, broken through the API server: setup
+// creates what the rule needs in ns, act makes the request that breaks it
+// with the given options (plain, or server-side dry run).
+type ruleCase struct {
+	name  string
+	setup func(t *testing.T, ns string)
+	act   func(ctx context.Context, c client.Client, ns string, dryRun bool) error
+	field string
+	want  []string
+}
+
+func dry[T any](dryRun bool, opt T) []T {
+	if dryRun {
+		return []T{opt}
+	}
+	return nil
+}
+
+func createObj(obj client.Object) func(context.Context, client.Client, string, bool) error {
+	return func(ctx context.Context, c client.Client, ns string, dryRun bool) error {
+		o := obj.DeepCopyObject().(client.Object)
+		o.SetNamespace(ns)
+		return c.Create(ctx, o, dry(dryRun, client.CreateOption(client.DryRunAll))...)
+	}
+}
+
+func updateObj[T client.Object](obj T, change func(T)) func(context.Context, client.Client, string, bool) error {
+	return func(ctx context.Context, c client.Client, ns string, dryRun bool) error {
+		o := obj.DeepCopyObject().(T)
+		o.SetNamespace(ns)
+		return update(ctx, c, o, change, dry(dryRun, client.UpdateOption(client.DryRunAll))...)
+	}
+}
+
+// group, app and key are the objects most cases start from.
+func group(opts ...testgen.KeyGroupOption) *keywardv1alpha1.KeyGroup {
+	return testgen.KeyGroup("", "things", opts...)
+}
+
+func app(opts ...testgen.ApplicationOption) *keywardv1alpha1.Application {
+	return testgen.Application("", "acme", "things", append([]testgen.ApplicationOption{testgen.WithExternalID("EUI-70B3D57E")}, opts...)...)
+}
+
+func key(name string, opts ...testgen.APIKeyOption) *keywardv1alpha1.APIKey {
+	return testgen.APIKey("", name, "acme", opts...)
+}
+
+func in(ns string, objs ...client.Object) []client.Object {
+	for _, o := range objs {
+		o.SetNamespace(ns)
+	}
+	return objs
+}
+
+// setupObjects creates objs in the test's namespace.
+func setupObjects(objs ...func() client.Object) func(t *testing.T, ns string) {
+	return func(t *testing.T, ns string) {
+		for _, o := range objs {
+			create(t, in(ns, o())...)
+		}
+	}
+}
+
+func groupObj(opts ...testgen.KeyGroupOption) func() client.Object {
+	return func() client.Object { return group(opts...) }
+}
+
+func appObj(opts ...testgen.ApplicationOption) func() client.Object {
+	return func() client.Object { return app(opts...) }
+}
+
+// keyObj is the key "k".
+func keyObj(opts ...testgen.APIKeyOption) func() client.Object {
+	return func() client.Object { return key("k", opts...) }
+}
+
+// TestRulesRejectedThroughAPIServer breaks each rule of DESIGN §3 through
+// the API server, for real and with a server-side dry run, and checks that
+// the answer names the field. Rules that the CRD's CEL validation already
+// enforces are refused by the API server before the webhook is called; the
+// webhook's copy of them is covered by the unit tests of validate.
+func TestRulesRejectedThroughAPIServer(t *testing.T) {
+	at := func(d time.Duration) testgen.APIKeyOption { return testgen.WithExpiry(clock.Now().Add(d)) }
+	tests := []ruleCase{
+		{
+			name:  "KeyGroup keyPrefix is immutable (CEL)",
+			setup: setupObjects(groupObj()),
+			act:   updateObj(group(), func(g *keywardv1alpha1.KeyGroup) { g.Spec.KeyPrefix = "other" }),
+			field: "spec.keyPrefix", want: []string{"keyPrefix is immutable"},
+		},
+		{
+			name:  "KeyGroup scope paths must be ones the verifier can match",
+			act:   createObj(group(testgen.WithScope("odd", nil, "/v1/del\x7f"))),
+			field: "spec.scopes[2].rules[0].paths[0]", want: []string{"the verifier cannot match it", "not in normalised form"},
+		},
+		{
+			name:  "Application keyGroup is immutable (CEL)",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   updateObj(app(), func(a *keywardv1alpha1.Application) { a.Spec.KeyGroup = "other" }),
+			field: "spec.keyGroup", want: []string{"keyGroup is immutable"},
+		},
+		{
+			name:  "Application revoked is one-way (CEL)",
+			setup: setupObjects(groupObj(), appObj(func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })),
+			act:   updateObj(app(), func(a *keywardv1alpha1.Application) { a.Spec.Revoked = false }),
+			field: "spec.revoked", want: []string{"revoked cannot be set back to false"},
+		},
+		{
+			name: "Application maxApplications",
+			setup: func(t *testing.T, ns string) {
+				create(t, in(ns, group(testgen.WithLimits(1, 10)), app())...)
+				waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+			},
+			act:   createObj(testgen.Application("", "second", "things")),
+			field: "spec.keyGroup", want: []string{`KeyGroup "things" already has 1/1 applications`},
+		},
+		{
+			name:  "Application created-by is immutable",
+			setup: setupObjects(groupObj(), appObj()),
+			act: updateObj(app(), func(a *keywardv1alpha1.Application) {
+				a.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "someone-else"
+			}),
+			field: "metadata.annotations[keyward.dev/created-by]", want: []string{"cannot be changed"},
+		},
+		{
+			name:  "APIKey application must exist",
+			setup: setupObjects(groupObj()),
+			act:   createObj(key("k")),
+			field: "spec.application", want: []string{`Not found: "acme"`, "create it first"},
+		},
+		{
+			name:  "APIKey application must not be revoked",
+			setup: setupObjects(groupObj(), appObj(func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })),
+			act:   createObj(key("k")),
+			field: "spec.application", want: []string{`Application "acme" is revoked`},
+		},
+		{
+			name:  "APIKey scopes must exist in the group",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createObj(key("k", testgen.WithScopes("read", "admin"))),
+			field: "spec.scopes[1]", want: []string{`Unsupported value: "admin"`, `"read", "write"`},
+		},
+		{
+			name:  "APIKey expiresAt is required under maxKeyLifetime",
+			setup: setupObjects(groupObj(testgen.WithMaxKeyLifetime(720*time.Hour)), appObj()),
+			act:   createObj(key("k")),
+			field: "spec.expiresAt", want: []string{"Required value", "maxKeyLifetime 720h0m0s"},
+		},
+		{
+			name:  "APIKey expiresAt within maxKeyLifetime",
+			setup: setupObjects(groupObj(testgen.WithMaxKeyLifetime(720*time.Hour)), appObj()),
+			act:   createObj(key("k", at(800*time.Hour))),
+			field: "spec.expiresAt", want: []string{"is more than maxKeyLifetime 720h0m0s", "set it no later than"},
+		},
+		{
+			name:  "APIKey application is immutable (CEL)",
+			setup: setupObjects(groupObj(), appObj(), keyObj()),
+			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.Application = "other" }),
+			field: "spec.application", want: []string{"application is immutable"},
+		},
+		{
+			name:  "APIKey scopes are immutable (CEL)",
+			setup: setupObjects(groupObj(), appObj(), keyObj()),
+			act: updateObj(key("k"), func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Scopes = append(k.Spec.Scopes, "write")
+			}),
+			field: "spec.scopes", want: []string{"scopes are immutable; create a new APIKey to change scopes"},
+		},
+		{
+			name:  "APIKey secretName is immutable (CEL)",
+			setup: setupObjects(groupObj(), appObj(), keyObj(testgen.WithSecretName("a"))),
+			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.SecretName = "b" }),
+			field: "spec.secretName", want: []string{"secretName is immutable"},
+		},
+		{
+			name:  "APIKey revoked is one-way (CEL)",
+			setup: setupObjects(groupObj(), appObj(), keyObj(func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })),
+			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = false }),
+			field: "spec.revoked", want: []string{"revoked cannot be set back to false"},
+		},
+		{
+			name:  "APIKey expiresAt only moves earlier (CEL)",
+			setup: setupObjects(groupObj(), appObj(), keyObj(at(time.Hour))),
+			act: updateObj(key("k"), func(k *keywardv1alpha1.APIKey) {
+				later := metav1.NewTime(k.Spec.ExpiresAt.Add(time.Hour))
+				k.Spec.ExpiresAt = &later
+			}),
+			field: "spec.expiresAt", want: []string{"expiresAt may move earlier, never later"},
+		},
+		{
+			name:  "APIKey created-by is immutable",
+			setup: setupObjects(groupObj(), appObj(), keyObj()),
+			act: updateObj(key("k"), func(k *keywardv1alpha1.APIKey) {
+				k.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "someone-else"
+			}),
+			field: "metadata.annotations[keyward.dev/created-by]", want: []string{"cannot be changed"},
+		},
+		{
+			name: "APIKey deletion of a recently used key needs confirmation",
+			setup: func(t *testing.T, ns string) {
+				create(t, in(ns, group(), app(), key("k"))...)
+				used(t, ns, "k", clock.Now().Add(-time.Minute))
+			},
+			act: func(ctx context.Context, c client.Client, ns string, dryRun bool) error {
+				return c.Delete(ctx, in(ns, key("k"))[0], dry(dryRun, client.DeleteOption(client.DryRunAll))...)
+			},
+			field: "metadata.annotations[keyward.dev/confirm-delete]", want: []string{"Required value", "last used at"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := env.Namespace(t)
+			if tt.setup != nil {
+				tt.setup(t, ns)
+			}
+			for _, dryRun := range []bool{true, false} {
+				err := tt.act(context.Background(), env.Client, ns, dryRun)
+				msg := rejected(t, err, tt.field, tt.want...)
+				t.Logf("dry run %v: %s", dryRun, msg)
+			}
+		})
+	}
+}
+
+// used records a last use of the key, as the verifier does.
+func used(t *testing.T, ns, name string, when time.Time) {
+	t.Helper()
+	k := &keywardv1alpha1.APIKey{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
+		t.Fatal(err)
+	}
+	patch := client.MergeFrom(k.DeepCopy())
+	last := metav1.NewTime(when)
+	k.Status.LastUsedTime = &last
+	if err := env.Client.Status().Patch(context.Background(), k, patch); err != nil {
+		t.Fatalf("recording the last use of %s: %v", name, err)
+	}
+}
+
+// TestEleventhKeyRejected: with maxKeysPerApplication 10, the 11th key of
+// an application is refused at admission with the count in the message;
+// once one is revoked, a new key is admitted and issued.
+func TestEleventhKeyRejected(t *testing.T) {
+	ns := env.Namespace(t)
+	create(t, in(ns, group(testgen.WithLimits(10, 10)), app())...)
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	for i := range 10 {
+		create(t, in(ns, key(fmt.Sprintf("k%d", i)))...)
+	}
+	for i := range 10 {
+		waitKeyPhase(t, ns, fmt.Sprintf("k%d", i), keywardv1alpha1.APIKeyActive)
+	}
+
+	eleventh := in(ns, key("k10"))[0]
+	err := env.Client.Create(context.Background(), eleventh.DeepCopyObject().(client.Object), client.DryRunAll)
+	rejected(t, err, "spec.application", `Application "acme" already has 10/10 keys`, "revoked and expired keys do not count")
+	err = env.Client.Create(context.Background(), eleventh.DeepCopyObject().(client.Object))
+	msg := rejected(t, err, "spec.application", "10/10")
+	t.Log(msg)
+
+	mustUpdate(t, in(ns, key("k3"))[0].(*keywardv1alpha1.APIKey), func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
+	// The manager's cache sees the revocation a moment later.
+	eventually(t, 30*time.Second, func() error {
+		return env.Client.Create(context.Background(), eleventh.DeepCopyObject().(client.Object))
+	})
+	waitKeyPhase(t, ns, "k3", keywardv1alpha1.APIKeyRevoked)
+	waitKeyPhase(t, ns, "k10", keywardv1alpha1.APIKeyActive)
+
+	// Disabled keys still count.
+	mustUpdate(t, in(ns, key("k4"))[0].(*keywardv1alpha1.APIKey), func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true })
+	waitKeyPhase(t, ns, "k4", keywardv1alpha1.APIKeyDisabled)
+	rejected(t, env.Client.Create(context.Background(), in(ns, key("k11"))[0], client.DryRunAll), "spec.application", "10/10")
+}
+
+// TestGrantNeedsRBAC: a user bound to the shipped keyward-editor role can
+// create keys, but only with scopes they hold "grant" on; they are told
+// which permission is missing. A Role granting one scope, or keyward-admin,
+// gives it.
+func TestGrantNeedsRBAC(t *testing.T) {
+	shippedRoles(t)
+	ns := env.Namespace(t)
+	create(t, in(ns, group(), app())...)
+	alice := as(t, "alice", "")
+	bind(t, ns, "keyward-editor", aliceSubject)
+	ctx := context.Background()
+
+	// keyward-editor lets alice create keys (RBAC takes a moment to see the
+	// binding), but grants no scope.
+	var err error
+	eventually(t, 30*time.Second, func() error {
+		err = alice.Create(ctx, in(ns, key("both", testgen.WithScopes("read", "write")))[0])
+		if apierrors.IsForbidden(err) && !strings.Contains(err.Error(), "admission webhook") {
+			return err // not yet allowed to create APIKeys at all
+		}
+		return nil
+	})
+	msg := rejected(t, err, "spec.scopes[0]",
+		`spec.scopes[0]: Forbidden: user "alice" may not grant scope "read" of KeyGroup "things": needs verb "grant" on scopes.keyward.dev named "things.read" in namespace "`+ns+`"`)
+	rejected(t, err, "spec.scopes[1]",
+		`spec.scopes[1]: Forbidden: user "alice" may not grant scope "write" of KeyGroup "things": needs verb "grant" on scopes.keyward.dev named "things.write" in namespace "`+ns+`"`)
+	t.Log(msg)
+
+	// A Role that grants "things.read" only.
+	create(t, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"},
+		Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{"keyward.dev"}, Resources: []string{"scopes"}, Verbs: []string{"grant"}, ResourceNames: []string{"things.read"},
+		}},
+	}, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "grant-things-read"},
+		Subjects:   []rbacv1.Subject{aliceSubject},
+	})
+	eventually(t, 30*time.Second, func() error {
+		return alice.Create(ctx, in(ns, key("reader", testgen.WithScopes("read")))[0])
+	})
+	rejected(t, alice.Create(ctx, in(ns, key("writer", testgen.WithScopes("write")))[0]), "spec.scopes[0]", `named "things.write"`)
+
+	// keyward-admin grants every scope.
+	bind(t, ns, "keyward-admin", aliceSubject)
+	eventually(t, 30*time.Second, func() error {
+		return alice.Create(ctx, in(ns, key("writer", testgen.WithScopes("write")))[0])
+	})
+	k := waitKeyPhase(t, ns, "writer", keywardv1alpha1.APIKeyActive)
+	if k.Status.CreatedBy != "alice" {
+		t.Errorf("status.createdBy = %q, want alice", k.Status.CreatedBy)
+	}
+
+	// The grant is per namespace: the same user elsewhere holds nothing.
+	other := env.Namespace(t)
+	create(t, in(other, group(), app())...)
+	bind(t, other, "keyward-editor", aliceSubject)
+	eventually(t, 30*time.Second, func() error {
+		err := alice.Create(ctx, in(other, key("k"))[0])
+		if err != nil && strings.Contains(err.Error(), `named "things.read" in namespace "`+other+`"`) {
+			return nil
+		}
+		return fmt.Errorf("want the grant refused in %s, got %v", other, err)
+	})
+}
+
+// TestDeletionProtection: deleting a key asks for keyward.dev/confirm-delete
+// equal to the application's externalID, in the three modes of the group's
+// deletionProtection.
+func TestDeletionProtection(t *testing.T) {
+	ctx := context.Background()
+	const annotation = "metadata.annotations[keyward.dev/confirm-delete]"
+	del := func(ns, name string, opts ...client.DeleteOption) error {
+		return env.Client.Delete(ctx, in(ns, key(name))[0], opts...)
+	}
+	confirm := func(ns, name, value string) {
+		t.Helper()
+		mustUpdate(t, in(ns, key(name))[0].(*keywardv1alpha1.APIKey), func(k *keywardv1alpha1.APIKey) {
+			k.Annotations[keywardv1alpha1.AnnotationConfirmDelete] = value
+		})
+	}
+	gone := func(ns, name string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &keywardv1alpha1.APIKey{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("APIKey %s/%s still there: %v", ns, name, err)
+		})
+	}
+
+	t.Run("RecentlyUsed", func(t *testing.T) {
+		ns := env.Namespace(t)
+		create(t, in(ns, group(testgen.WithDeletionProtection(keywardv1alpha1.ConfirmRecentlyUsed, 72*time.Hour)), app(),
+			key("used"), key("idle"), key("old"))...)
+		used(t, ns, "used", clock.Now().Add(-time.Hour))
+		used(t, ns, "old", clock.Now().Add(-73*time.Hour))
+
+		rejected(t, del(ns, "used"), annotation, "Required value", `KeyGroup "things" asks to confirm deleting keys used within 72h0m0s`,
+			`set this annotation to the externalID of Application "acme"`)
+		rejected(t, del(ns, "used", client.DryRunAll), annotation, "Required value")
+		confirm(ns, "used", "acme")
+		rejected(t, del(ns, "used"), annotation, `Invalid value: "acme"`, `must be the externalID of Application "acme"`)
+		confirm(ns, "used", "EUI-70B3D57E")
+		if err := del(ns, "used"); err != nil {
+			t.Fatalf("deleting with the externalID: %v", err)
+		}
+		gone(ns, "used")
+
+		if err := del(ns, "idle"); err != nil {
+			t.Errorf("deleting a key never used: %v", err)
+		}
+		if err := del(ns, "old"); err != nil {
+			t.Errorf("deleting a key used before the window: %v", err)
+		}
+
+		// Once the window has passed, no confirmation.
+		create(t, in(ns, key("later"))...)
+		used(t, ns, "later", clock.Now().Add(-time.Hour))
+		rejected(t, del(ns, "later"), annotation, "Required value")
+		start := clock.Now()
+		clock.Step(72 * time.Hour)
+		t.Cleanup(func() { clock.SetTime(start) })
+		if err := del(ns, "later"); err != nil {
+			t.Errorf("deleting after the window passed: %v", err)
+		}
+		clock.SetTime(start)
+		gone(ns, "later")
+	})
+
+	t.Run("Always", func(t *testing.T) {
+		ns := env.Namespace(t)
+		create(t, in(ns, group(testgen.WithDeletionProtection(keywardv1alpha1.ConfirmAlways, 72*time.Hour)), app(), key("unused"))...)
+		rejected(t, del(ns, "unused"), annotation, `KeyGroup "things" asks to confirm deleting any of its keys`)
+		confirm(ns, "unused", "EUI-70B3D57E")
+		if err := del(ns, "unused"); err != nil {
+			t.Fatalf("deleting with the externalID: %v", err)
+		}
+		gone(ns, "unused")
+	})
+
+	t.Run("Never", func(t *testing.T) {
+		ns := env.Namespace(t)
+		create(t, in(ns, group(testgen.WithDeletionProtection(keywardv1alpha1.ConfirmNever, 72*time.Hour)), app(), key("used"))...)
+		used(t, ns, "used", clock.Now().Add(-time.Minute))
+		if err := del(ns, "used"); err != nil {
+			t.Fatalf("deleting in Never mode: %v", err)
+		}
+		gone(ns, "used")
+	})
+
+	t.Run("namespace deleted", func(t *testing.T) {
+		ns := env.Namespace(t)
+		create(t, in(ns, group(testgen.WithDeletionProtection(keywardv1alpha1.ConfirmAlways, 72*time.Hour)), app(), key("k"))...)
+		rejected(t, del(ns, "k"), annotation, "asks to confirm")
+		// Deleting the namespace is the confirmation: its keys go without
+		// one (the local control plane has no namespace controller, so the
+		// test deletes the key itself, as that controller would).
+		if err := env.Client.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := del(ns, "k"); err != nil {
+			t.Fatalf("deleting a key of a namespace being deleted: %v", err)
+		}
+	})
+}
+
+// TestCreatedByCannotBeForged: the creator annotation is what the API
+// server authenticated, whatever the request said, and cannot be changed
+// afterwards; a server-side apply that drops it does not lose it.
+func TestCreatedByCannotBeForged(t *testing.T) {
+	shippedRoles(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	create(t, in(ns, group())...)
+	bind(t, ns, "keyward-admin", aliceSubject)
+	alice := as(t, "alice", "")
+
+	forged := app()
+	forged.Namespace = ns
+	forged.Annotations = map[string]string{
+		keywardv1alpha1.AnnotationCreatedBy:    "system:serviceaccount:kube-system:root",
+		keywardv1alpha1.AnnotationCreatedByUID: "1234",
+	}
+	eventually(t, 30*time.Second, func() error { return alice.Create(ctx, forged.DeepCopy()) })
+	a := &keywardv1alpha1.Application{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(forged), a); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Annotations[keywardv1alpha1.AnnotationCreatedBy]; got != "alice" {
+		t.Errorf("created-by = %q, want alice", got)
+	}
+	if got, ok := a.Annotations[keywardv1alpha1.AnnotationCreatedByUID]; ok {
+		t.Errorf("created-by-uid = %q, want none for a user", got)
+	}
+	eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(forged), a); err != nil {
+			return err
+		}
+		if a.Status.CreatedBy != "alice" {
+			return fmt.Errorf("status.createdBy = %q, want alice", a.Status.CreatedBy)
+		}
+		return nil
+	})
+
+	// Changing it is refused, for the creator as for an admin.
+	for _, c := range []client.Client{alice, env.Client} {
+		err := update(ctx, c, a.DeepCopy(), func(a *keywardv1alpha1.Application) {
+			a.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "bob"
+		})
+		rejected(t, err, "metadata.annotations[keyward.dev/created-by]", "is set by keyward when the object is created and cannot be changed")
+	}
+
+	// A server-side apply of the manifest as first written, without the
+	// annotation the webhook added, keeps it.
+	applied := client.ObjectKey{Namespace: ns, Name: "applied"}
+	for _, description := range []string{"v1", "v2"} {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": keywardv1alpha1.GroupVersion.String(),
+			"kind":       "Application",
+			"metadata":   map[string]any{"namespace": ns, "name": "applied"},
+			"spec":       map[string]any{"keyGroup": "things", "description": description},
+		}}
+		if err := alice.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("gitops"), client.ForceOwnership); err != nil {
+			t.Fatalf("server-side apply %s: %v", description, err)
+		}
+	}
+	if err := env.Client.Get(ctx, applied, a); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Annotations[keywardv1alpha1.AnnotationCreatedBy]; got != "alice" || a.Spec.Description != "v2" {
+		t.Errorf("after two server-side applies: created-by %q (want alice), description %q", got, a.Spec.Description)
+	}
+
+	// An APIKey created by a ServiceAccount records it, with its UID, and
+	// stops working when the ServiceAccount is deleted.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "robot"}}
+	create(t, sa)
+	saUser := "system:serviceaccount:" + ns + ":robot"
+	bind(t, ns, "keyward-admin", rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "robot"})
+	robot := as(t, saUser, string(sa.UID), "system:serviceaccounts", "system:serviceaccounts:"+ns)
+	impostor := as(t, saUser, "not-the-uid", "system:serviceaccounts", "system:serviceaccounts:"+ns)
+	k := in(ns, key("robot-key"))[0].(*keywardv1alpha1.APIKey)
+	k.Annotations = map[string]string{keywardv1alpha1.AnnotationCreatedBy: "alice"}
+	eventually(t, 30*time.Second, func() error { return robot.Create(ctx, k) })
+	if err := impostor.Create(ctx, in(ns, key("impostor-key"))[0]); err != nil {
+		t.Fatal(err)
+	}
+	k = waitKeyPhase(t, ns, "robot-key", keywardv1alpha1.APIKeyActive)
+	if k.Annotations[keywardv1alpha1.AnnotationCreatedBy] != saUser || k.Annotations[keywardv1alpha1.AnnotationCreatedByUID] != string(sa.UID) || k.Status.CreatedBy != saUser {
+		t.Errorf("creator of a ServiceAccount's key: annotations %v, status.createdBy %q", k.Annotations, k.Status.CreatedBy)
+	}
+	if len(k.Finalizers) != 1 || k.Finalizers[0] != keywardv1alpha1.Finalizer {
+		t.Errorf("finalizers = %v, want the one the mutating webhook adds", k.Finalizers)
+	}
+	// A key whose recorded UID is not the ServiceAccount's was created by
+	// another ServiceAccount of that name: it never works.
+	imp := waitKeyPhase(t, ns, "impostor-key", keywardv1alpha1.APIKeyRevoked)
+	if c := readyReason(imp); c != "CreatorDeleted" {
+		t.Errorf("impostor key: reason %q, want CreatorDeleted", c)
+	}
+
+	if err := env.Client.Delete(ctx, sa); err != nil {
+		t.Fatal(err)
+	}
+	k = waitKeyPhase(t, ns, "robot-key", keywardv1alpha1.APIKeyRevoked)
+	if c := readyReason(k); c != "CreatorDeleted" {
+		t.Errorf("reason %q, want CreatorDeleted", c)
+	}
+}
+
+func readyReason(k *keywardv1alpha1.APIKey) string {
+	for _, c := range k.Status.Conditions {
+		if c.Type == keywardv1alpha1.ConditionReady {
+			return c.Reason
+		}
+	}
+	return ""
+}
