@@ -76,6 +76,12 @@ func TestVerifyCatchesStaleGeneratedFiles(t *testing.T) {
 		{"API type changed without regenerating", "api/v1alpha1/apikey_types.go", func(s string) string {
 			return strings.Replace(s, "// +kubebuilder:validation:MaxItems=32", "// +kubebuilder:validation:MaxItems=16", 1)
 		}},
+		{"webhook configuration", "config/webhook/manifests.yaml", func(s string) string {
+			return strings.Replace(s, "timeoutSeconds: 5", "timeoutSeconds: 10", 1)
+		}},
+		{"webhook marker changed without regenerating", "webhook/webhook.go", func(s string) string {
+			return strings.Replace(s, "resources=apikeys,verbs=create;update;delete", "resources=apikeys,verbs=create;update", 1)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -128,7 +129,7 @@ func (v *APIKeyValidator) ValidateDelete(ctx context.Context, k *keywardv1alpha1
 	}
 	ns := &corev1.Namespace{}
 	if err := v.live.Get(ctx, client.ObjectKey{Name: k.Namespace}, ns); err == nil && !ns.DeletionTimestamp.IsZero() {
-		logf.FromContext(ctx).V(1).Info("Deleting a protected key with its namespace", "apikey", client.ObjectKeyFromObject(k))
+		logf.FromContext(ctx).V(1).Info("Deleting a protected key with its namespace", "apikey", klog.KObj(k))
 		return nil, nil
 	}
 	return result(kindAPIKey, k.Name, validation{errs: errs})
@@ -196,8 +197,9 @@ func validateApplicationOfKey(k *keywardv1alpha1.APIKey, app *keywardv1alpha1.Ap
 	return nil
 }
 
+// applicationUsable says whether an application can hold working keys.
 func applicationUsable(app *keywardv1alpha1.Application) bool {
-	return validateApplicationOfKey(nil, app) == nil
+	return !app.Spec.Revoked && app.Status.Phase != keywardv1alpha1.ApplicationRevoked && app.Status.Phase != keywardv1alpha1.ApplicationRejected
 }
 
 // validateScopes refuses scopes the group does not define.
