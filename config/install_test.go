@@ -270,6 +270,11 @@ func TestShippedRBAC(t *testing.T) {
 			{"get", "", "secrets", "", tenant, true},                    // recovering an interrupted issuance
 			{"patch", "", "secrets", "", "keyward-system", true},        // hashed Secrets
 			{"delete", "", "secrets", "", "keyward-system", true},       // finalizer
+			{"watch", "", "secrets", "", "keyward-system", true},        // its cache of hashed Secrets
+			{"list", "", "secrets", "", tenant, false},                  // never lists tenants' Secrets
+			{"watch", "", "secrets", "", "", false},
+			{"delete", "", "secrets", "", tenant, false},
+			{"patch", "", "secrets", "", tenant, false},
 			{"patch", "keyward.dev", "apikeys", "status", tenant, true}, // status
 			{"update", "keyward.dev", "apikeys", "finalizers", tenant, true},
 			{"create", "authorization.k8s.io", "subjectaccessreviews", "", "", true},

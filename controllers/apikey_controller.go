@@ -88,7 +88,11 @@ func (s *apiKeyScope) minted() bool { return s.hashed != nil }
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications;keygroups,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// Delivery Secrets, in any namespace, are created and, after an interrupted
+// issuance, read back; nothing lists or watches them. Hashed Secrets live in
+// the operator's namespace only.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
+// +kubebuilder:rbac:groups="",namespace=keyward-system,resources=secrets,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one APIKey to the phase its spec and its surroundings

@@ -595,3 +595,20 @@ func TestIssuanceWrites(t *testing.T) {
 	}
 	t.Logf("one key's issuance: %d API writes, %d of them on the APIKey and its Secrets", len(writes), 4)
 }
+
+// TestForgedStatusCannotSwitchAKeyOff: whoever can write APIKey status (the
+// verifier's ServiceAccount can, for lastUsedTime) cannot make a working key
+// terminal; the hashed Secret, which only keyward writes, decides.
+func TestForgedStatusCannotSwitchAKeyOff(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	k := issueOne(t, ns)
+	k.Status.Phase = keywardv1alpha1.APIKeyRevoked
+	if err := env.Client.Status().Update(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	// Any reconcile (here: an edit of the description) puts it right.
+	update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "touched" })
+	waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyActive)
+	expectState(t, ops, k, record.StateActive)
+}

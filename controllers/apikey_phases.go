@@ -84,25 +84,23 @@ func (r *APIKeyReconciler) load(ctx context.Context, s *apiKeyScope) error {
 }
 
 // decide sets the phase the key should be in. Revoked, Expired and Rejected
-// are terminal: once the status records one, it stays.
+// are terminal: once reached, they stay.
 func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
 	k := s.key
-	if p := k.Status.Phase; p.Terminal() {
-		s.set(p, readyReason(k), readyMessage(k))
+	if p, ok := s.terminal(); ok {
+		reason, message := string(p), "the key's hashed Secret records it as "+strings.ToLower(string(p))
+		if k.Status.Phase == p {
+			reason, message = readyReason(k), readyMessage(k)
+		}
+		s.set(p, reason, message)
 		return nil
 	}
 	expiresAt := k.Spec.ExpiresAt
 	switch {
 	case k.Spec.Revoked:
 		s.set(keywardv1alpha1.APIKeyRevoked, ReasonRevoked, "spec.revoked is true; the key no longer works")
-	case s.app == nil:
-		s.setMissing(ReasonApplicationNotFound, fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace))
-	case s.app.Spec.Revoked || s.app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
-		s.set(keywardv1alpha1.APIKeyRevoked, ReasonApplicationRevoked, fmt.Sprintf("Application %s is revoked; none of its keys work", s.app.Name))
-	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
-	case s.group == nil:
-		s.setMissing(ReasonKeyGroupNotFound, fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name))
+	case !s.decideParents():
+		// The application or the group decided it.
 	case missingScopes(k, s.group) != "":
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotFound, fmt.Sprintf("KeyGroup %s has no scope %s; create a new APIKey with scopes from spec.scopes of the group", s.group.Name, missingScopes(k, s.group)))
 	case expiresAt != nil && !expiresAt.After(s.now):
@@ -120,6 +118,46 @@ func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
 		s.requeue = expiresAt.Sub(s.now)
 	}
 	return nil
+}
+
+// terminal returns the phase a key can never leave, if it is in one. A
+// minted key's comes from its hashed Secret, which only keyward writes; the
+// status, which others may be able to write, speaks only for keys that were
+// never minted. So a forged status.phase cannot switch a working key off.
+func (s *apiKeyScope) terminal() (keywardv1alpha1.APIKeyPhase, bool) {
+	if s.minted() {
+		switch record.State(s.hashed.Data[record.DataState]) {
+		case record.StateRevoked:
+			return keywardv1alpha1.APIKeyRevoked, true
+		case record.StateExpired:
+			return keywardv1alpha1.APIKeyExpired, true
+		case record.StateRejected:
+			return keywardv1alpha1.APIKeyRejected, true
+		}
+		return "", false
+	}
+	p := s.key.Status.Phase
+	return p, p.Terminal()
+}
+
+// decideParents sets the phase when the application or the group alone
+// decides it (missing, revoked, rejected) and reports whether the key's own
+// checks come next.
+func (s *apiKeyScope) decideParents() bool {
+	k := s.key
+	switch {
+	case s.app == nil:
+		s.setMissing(ReasonApplicationNotFound, fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace))
+	case s.app.Spec.Revoked || s.app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+		s.set(keywardv1alpha1.APIKeyRevoked, ReasonApplicationRevoked, fmt.Sprintf("Application %s is revoked; none of its keys work", s.app.Name))
+	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
+	case s.group == nil:
+		s.setMissing(ReasonKeyGroupNotFound, fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name))
+	default:
+		return true
+	}
+	return false
 }
 
 func (s *apiKeyScope) set(p keywardv1alpha1.APIKeyPhase, reason, message string) {

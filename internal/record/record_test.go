@@ -45,7 +45,11 @@ func bytesOf(m map[string]string) map[string][]byte {
 }
 
 func TestRoundTrip(t *testing.T) {
-	for _, r := range []*Record{sample(), func() *Record { r := sample(); r.ExpiresAt, r.SourceRanges, r.ExternalID = time.Time{}, nil, ""; return r }()} {
+	for _, r := range []*Record{sample(), func() *Record {
+		r := sample()
+		r.ExpiresAt, r.SourceRanges, r.ExternalID = time.Time{}, nil, ""
+		return r
+	}()} {
 		got, err := Decode(bytesOf(r.Data()))
 		if err != nil {
 			t.Fatal(err)
