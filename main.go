@@ -78,7 +78,7 @@ func usage() {
 }
 
 func init() {
-	commands["manager"] = command{"run the controllers (and, once admission lands, the webhooks)", manager.Main}
+	commands["manager"] = command{"run the controllers and the admission webhooks", manager.Main}
 	commands["verifier"] = command{"answer ingress external-auth calls from memory", verifier.Main}
 	commands["dev"] = command{"run everything against a local control plane, with the samples applied", dev.Main}
 }

@@ -29,3 +29,8 @@ var CRDs embed.FS
 //
 //go:embed samples/*.yaml
 var Samples embed.FS
+
+// Webhooks are the generated admission webhook configurations.
+//
+//go:embed webhook/manifests.yaml
+var Webhooks []byte

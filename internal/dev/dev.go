@@ -29,9 +29,12 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,11 +140,22 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		return err
 	}
 
+	webhookPort, probeAddr, err := freePorts()
+	if err != nil {
+		return err
+	}
+	if err := installWebhooks(ctx, c, webhookPort); err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	mgr, err := manager.New(runCtx, cfg, manager.Options{
-		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: "0",
+		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: probeAddr,
 		VerifierURL: "http://" + o.VerifierListen,
+		Webhooks: &manager.WebhookOptions{
+			Host: "127.0.0.1", Port: webhookPort, CertDir: filepath.Join(o.Dir, "webhook-certs"),
+			CertMode: manager.CertModeSelfManaged, ExtraDNSNames: []string{"localhost"},
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("building the manager: %w", err)
@@ -166,9 +180,9 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		_ = v.Wait()
 	}()
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		return v.Ready(), nil
+		return v.Ready() && ready("http://"+probeAddr+"/readyz"), nil
 	}); err != nil {
-		return errors.New("the verifier did not become ready within a minute")
+		return errors.New("the verifier or the manager's webhooks did not become ready within a minute")
 	}
 
 	env := &Env{Config: cfg, Kubeconfig: kubeconfig, Verifier: "http://" + v.Addr}
@@ -246,6 +260,65 @@ func prepareCluster(ctx context.Context, te *envtest.Environment, dir string) (s
 	return kubeconfig, c, nil
 }
 
+// freePorts picks a port for the webhook server and an address for the
+// manager's probes.
+func freePorts() (int, string, error) {
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, "", err
+		}
+		addrs = append(addrs, ln.Addr().String())
+		defer ln.Close()
+	}
+	_, port, _ := net.SplitHostPort(addrs[0])
+	p, err := strconv.Atoi(port)
+	return p, addrs[1], err
+}
+
+// installWebhooks creates the generated webhook configurations, calling the
+// manager on localhost instead of through a Service. The manager injects its
+// self-managed CA into them.
+func installWebhooks(ctx context.Context, c client.Client, port int) error {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(config.Webhooks), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		u.SetName("keyward-" + u.GetName())
+		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+		for i, h := range hooks {
+			hook := h.(map[string]any)
+			path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
+			hook["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://localhost:%d%s", port, path)}
+			hooks[i] = hook
+		}
+		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
+			return err
+		}
+		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("installing %s: %w", u.GetName(), err)
+		}
+	}
+}
+
+func ready(url string) bool {
+	resp, err := http.Get(url) //nolint:gosec // G107: a URL on this machine, built here
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
 // Demo objects the printed curl uses: a sample key and its group.
 const (
 	demoKey   = "acme-dashboard-downlinks"
@@ -278,11 +351,18 @@ func applySamples(ctx context.Context, c client.Client) (string, error) {
 	return waitForDemoKey(ctx, c)
 }
 
+// createSamples creates the samples parents first: admission refuses a key
+// whose application does not exist yet.
 func createSamples(ctx context.Context, c client.Client) error {
 	entries, err := fs.ReadDir(config.Samples, "samples")
 	if err != nil {
 		return err
 	}
+	order := map[string]int{"keygroup": 0, "application": 1, "apikey": 2}
+	sort.SliceStable(entries, func(i, j int) bool {
+		kind := func(name string) int { return order[strings.SplitN(name, "_", 2)[0]] }
+		return kind(entries[i].Name()) < kind(entries[j].Name())
+	})
 	for _, e := range entries {
 		if e.Name() == "kustomization.yaml" {
 			continue

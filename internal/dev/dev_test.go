@@ -195,6 +195,21 @@ func TestDev(t *testing.T) {
 		}
 	})
 
+	t.Run("admission webhooks answer", func(t *testing.T) {
+		c, err := client.New(env.Config, client.Options{Scheme: kube.NewScheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := &keywardv1alpha1.APIKey{}
+		k.Namespace, k.Name = "default", "no-such-scope"
+		k.Spec.Application = "acme-dashboard"
+		k.Spec.Scopes = []keywardv1alpha1.ScopeName{"no-such-scope"}
+		err = c.Create(context.Background(), k, client.DryRunAll)
+		if err == nil || !strings.Contains(err.Error(), "spec.scopes[0]") {
+			t.Errorf("an unknown scope, which only the webhook can know of, was not refused: %v", err)
+		}
+	})
+
 	if n := len(children(t)); n < 2 {
 		t.Fatalf("expected kube-apiserver and etcd among the children, found %v: the process check below would prove nothing", children(t))
 	}
