@@ -140,28 +140,12 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		return err
 	}
 
-	webhookPort, probeAddr, err := freePorts()
-	if err != nil {
-		return err
-	}
-	if err := installWebhooks(ctx, c, webhookPort); err != nil {
-		return err
-	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	mgr, err := manager.New(runCtx, cfg, manager.Options{
-		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: probeAddr,
-		VerifierURL: "http://" + o.VerifierListen,
-		Webhooks: &manager.WebhookOptions{
-			Host: "127.0.0.1", Port: webhookPort, CertDir: filepath.Join(o.Dir, "webhook-certs"),
-			CertMode: manager.CertModeSelfManaged, ExtraDNSNames: []string{"localhost"},
-		},
-	})
+	probeAddr, mgrDone, err := startManager(runCtx, c, cfg, o)
 	if err != nil {
-		return fmt.Errorf("building the manager: %w", err)
+		return err
 	}
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(runCtx) }()
 	defer func() {
 		cancel()
 		if err := <-mgrDone; err != nil {
@@ -260,6 +244,33 @@ func prepareCluster(ctx context.Context, te *envtest.Environment, dir string) (s
 	return kubeconfig, c, nil
 }
 
+// startManager installs the webhook configurations and starts the manager,
+// webhooks included. It returns the manager's probe address and a channel
+// that receives its result when ctx ends.
+func startManager(ctx context.Context, c client.Client, cfg *rest.Config, o Options) (string, <-chan error, error) {
+	webhookPort, probeAddr, err := freePorts()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := installWebhooks(ctx, c, webhookPort); err != nil {
+		return "", nil, err
+	}
+	mgr, err := manager.New(ctx, cfg, manager.Options{
+		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: probeAddr,
+		VerifierURL: "http://" + o.VerifierListen,
+		Webhooks: &manager.WebhookOptions{
+			Host: "127.0.0.1", Port: webhookPort, CertDir: filepath.Join(o.Dir, "webhook-certs"),
+			CertMode: manager.CertModeSelfManaged, ExtraDNSNames: []string{"localhost"},
+		},
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("building the manager: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	return probeAddr, done, nil
+}
+
 // freePorts picks a port for the webhook server and an address for the
 // manager's probes.
 func freePorts() (int, string, error) {
@@ -270,7 +281,7 @@ func freePorts() (int, string, error) {
 			return 0, "", err
 		}
 		addrs = append(addrs, ln.Addr().String())
-		defer ln.Close()
+		defer func() { _ = ln.Close() }()
 	}
 	_, port, _ := net.SplitHostPort(addrs[0])
 	p, err := strconv.Atoi(port)
@@ -315,7 +326,7 @@ func ready(url string) bool {
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
 
