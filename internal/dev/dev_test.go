@@ -195,6 +195,33 @@ func TestDev(t *testing.T) {
 		}
 	})
 
+	t.Run("every sample applies with kubectl and reaches Ready", func(t *testing.T) {
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := testenv.RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(args ...string) string {
+			t.Helper()
+			out, err := exec.Command(kubectl, append([]string{"--kubeconfig", env.Kubeconfig}, args...)...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+			return string(out)
+		}
+		run("create", "namespace", "samples")
+		out := run("apply", "-n", "samples", "-k", filepath.Join(root, "config", "samples"))
+		if n := strings.Count(out, " created"); n != 7 {
+			t.Errorf("kubectl apply created %d objects, want 7:\n%s", n, out)
+		}
+		for _, kind := range []string{"keygroups", "applications", "apikeys"} {
+			run("wait", "--for=condition=Ready", kind, "--all", "-n", "samples", "--timeout=60s")
+		}
+	})
+
 	t.Run("admission webhooks answer", func(t *testing.T) {
 		c, err := client.New(env.Config, client.Options{Scheme: kube.NewScheme()})
 		if err != nil {
