@@ -266,12 +266,12 @@ func TestShippedRBAC(t *testing.T) {
 			verb, group, resource, sub, ns string
 			want                           bool
 		}{
-			{"create", "", "secrets", "", tenant, true},                 // delivery Secrets
-			{"get", "", "secrets", "", tenant, true},                    // recovering an interrupted issuance
-			{"patch", "", "secrets", "", "keyward-system", true},        // hashed Secrets
-			{"delete", "", "secrets", "", "keyward-system", true},       // finalizer
-			{"watch", "", "secrets", "", "keyward-system", true},        // its cache of hashed Secrets
-			{"list", "", "secrets", "", tenant, false},                  // never lists tenants' Secrets
+			{"create", "", "secrets", "", tenant, true},           // delivery Secrets
+			{"get", "", "secrets", "", tenant, true},              // recovering an interrupted issuance
+			{"patch", "", "secrets", "", "keyward-system", true},  // hashed Secrets
+			{"delete", "", "secrets", "", "keyward-system", true}, // finalizer
+			{"watch", "", "secrets", "", "keyward-system", true},  // its cache of hashed Secrets
+			{"list", "", "secrets", "", tenant, false},            // never lists tenants' Secrets
 			{"watch", "", "secrets", "", "", false},
 			{"delete", "", "secrets", "", tenant, false},
 			{"patch", "", "secrets", "", tenant, false},
