@@ -68,6 +68,9 @@ type Options struct {
 	// Webhooks, when set, are registered in the API server; envtest serves
 	// them over TLS on LocalServingHost/Port with its own CA.
 	Webhooks *envtest.WebhookInstallOptions
+	// APIServerFlags are set on kube-apiserver's command line, such as
+	// etcd-compaction-interval.
+	APIServerFlags map[string]string
 }
 
 // NewScheme returns a scheme with the built-in types and keyward's.
@@ -129,6 +132,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	if opts.Webhooks != nil {
 		te.WebhookInstallOptions = *opts.Webhooks
+	}
+	for k, v := range opts.APIServerFlags {
+		te.ControlPlane.GetAPIServer().Configure().Set(k, v)
 	}
 	cfg, err := te.Start()
 	if err != nil {
