@@ -337,8 +337,7 @@ func TestVerifierOutlivesTheAPIServer(t *testing.T) {
 	if err := outage.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	// The reflectors retry with client-go's backoff (800 ms doubling up to
-	// 30 s), so catching up after an outage takes up to that long.
+	// The reflectors retry with a backoff capped at 5 s (plus jitter).
 	revoked := s.within(t, goodKey, 401, 60*time.Second)
 	issued := s.within(t, newKey, 200, 60*time.Second)
 	t.Logf("after the API server came back: revocation seen in %v, new key accepted %v later", revoked, issued)

@@ -32,6 +32,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -233,8 +234,8 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 			return kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
 		},
 	}
-	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys"}),
-		cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups"})
+	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys", Backoff: reconnectBackoff()}),
+		cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups", Backoff: reconnectBackoff()})
 }
 
 // listen opens every address, or none.
@@ -277,4 +278,12 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 		err = nil
 	}
 	s.done <- err
+}
+
+// reconnectBackoff is how the reflectors retry when the API server is away.
+// client-go's default backs off to 30 s, so a revocation made during an
+// outage could wait that long once the API server is back; the verifier
+// holds two small watches per replica, so it can afford to retry sooner.
+func reconnectBackoff() *wait.Backoff {
+	return &wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 5 * time.Second, Steps: 1 << 30}
 }
