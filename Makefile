@@ -91,6 +91,16 @@ fuzz: ## Run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 dev: controlplane build ## Run the operator, webhooks and verifier against a local control plane, samples applied. Ctrl-C stops it all.
 	$(LOCALBIN)/keyward dev --dir $(LOCALBIN)/dev --verifier-listen 127.0.0.1:18080
 
+##@ Benchmarks
+
+# Extra flags for hack/bench: `make bench BENCHFLAGS="-only V1,V2"`.
+BENCHFLAGS ?=
+
+.PHONY: bench
+bench: controlplane nginx ## Measure the verifier and the controllers against their floors (issue 8) and write BENCHMARKS.md; figures, not pass/fail.
+	go build -o $(LOCALBIN)/bench/bench ./hack/bench
+	$(LOCALBIN)/bench/bench -out BENCHMARKS.md $(BENCHFLAGS)
+
 ##@ Build
 
 .PHONY: build

@@ -1,0 +1,302 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
+)
+
+// cluster is the real control plane the tests use (kube-apiserver and etcd
+// from bin/k8s), started once for the whole run.
+type cluster struct {
+	env *testenv.Env
+	// cfg has client-side rate limiting off (QPS -1), as ctrl.GetConfig
+	// gives the manager and the verifier in a cluster.
+	cfg        *rest.Config
+	client     client.WithWatch
+	clientset  kubernetes.Interface // protobuf, for Secrets in bulk
+	kubeconfig string
+}
+
+// startCluster starts the control plane with keyward's admission webhooks
+// registered (config/webhook), served by the manager the run starts.
+func startCluster(root, dir string) (*cluster, error) {
+	env, err := testenv.Start(testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
+		Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	pcfg := rest.CopyConfig(cfg)
+	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
+	pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cs, err := kubernetes.NewForConfig(pcfg)
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	kc := filepath.Join(dir, "kubeconfig")
+	if err := env.WriteKubeconfig(kc); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &cluster{env: env, cfg: cfg, client: c, clientset: cs, kubeconfig: kc}, nil
+}
+
+func (c *cluster) stop() {
+	if err := c.env.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: stopping the control plane:", err)
+	}
+	_ = os.Remove(c.kubeconfig)
+}
+
+func (c *cluster) namespace(ctx context.Context, name string) error {
+	return c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+}
+
+// hashedKeys describes hashed Secrets created for the benchmark.
+type hashedKeys struct {
+	// Valid is the plaintext of one of them, and ValidID its key ID.
+	Valid, ValidID string
+	Created        int
+	// ThroughAPI were created through the API server in APITook, using
+	// APICPU; the rest were put into etcd in EtcdTook.
+	ThroughAPI int
+	APITook    time.Duration
+	APICPU     map[string]time.Duration
+	EtcdTook   time.Duration
+}
+
+// hashedSecret builds the hashed Secret of key i of tenant/group in the
+// record format the manager writes: 100 applications, keys spread evenly.
+func hashedSecret(ops, tenant, group string, i int, k keys.Key) *corev1.Secret {
+	app := fmt.Sprintf("app-%03d", i%100)
+	uid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+	rec := record.Record{
+		Digest: k.Digest(), KeyID: k.ID(), Namespace: tenant, KeyGroup: group, Application: app,
+		APIKey: fmt.Sprintf("key-%06d", i), ExternalID: "ext-" + app, Scopes: []string{"read"}, State: record.StateActive,
+	}
+	labels := rec.Labels(uid)
+	labels["app.kubernetes.io/managed-by"] = "keyward"
+	data := map[string][]byte{}
+	for k, v := range rec.Data() {
+		data[k] = []byte(v)
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ops, Name: record.SecretName(uid), Labels: labels,
+			Annotations: map[string]string{"keyward.dev/apikey": tenant + "/" + rec.APIKey},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}
+}
+
+// loadHashedSecrets makes n hashed Secrets exist in ops: the first viaAPI
+// created through the API server (48 at a time, protobuf), the rest put
+// into etcd (see etcd.go). One of them, in the middle, is the valid key.
+func (c *cluster) loadHashedSecrets(ctx context.Context, ops, tenant, group string, n, viaAPI int) (hashedKeys, error) {
+	viaAPI = max(1, min(viaAPI, n))
+	out := hashedKeys{ThroughAPI: viaAPI}
+	valid := n / 2
+	cpu := processCPU()
+	start := time.Now()
+	if err := c.createHashedSecrets(ctx, ops, tenant, group, viaAPI, 48, valid, &out); err != nil {
+		return out, err
+	}
+	out.APITook, out.APICPU = time.Since(start), cpuDelta(cpu, processCPU())
+	logf("%d hashed Secrets created through the API server in %s (%.0f/s); CPU: %s",
+		viaAPI, out.APITook.Round(time.Millisecond), float64(viaAPI)/out.APITook.Seconds(), fmtCPU(out.APICPU))
+	if n > viaAPI {
+		start = time.Now()
+		model := hashedSecret(ops, tenant, group, 0, keys.Key{})
+		if err := c.putHashedSecrets(ctx, model, ops, tenant, group, viaAPI, n, valid, &out); err != nil {
+			return out, err
+		}
+		out.EtcdTook = time.Since(start)
+		logf("%d more put into etcd in %s", n-viaAPI, out.EtcdTook.Round(time.Millisecond))
+	}
+	// Until the API server lists them all.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		list, err := c.clientset.CoreV1().Secrets(ops).List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return out, err
+		}
+		seen := len(list.Items)
+		if r := list.RemainingItemCount; r != nil {
+			seen += int(*r)
+		}
+		if seen == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return out, fmt.Errorf("the API server lists %d Secrets in %s, want %d", seen, ops, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	out.Created = n
+	return out, nil
+}
+
+// createHashedSecrets creates hashed Secrets [0, n) through the API server
+// with workers concurrent creates.
+func (c *cluster) createHashedSecrets(ctx context.Context, ops, tenant, group string, n, workers, valid int, out *hashedKeys) error {
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+		mu      sync.Mutex
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				k, err := keys.Generate("kt")
+				if err == nil {
+					_, err = c.clientset.CoreV1().Secrets(ops).Create(ctx, hashedSecret(ops, tenant, group, i, k), metav1.CreateOptions{})
+				}
+				if err != nil {
+					errOnce.Do(func() { first = err; cancel() })
+					return
+				}
+				if i == valid {
+					mu.Lock()
+					out.Valid, out.ValidID = k.Plaintext(), k.ID()
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("creating hashed Secrets: %w", first)
+	}
+	return nil
+}
+
+// pidCPU returns the CPU time (user and system, all threads) a process has
+// used so far; 0 for pid 0 or when unknown.
+func pidCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat")) // #nosec G304 -- /proc
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	// After the command: state ppid pgrp ... utime (12th) stime (13th).
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// processCPU returns the CPU time (user+system) used so far by this process
+// and each of its child processes (kube-apiserver, etcd, nginx, ...), by
+// command name.
+func processCPU() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	self := os.Getpid()
+	add := func(pid int, name string) { out[name] += pidCPU(pid) }
+	add(self, "bench (manager, clients)")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		f := strings.Fields(s[end+1:])
+		if len(f) < 2 || f[1] != strconv.Itoa(self) {
+			continue
+		}
+		add(pid, s[open+1:end])
+	}
+	return out
+}
+
+// cpuDelta is after - before, for the processes present in both.
+func cpuDelta(before, after map[string]time.Duration) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for k, v := range after {
+		if b, ok := before[k]; ok {
+			out[k] = v - b
+		}
+	}
+	return out
+}
+
+func fmtCPU(m map[string]time.Duration) string {
+	var parts []string
+	for _, name := range []string{"bench (manager, clients)", "kube-apiserver", "etcd"} {
+		if d, ok := m[name]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f s", name, d.Seconds()))
+		}
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,610 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testgen"
+)
+
+// Namespaces of the controller rows.
+const (
+	ctrlOps     = "bench-ctrl-ops"
+	c1NS        = "bench-c1"
+	c1FloorNS   = "bench-c1-floor"
+	c1SingleNS  = "bench-c1-single"
+	c3NS        = "bench-c3"
+	c1Apps      = 10
+	createConns = 32 // concurrent creates, for APIKeys and for the floor's Secrets alike
+)
+
+// runningManager is the manager, in this process, with its write counter.
+type runningManager struct {
+	writes *writeCounter
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+func (b *bench) startManager(ctx context.Context, writes *writeCounter) (*runningManager, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	wo := b.cluster.env.WebhookOptions()
+	mgr, err := manager.New(ctx, b.cluster.cfg, manager.Options{
+		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c3NS, benchTenant},
+		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, SkipNameValidation: true,
+		Webhooks: &manager.WebhookOptions{
+			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
+			CertMode: manager.CertModeExternal,
+		},
+	})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	m := &runningManager{writes: writes, cancel: cancel, done: make(chan error, 1)}
+	go func() { m.done <- mgr.Start(ctx) }()
+	return m, nil
+}
+
+func (m *runningManager) stop() error {
+	m.once.Do(func() {
+		m.cancel()
+		m.err = <-m.done
+	})
+	return m.err
+}
+
+// runControllers measures C1 (issuance rate), C2 (writes) and C3 (latency
+// to the verifier) with the manager running in this process.
+func (b *bench) runControllers(ctx context.Context) error {
+	n := b.opts.c1Keys
+	if err := b.waitApplications(ctx, c1Apps+2); err != nil {
+		return err
+	}
+	b.mgr.writes.quiet(time.Second, 10*time.Second)
+	if b.opts.want("C1", "C2") {
+		if err := b.runC1C2(ctx); err != nil {
+			return err
+		}
+	}
+	if b.opts.want("C3") {
+		if err := b.runC3(ctx); err != nil {
+			return err
+		}
+	}
+	if b.opts.want("C1") && b.opts.single {
+		single, err := b.runC1(ctx, b.mgr.writes, c1SingleNS, func(int) string { return "solo" })
+		if err != nil {
+			return err
+		}
+		b.reportC1(single, "C1b", fmt.Sprintf("1 application × %d keys", n))
+	}
+	return nil
+}
+
+// runC1C2 runs C1 and C2; C2 replaces b.mgr with a new manager.
+func (b *bench) runC1C2(ctx context.Context) error {
+	n := b.opts.c1Keys
+	c1, err := b.runC1(ctx, b.mgr.writes, c1NS, func(i int) string { return fmt.Sprintf("app-%d", i%c1Apps) })
+	if err != nil {
+		return err
+	}
+	b.reportC1(c1, "C1", fmt.Sprintf("%d applications × %d keys", c1Apps, n/c1Apps))
+	b.reportC2(c1)
+	if b.opts.want("C2") {
+		// Resync: a new manager finds the keys idle and must write nothing.
+		if err := b.mgr.stop(); err != nil {
+			return fmt.Errorf("manager: %w", err)
+		}
+		mgr, err := b.resync(ctx, c1)
+		if err != nil {
+			return err
+		}
+		b.mgr = mgr
+	}
+	return nil
+}
+
+// namespaces creates the run's namespaces.
+func (b *bench) namespaces(ctx context.Context) error {
+	for _, ns := range []string{ctrlOps, c1NS, c1FloorNS, c1SingleNS, c3NS, benchTenant, benchOps, benchOpsEmpty} {
+		if err := b.cluster.namespace(ctx, ns); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// controllerObjects creates the KeyGroups and Applications of the
+// controller rows.
+func (b *bench) controllerObjects(ctx context.Context) error {
+	c := b.cluster
+	n := b.opts.c1Keys
+	objs := []client.Object{
+		testgen.KeyGroup(c1NS, "things", testgen.WithLimits(c1Apps, int32(n/c1Apps))), // #nosec G115 -- small
+		testgen.KeyGroup(c1SingleNS, "things", testgen.WithLimits(1, int32(n))),       // #nosec G115 -- small
+		testgen.Application(c1SingleNS, "solo", "things"),
+		testgen.KeyGroup(c3NS, "things", testgen.WithLimits(1, 1000)),
+		testgen.Application(c3NS, "acme", "things"),
+	}
+	for i := range c1Apps {
+		objs = append(objs, testgen.Application(c1NS, fmt.Sprintf("app-%d", i), "things"))
+	}
+	for _, o := range objs {
+		if err := c.client.Create(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitWebhooks waits until the manager's admission webhooks answer.
+func (b *bench) waitWebhooks(ctx context.Context) error {
+	probe := testgen.KeyGroup(c3NS, "probe")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := b.cluster.client.Create(ctx, probe.DeepCopy(), client.DryRunAll)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the admission webhooks do not answer: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitApplications waits until want Applications are Active.
+func (b *bench) waitApplications(ctx context.Context, want int) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var list keywardv1alpha1.ApplicationList
+		if err := b.cluster.client.List(ctx, &list); err != nil {
+			return err
+		}
+		active := 0
+		for _, a := range list.Items {
+			if a.Status.Phase == keywardv1alpha1.ApplicationActive {
+				active++
+			}
+		}
+		if active >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d/%d Applications Active after a minute", active, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// c1Result is one "apply N keys at once" run and its floor.
+type c1Result struct {
+	keys        int
+	ready       int
+	took        time.Duration
+	latencies   []time.Duration // create → Ready, per key
+	floor       []time.Duration // the floor's runs: N Secrets created
+	cpu         map[string]time.Duration
+	writes      []string
+	writesTotal int64
+	profile     string
+	timedOut    bool
+	stuck       string // the phases of the keys not Ready, on a timeout
+	// finalizerPatches are the controller's patches of APIKeys (adding
+	// the finalizer).
+	finalizerPatches int64
+}
+
+// phases counts the APIKeys of ns by phase and Ready reason.
+func (b *bench) phases(ctx context.Context, ns string) string {
+	var list keywardv1alpha1.APIKeyList
+	if err := b.cluster.client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return err.Error()
+	}
+	count := map[string]int{}
+	for _, k := range list.Items {
+		reason := "no condition"
+		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c != nil {
+			reason = c.Reason
+		}
+		count[fmt.Sprintf("%s/%s", k.Status.Phase, reason)]++
+	}
+	var parts []string
+	for k, v := range count {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, v))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+// runC1 creates N APIKeys at once in ns and waits until all are Ready, with
+// a floor run (the same client creating N Secrets) before and after.
+func (b *bench) runC1(ctx context.Context, writes *writeCounter, ns string, app func(int) string) (*c1Result, error) {
+	n := b.opts.c1Keys
+	res := &c1Result{keys: n}
+	floor, err := b.c1Floor(ctx, ns+"-a")
+	if err != nil {
+		return nil, err
+	}
+	res.floor = append(res.floor, floor)
+
+	logf("%s: applying %d APIKeys at once", ns, n)
+	w, err := watchReady(ctx, b.cluster.client, ns, n)
+	if err != nil {
+		return nil, err
+	}
+	defer w.stop()
+	writes.reset()
+	cpuBefore := processCPU()
+	res.profile = filepath.Join(b.dir, ns+"-manager.cpu.pprof")
+	stopProfile, err := cpuProfile(res.profile)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	created := make([]time.Time, n)
+	err = createAll(ctx, n, func(ctx context.Context, i int) error {
+		created[i] = time.Now()
+		return b.cluster.client.Create(ctx, testgen.APIKey(ns, fmt.Sprintf("key-%04d", i), app(i)))
+	})
+	if err != nil {
+		_ = stopProfile()
+		return nil, err
+	}
+	end, ready := w.wait(b.opts.c1Wait)
+	if n := w.watches.Load(); n > 1 {
+		logf("%s: the API server closed the APIKey watch; it was resumed %d times", ns, n-1)
+	}
+	_ = stopProfile()
+	res.cpu = cpuDelta(cpuBefore, processCPU())
+	res.ready, res.took, res.timedOut = len(ready), end.Sub(start), len(ready) < n
+	for i := range n {
+		if t, ok := ready[fmt.Sprintf("key-%04d", i)]; ok {
+			res.latencies = append(res.latencies, t.Sub(created[i]))
+		}
+	}
+	if res.timedOut {
+		res.stuck = b.phases(ctx, ns)
+		logf("%s: not Ready: %s", ns, res.stuck)
+	}
+	writes.quiet(2*time.Second, 30*time.Second)
+	res.writesTotal, res.writes, res.finalizerPatches = writes.n.Load(), writes.breakdown(n), writes.count("patch APIKey")
+	logf("%s: %d/%d Ready in %s; %d writes", ns, res.ready, n, res.took.Round(time.Millisecond), res.writesTotal)
+
+	floor, err = b.c1Floor(ctx, ns+"-b")
+	if err != nil {
+		return nil, err
+	}
+	res.floor = append(res.floor, floor)
+	return res, nil
+}
+
+// c1Floor creates, with the same client and the same concurrency as the
+// APIKeys, the Secrets keyward writes for N keys: for each, a delivery
+// Secret and a hashed Secret. It returns how long that took.
+func (b *bench) c1Floor(ctx context.Context, run string) (time.Duration, error) {
+	n := b.opts.c1Keys
+	ks := make([]keys.Key, n)
+	for i := range ks {
+		k, err := keys.Generate("kt")
+		if err != nil {
+			return 0, err
+		}
+		ks[i] = k
+	}
+	start := time.Now()
+	err := createAll(ctx, n, func(ctx context.Context, i int) error {
+		delivery := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: c1FloorNS, Name: fmt.Sprintf("key-%04d-key-%s", i, run),
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "keyward", record.LabelAPIKey: fmt.Sprintf("key-%04d", i)}},
+			Type:      corev1.SecretTypeOpaque,
+			Data:      map[string][]byte{record.DeliveryAPIKey: []byte(ks[i].Plaintext()), record.DeliveryKeyID: []byte(ks[i].ID())},
+			Immutable: ptr.To(true),
+		}
+		if err := b.cluster.client.Create(ctx, delivery); err != nil {
+			return err
+		}
+		hashed := hashedSecret(c1FloorNS, c1NS, "things", i, ks[i])
+		hashed.Name += "-" + run
+		return b.cluster.client.Create(ctx, hashed)
+	})
+	took := time.Since(start)
+	logf("C1 floor: %d keys' Secrets (%d) in %s", n, 2*n, took.Round(time.Millisecond))
+	return took, err
+}
+
+// createAll runs create(i) for i in [0, n) on createConns goroutines.
+func createAll(ctx context.Context, n int, create func(context.Context, int) error) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range createConns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := create(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// readyWatch records when each APIKey of a namespace is first seen Ready,
+// through an informer (which lists again and resumes when the API server
+// closes its watch).
+type readyWatch struct {
+	want    int
+	mu      sync.Mutex
+	ready   map[string]time.Time
+	last    time.Time
+	all     chan struct{}
+	watches atomic.Int32 // watch requests made: more than 1 means resumed
+	cancel  context.CancelFunc
+}
+
+func watchReady(ctx context.Context, c client.WithWatch, ns string, want int) (*readyWatch, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &readyWatch{want: want, ready: map[string]time.Time{}, all: make(chan struct{}), cancel: cancel}
+	lw := &toolscache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			list := &keywardv1alpha1.APIKeyList{}
+			return list, c.List(ctx, list, client.InNamespace(ns), &client.ListOptions{Raw: &opts})
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			r.watches.Add(1)
+			return c.Watch(ctx, &keywardv1alpha1.APIKeyList{}, client.InNamespace(ns), &client.ListOptions{Raw: &opts})
+		},
+	}
+	_, informer := toolscache.NewInformerWithOptions(toolscache.InformerOptions{
+		ListerWatcher: lw, ObjectType: &keywardv1alpha1.APIKey{},
+		Handler: toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(o any) { r.seen(o) },
+			UpdateFunc: func(_, o any) { r.seen(o) },
+		},
+	})
+	go informer.RunWithContext(ctx)
+	if !toolscache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		cancel()
+		return nil, errors.New("the APIKey informer did not sync")
+	}
+	return r, nil
+}
+
+func (r *readyWatch) seen(o any) {
+	k, ok := o.(*keywardv1alpha1.APIKey)
+	if !ok || !meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady) {
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, seen := r.ready[k.Name]; !seen {
+		r.ready[k.Name], r.last = now, now
+		if len(r.ready) == r.want {
+			close(r.all)
+		}
+	}
+}
+
+// wait returns when the last key became Ready and the keys Ready so far,
+// after all are or after timeout.
+func (r *readyWatch) wait(timeout time.Duration) (time.Time, map[string]time.Time) {
+	select {
+	case <-r.all:
+	case <-time.After(timeout):
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]time.Time, len(r.ready))
+	for k, v := range r.ready {
+		out[k] = v
+	}
+	last := r.last
+	if len(out) < r.want {
+		last = time.Now()
+	}
+	return last, out
+}
+
+func (r *readyWatch) stop() { r.cancel() }
+
+func (b *bench) reportC1(res *c1Result, id, shape string) {
+	if !b.opts.want("C1") {
+		return
+	}
+	rate := float64(res.ready) / res.took.Seconds()
+	floorTook := median(res.floor)
+	floorRate := float64(res.keys) / floorTook.Seconds()
+	ratio := rate / floorRate
+	figure := fmt.Sprintf("%.0f keys/s (%s for %s)", rate, fmtDur(res.took), thousands(res.keys))
+	if res.timedOut {
+		figure = fmt.Sprintf("%.0f keys/s (only %d/%d Ready after %s)", rate, res.ready, res.keys, fmtDur(res.took))
+	}
+	r := b.add(&row{
+		ID: id, What: fmt.Sprintf("%s APIKeys applied at once until all Ready (%s)", thousands(res.keys), shape),
+		Figure: figure, Floor: fmt.Sprintf("%.0f keys/s (%.0f Secrets/s)", floorRate, 2*floorRate),
+		Ratio:  fmt.Sprintf("%.2f× (%.2f× of the Secrets/s)", ratio, ratio/2),
+		Target: "≥ 0.5×", Met: met(ratio >= 0.5 && !res.timedOut), Command: b.command("C1"),
+		Details: []string{
+			fmt.Sprintf("The manager (`manager.New`, 4 workers per controller, client-side rate limit off as `ctrl.GetConfig` has it in a cluster) runs in the benchmark's process against the control plane. The APIKeys are created by one controller-runtime client, %d at a time; the figure runs from the first create to the last key seen Ready by an informer.", createConns),
+			fmt.Sprintf("Floor: the same client, %d keys at a time, creating the Secrets keyward writes for each key directly (its delivery Secret and its hashed Secret, %s Secrets in all): %s (once before and once after the keys); median %s. Counted in Secrets instead of keys (the reading where the floor is one Secret per key), the ratio is the one in brackets.",
+				createConns, thousands(2*res.keys), durList(res.floor), fmtDur(floorTook)),
+			fmt.Sprintf("Per key, create → Ready: p50 %s, p99 %s, max %s.", fmtDur(pct(res.latencies, 0.5)), fmtDur(pct(res.latencies, 0.99)), fmtDur(pct(res.latencies, 1))),
+			fmt.Sprintf("CPU used during the run: %s.", fmtCPU(res.cpu)),
+			webhookNote(res),
+		},
+	})
+	if res.stuck != "" {
+		r.Details = append(r.Details, "Not Ready when the wait ended, by phase/reason: "+res.stuck+".")
+	}
+	if !res.timedOut && ratio >= 0.5 {
+		return
+	}
+	b.attachProfile(r, res.profile)
+}
+
+// webhookNote says who added the finalizers during a C1 run.
+func webhookNote(res *c1Result) string {
+	return fmt.Sprintf("Admission webhooks on (config/webhook/manifests.yaml, served by the manager over envtest's TLS): every APIKey goes through the mutating webhook, which adds the finalizer at creation, and the validating one (limits, scopes, a SubjectAccessReview per scope granted). Finalizer patches left to the controller: %d for %d keys.", res.finalizerPatches, res.keys)
+}
+
+// pct is the q-quantile of ds (nearest rank).
+func pct(ds []time.Duration, q float64) time.Duration {
+	s := make([]int64, len(ds))
+	for i, d := range ds {
+		s[i] = int64(d)
+	}
+	slices.Sort(s)
+	return quantile(s, q)
+}
+
+func (b *bench) reportC2(res *c1Result) {
+	if !b.opts.want("C2") {
+		return
+	}
+	per := float64(res.writesTotal) / float64(res.keys)
+	b.add(&row{
+		ID: "C2", What: "API writes per issued key (C1's run)", Figure: fmt.Sprintf("%.2f writes/key", per),
+		Floor: "—", Ratio: "—", Target: "≤ 4", Met: met(per <= 4), Command: b.command("C2"),
+		Details: append([]string{
+			fmt.Sprintf("Every write of the manager's client (create, update, patch, apply, delete, status) counted with an interceptor (controllers/suite_test.go's), from the first APIKey created until 2 s without a write: %d writes for %s keys. Events are written by the event recorder's own client and not counted.", res.writesTotal, thousands(res.keys)),
+			"Breakdown:",
+		}, indent(res.writes)...),
+	})
+}
+
+func indent(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = "\t" + l
+	}
+	return out
+}
+
+// resync starts a new manager over C1's idle keys and counts its writes
+// until every key has been reconciled and the queues are quiet.
+func (b *bench) resync(ctx context.Context, c1 *c1Result) (*runningManager, error) {
+	before := reconciles("apikey")
+	writes := newWriteCounter()
+	start := time.Now()
+	mgr, err := b.startManager(ctx, writes)
+	if err != nil {
+		return nil, err
+	}
+	// Every key reconciled once, then nothing for 3 s.
+	deadline := time.Now().Add(2 * time.Minute)
+	var settled time.Duration
+	for time.Now().Before(deadline) {
+		if reconciles("apikey")-before >= float64(c1.keys) {
+			settled = time.Since(start)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	quietFor(3*time.Second, time.Minute)
+	total := writes.n.Load()
+	n := reconciles("apikey") - before
+	logf("resync: %0.f APIKey reconciles, %d writes", n, total)
+	b.add(&row{
+		ID: "C2-resync", What: fmt.Sprintf("API writes during a resync of %s idle keys (manager restarted)", thousands(c1.keys)),
+		Figure: fmt.Sprintf("%d writes", total), Floor: "—", Ratio: "—", Target: "0", Met: met(total == 0), Command: b.command("C2"),
+		Details: append([]string{
+			fmt.Sprintf("The manager stopped and a new one started over the %s Ready keys of C1; it reconciled every key (%0.f APIKey reconciles, all keys done %s after start), then 3 s passed without a reconcile.", thousands(c1.keys), n, fmtDur(settled)),
+		}, indent(writes.breakdown(c1.keys))...),
+	})
+	return mgr, nil
+}
+
+// reconciles sums controller_runtime_reconcile_total for a controller, in
+// this process.
+func reconciles(controller string) float64 {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && (controller == "" || l.GetValue() == controller) {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// quietFor waits until no controller reconciled anything for d, at most
+// limit.
+func quietFor(d, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	last, since := reconciles(""), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if n := reconciles(""); n != last {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) >= d {
+			return
+		}
+	}
+}

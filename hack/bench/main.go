@@ -1,0 +1,254 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench measures keyward against its floors (issue 8) and writes
+// the results as Markdown: the verifier (V1-V5) and the controllers
+// (C1-C3), on loopback, against the same real control plane the tests use.
+//
+//	go run ./hack/bench -out BENCHMARKS.md       # everything (make bench)
+//	go run ./hack/bench -only V1,V2              # some rows, to stdout
+//
+// Figures are reported beside their targets; a missed target is reported
+// as missed, never as a failure: the command exits 0 unless a benchmark
+// could not run at all. Where a target is missed, a CPU profile of the
+// component at fault is saved under bin/bench/ and its top functions are
+// quoted in the report.
+//
+// "bench floor" and "bench verifier" are the server processes the run
+// starts: V1's floor and upstream, and a verifier.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/keyward/keyward/internal/testenv"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "floor":
+			os.Exit(floorMain(os.Args[2:]))
+		case "verifier":
+			os.Exit(verifierMain(os.Args[2:]))
+		}
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+// options are the command's flags.
+type options struct {
+	out      string
+	only     map[string]bool
+	keys     int
+	viaAPI   int
+	conns    int
+	duration time.Duration
+	warmup   time.Duration
+	rounds   int
+	c1Keys   int
+	c3Keys   int
+	single   bool
+	c1Wait   time.Duration
+}
+
+func (o *options) want(ids ...string) bool {
+	if len(o.only) == 0 {
+		return true
+	}
+	for _, id := range ids {
+		if o.only[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// bench is one run: its options, where it keeps files, and its rows.
+type bench struct {
+	opts    options
+	root    string
+	dir     string // bin/bench: profiles, kubeconfig, nginx directories
+	rows    []*row
+	cluster *cluster
+	mgr     *runningManager
+	started time.Time
+	loadavg string // /proc/loadavg when the run started
+}
+
+func run(args []string) int {
+	var o options
+	var only string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.out, "out", "", "write the Markdown report to this file (default: stdout)")
+	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, C1..C3); default all")
+	fs.IntVar(&o.keys, "keys", 100_000, "hashed Secrets loaded into the verifier (V1, V2, V4, V5)")
+	fs.IntVar(&o.viaAPI, "keys-via-api", 5000, "of those, how many are created through the API server; the rest are put into etcd directly")
+	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2)")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time of one load run (V1, V2)")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each load run")
+	fs.IntVar(&o.rounds, "rounds", 4, "alternating floor/keyward rounds per load row; medians are reported")
+	fs.IntVar(&o.c1Keys, "c1-keys", 1000, "APIKeys applied at once (C1, C2)")
+	fs.IntVar(&o.c3Keys, "c3-keys", 200, "APIKeys created then deleted one at a time (C3)")
+	fs.DurationVar(&o.c1Wait, "c1-timeout", 3*time.Minute, "how long C1 waits for all keys to be Ready")
+	fs.BoolVar(&o.single, "c1-single-application", true, "also run C1 with all keys in one application")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if only != "" {
+		o.only = map[string]bool{}
+		for _, id := range strings.Split(only, ",") {
+			o.only[strings.ToUpper(strings.TrimSpace(id))] = true
+		}
+	}
+	// The manager and client-go log through these; the figures are the output.
+	ctrl.SetLogger(logr.Discard())
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
+
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if err := os.Chdir(root); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	b := &bench{opts: o, root: root, dir: filepath.Join(root, "bin", "bench"), started: time.Now()}
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.loadavg = strings.Join(strings.Fields(string(la))[:3], " ")
+	}
+	if err := os.MkdirAll(b.dir, 0o750); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if err := b.runAll(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	if err := b.writeReport(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	logf("done in %s", time.Since(b.started).Round(time.Second))
+	return 0
+}
+
+func (b *bench) runAll(ctx context.Context) error {
+	o := &b.opts
+	// V3 first: its go test starts a control plane of its own.
+	if o.want("V3") {
+		if err := b.runV3(ctx); err != nil {
+			return err
+		}
+	}
+	if !o.want("V1", "V2", "V4", "V5", "C1", "C2", "C3") {
+		return nil
+	}
+	logf("starting the control plane")
+	c, err := startCluster(b.root, b.dir)
+	if err != nil {
+		return err
+	}
+	b.cluster = c
+	defer c.stop()
+	// The manager serves the admission webhooks, which every keyward object
+	// goes through: it runs from here on.
+	if err := b.namespaces(ctx); err != nil {
+		return err
+	}
+	if b.mgr, err = b.startManager(ctx, newWriteCounter()); err != nil {
+		return err
+	}
+	defer func() { _ = b.mgr.stop() }()
+	if err := b.waitWebhooks(ctx); err != nil {
+		return err
+	}
+	if err := b.controllerObjects(ctx); err != nil {
+		return err
+	}
+	if o.want("V1", "V2", "V4", "V5") {
+		if err := b.runVerifier(ctx); err != nil {
+			return err
+		}
+	}
+	if o.want("C1", "C2", "C3") {
+		if err := b.runControllers(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// row is one line of the report.
+type row struct {
+	ID, What, Figure, Floor, Ratio, Target, Met string
+	Command                                     string
+	// Details are lines for the row's section: per-round figures, how it
+	// was measured, breakdowns.
+	Details []string
+	// Profile is the saved profile's path and its top functions, for a
+	// missed target.
+	Profile, ProfileTop string
+}
+
+func (b *bench) add(r *row) *row {
+	b.rows = append(b.rows, r)
+	logf("%s: %s (floor %s, ratio %s, target %s): %s", r.ID, r.Figure, r.Floor, r.Ratio, r.Target, r.Met)
+	return r
+}
+
+func (b *bench) command(ids string) string {
+	return "go run ./hack/bench -only " + ids
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+// median returns the median of xs (the mean of the middle two for an even
+// count).
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,101 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+// fetchProfile saves the profile a child serves at url to path.
+func fetchProfile(url, path string) error {
+	client := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := client.Get(url) // #nosec G107 -- the child's loopback profile port
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path) // #nosec G304 -- under bin/bench
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuProfile profiles this process (the manager runs in it) until the
+// returned function is called.
+func cpuProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path) // #nosec G304 -- under bin/bench
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
+}
+
+// attachProfile quotes the top functions of the profile at path (flat and
+// cumulative) in the row, and keeps them beside it as text.
+func (b *bench) attachProfile(r *row, path string) {
+	rel, err := filepath.Rel(b.root, path)
+	if err != nil {
+		rel = path
+	}
+	r.Profile = rel
+	var quoted []string
+	for _, sort := range []string{"-flat", "-cum"} {
+		out, err := exec.Command("go", "tool", "pprof", "-top", sort, "-nodecount=25", path).Output() // #nosec G204 -- fixed arguments
+		if err != nil {
+			logf("%s: go tool pprof: %v", r.ID, err)
+			return
+		}
+		quoted = append(quoted, trimPprof(string(out)))
+	}
+	r.ProfileTop = strings.Join(quoted, "\n\n")
+	_ = os.WriteFile(strings.TrimSuffix(path, ".pprof")+".top.txt", []byte(r.ProfileTop+"\n"), 0o600)
+}
+
+// trimPprof drops pprof's header lines that name local files.
+func trimPprof(s string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+		if strings.HasPrefix(l, "File:") || strings.HasPrefix(l, "Build ID:") || strings.HasPrefix(l, "Time:") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "\n")
+}

@@ -1,0 +1,530 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keyward/keyward/internal/e2e"
+	"github.com/keyward/keyward/internal/testgen"
+)
+
+// Names used by the verifier rows.
+const (
+	benchTenant   = "bench-tenant"
+	benchGroup    = "things"
+	benchOps      = "bench-ops-keys"
+	benchOpsEmpty = "bench-ops-empty"
+	verifyPath    = "/v1/verify/" + benchTenant + "/" + benchGroup
+)
+
+// authResponseHeaders are ingress-nginx's auth-response-headers for keyward.
+var authResponseHeaders = []string{"X-Auth-Application", "X-Auth-Key", "X-Auth-Scopes", "X-Auth-Namespace", "X-Auth-External-ID"}
+
+// runVerifier loads the hashed Secrets into the control plane and measures
+// V5 and V4 (verifier starts), then V1 and V2 (load) against the last one.
+func (b *bench) runVerifier(ctx context.Context) error {
+	c := b.cluster
+	if err := c.client.Create(ctx, testgen.KeyGroup(benchTenant, benchGroup)); err != nil {
+		return err
+	}
+	logf("loading %d hashed Secrets", b.opts.keys)
+	hk, err := c.loadHashedSecrets(ctx, benchOps, benchTenant, benchGroup, b.opts.keys, b.opts.viaAPI)
+	if err != nil {
+		return err
+	}
+
+	ver, err := b.startsAndHeap(hk)
+	if err != nil {
+		return err
+	}
+	defer ver.stop()
+	if !b.opts.want("V1", "V2") {
+		return nil
+	}
+	floor := floorInfo{}
+	fl, err := startChild("floor", &floor, "floor", "-key-id", hk.ValidID, "-namespace", benchTenant)
+	if err != nil {
+		return err
+	}
+	defer fl.stop()
+	floor.pid, ver.info.pid = fl.cmd.Process.Pid, ver.cmd.Process.Pid
+	if b.opts.want("V1") {
+		var timed floorInfo
+		ft, err := startChild("floor", &timed, "floor", "-key-id", hk.ValidID, "-namespace", benchTenant, "-verifier-timeouts")
+		if err != nil {
+			return err
+		}
+		defer ft.stop()
+		timed.pid = ft.cmd.Process.Pid
+		if err := b.runV1(floor, timed, ver.info, hk); err != nil {
+			return err
+		}
+	}
+	if b.opts.want("V2") {
+		if err := b.runV2(floor, ver.info, hk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sameAnswer asks the floor and the verifier once and says whether they
+// answer alike: 200, the same headers but Date, no body.
+func sameAnswer(floorAddr, verAddr, key string) string {
+	get := func(addr string) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+verifyPath, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("X-Original-Method", "GET")
+		req.Header.Set("X-Original-URL", "https://api.example.com/v1/things/42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		_ = resp.Body.Close()
+		resp.Header.Del("Date")
+		return resp, nil
+	}
+	f, err := get(floorAddr)
+	if err != nil {
+		return "Checking the floor's answer: " + err.Error()
+	}
+	v, err := get(verAddr)
+	if err != nil {
+		return "Checking the verifier's answer: " + err.Error()
+	}
+	var names []string
+	for k := range v.Header {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if f.StatusCode != v.StatusCode || !maps.EqualFunc(f.Header, v.Header, slices.Equal[[]string]) {
+		return fmt.Sprintf("**The two answers differ**: floor %d %v, verifier %d %v.", f.StatusCode, f.Header, v.StatusCode, v.Header)
+	}
+	return fmt.Sprintf("Both answer %d with the same headers (%s) and no body.", v.StatusCode, strings.Join(names, ", "))
+}
+
+// loadedHow says how the hashed Secrets came to be in the control plane.
+func loadedHow(hk hashedKeys) string {
+	s := fmt.Sprintf("%s hashed Secrets in the record format the manager writes (100 applications, one scope) exist in the operator namespace beforehand. The first %s were created through the API server with a protobuf clientset, 48 at a time: %s, %.0f Secrets/s (CPU: %s).",
+		thousands(hk.Created), thousands(hk.ThroughAPI), fmtDur(hk.APITook), float64(hk.ThroughAPI)/hk.APITook.Seconds(), fmtCPU(hk.APICPU))
+	if hk.Created > hk.ThroughAPI {
+		s += fmt.Sprintf(" At that rate all %s would take %s of the run's budget, so the other %s were put straight into the control plane's etcd in the API server's storage encoding, each a copy of one the API server stored (managedFields included) with its own name, UID, labels and record: %s. The API server's watch cache takes them from etcd like any other write; the verifier lists them through the API server.",
+			thousands(hk.Created), fmtDur(time.Duration(float64(hk.Created)/float64(hk.ThroughAPI)*float64(hk.APITook))), thousands(hk.Created-hk.ThroughAPI), fmtDur(hk.EtcdTook))
+	}
+	return s
+}
+
+// runningVerifier is the verifier child kept for the load rows.
+type runningVerifier struct {
+	*child
+	info verifierInfo
+}
+
+// startsAndHeap starts the verifier child three times with the keys and once
+// without (V5, V4), and the keyward binary once each way (its /metrics
+// heap), and returns the last child with the keys, still serving.
+func (b *bench) startsAndHeap(hk hashedKeys) (*runningVerifier, error) {
+	kc := b.cluster.kubeconfig
+	var empty verifierInfo
+	ch, err := startChild("verifier", &empty, "verifier", "-kubeconfig", kc, "-namespace", benchOpsEmpty)
+	if err != nil {
+		return nil, err
+	}
+	ch.stop()
+	var (
+		readies []time.Duration
+		heaps   []float64
+		last    *runningVerifier
+	)
+	for i := range 3 {
+		var info verifierInfo
+		ch, err := startChild("verifier", &info, "verifier", "-kubeconfig", kc, "-namespace", benchOps)
+		if err != nil {
+			return nil, err
+		}
+		if info.Keys != hk.Created {
+			ch.stop()
+			return nil, fmt.Errorf("the verifier holds %d keys, want %d", info.Keys, hk.Created)
+		}
+		logf("verifier start %d: ready in %s, heap %.1f MiB", i+1, info.Ready.Round(time.Millisecond), float64(info.HeapAlloc)/(1<<20))
+		readies = append(readies, info.Ready)
+		heaps = append(heaps, float64(info.HeapAlloc))
+		if i < 2 {
+			ch.stop()
+			continue
+		}
+		last = &runningVerifier{child: ch, info: info}
+	}
+
+	realBig, realEmpty, err := b.keywardBinary()
+	if err != nil {
+		last.stop()
+		return nil, err
+	}
+
+	n := float64(hk.Created)
+	ready := median(readies)
+	if b.opts.want("V5") {
+		b.add(&row{
+			ID: "V5", What: fmt.Sprintf("verifier start → ready, %s keys", thousands(hk.Created)),
+			Figure: fmtDur(ready), Floor: "—", Ratio: "—", Target: "≤ 5 s", Met: met(ready <= 5*time.Second),
+			Command: b.command("V5"),
+			Details: []string{
+				loadedHow(hk),
+				fmt.Sprintf("From `verifier.Start` to the first 200 of `/readyz` (polled every 1 ms), in a fresh process each time: %s; median %s.", durList(readies), fmtDur(ready)),
+				fmt.Sprintf("`keyward verifier` (the binary, built with `go build`), from exec to the first 200 of `/readyz`: %s.", fmtDur(realBig.ready)),
+			},
+		})
+	}
+	perKey := (median(heaps) - float64(empty.HeapAlloc)) / n
+	if b.opts.want("V4") {
+		b.add(&row{
+			ID: "V4", What: fmt.Sprintf("verifier heap per key, %s keys vs 0, after GC", thousands(hk.Created)),
+			Figure: fmt.Sprintf("%.0f B/key", perKey), Floor: fmt.Sprintf("%.1f MiB at 0 keys", float64(empty.HeapAlloc)/(1<<20)), Ratio: "—",
+			Target: "≤ 1 KiB/key", Met: met(perKey <= 1024), Command: b.command("V4"),
+			Details: []string{
+				fmt.Sprintf("`runtime.MemStats.HeapAlloc` after two `runtime.GC()` once ready, in the verifier process fed by its reflector from the control plane: %s at 0 keys; %s with %s keys (median of 3 starts: %s).",
+					mib(float64(empty.HeapAlloc)), mib(median(heaps)), thousands(hk.Created), mibList(heaps)),
+				fmt.Sprintf("`keyward verifier` (the binary), `go_memstats_heap_alloc_bytes` from its /metrics once ready, no forced GC (so garbage of the initial list is included): %s at 0 keys, %s with %s keys: %.0f B/key, an upper bound.",
+					mib(realEmpty.heap), mib(realBig.heap), thousands(hk.Created), (realBig.heap-realEmpty.heap)/n),
+			},
+		})
+	}
+	return last, nil
+}
+
+// keywardStart is one start of the keyward binary.
+type keywardStart struct {
+	ready time.Duration
+	heap  float64
+}
+
+// keywardBinary builds keyward and starts "keyward verifier" with the keys
+// and without, reading its heap from /metrics.
+func (b *bench) keywardBinary() (big, empty keywardStart, err error) {
+	bin := filepath.Join(b.dir, "keyward")
+	build := exec.Command("go", "build", "-o", bin, ".") // #nosec G204 -- bin is under bin/bench
+	build.Dir = b.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return big, empty, fmt.Errorf("building keyward: %w\n%s", err, out)
+	}
+	if empty, err = b.startKeyward(bin, benchOpsEmpty); err != nil {
+		return big, empty, err
+	}
+	big, err = b.startKeyward(bin, benchOps)
+	return big, empty, err
+}
+
+func (b *bench) startKeyward(bin, ns string) (keywardStart, error) {
+	var ks keywardStart
+	listen, probe := freeAddr(), freeAddr()
+	start := time.Now()
+	ch, err := startProcess("keyward verifier", nil, bin, "verifier", "--kubeconfig", b.cluster.kubeconfig, "--namespace", ns,
+		"--listen", listen, "--health-probe-bind-address", probe, "--shutdown-delay", "0s", "--zap-log-level", "error")
+	if err != nil {
+		return ks, err
+	}
+	defer ch.terminate()
+	readyAt, err := waitHTTP("http://"+probe+"/readyz", time.Millisecond, 2*time.Minute)
+	if err != nil {
+		return ks, err
+	}
+	ks.ready = readyAt.Sub(start)
+	ks.heap, err = metricValue("http://"+probe+"/metrics", "go_memstats_heap_alloc_bytes")
+	return ks, err
+}
+
+// terminate sends SIGTERM to the child (its own pid), then stops it.
+func (c *child) terminate() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	c.stop()
+}
+
+// metricValue reads one unlabelled sample from a Prometheus text endpoint.
+func metricValue(url, name string) (float64, error) {
+	resp, err := http.Get(url) // #nosec G107 -- a loopback address this program chose
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", url, name)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr() string {
+	l, err := net.Listen("tcp", anyLoopback)
+	if err != nil {
+		return anyLoopback
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// series is the per-round results of the configurations a row alternates:
+// the floor first, then keyward's.
+type series struct {
+	names []string
+	runs  [][]loadResult // [configuration][round]
+}
+
+// stat is the medians of one configuration's rounds.
+type stat struct {
+	rps      float64
+	p50, p99 time.Duration
+	cpu      time.Duration // server CPU per request; 0 if not measured
+}
+
+func (s *series) median(i int) stat {
+	var rps []float64
+	var p50, p99, cpu []time.Duration
+	for _, r := range s.runs[i] {
+		rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerRequest)
+	}
+	return stat{rps: median(rps), p50: median(p50), p99: median(p99), cpu: median(cpu)}
+}
+
+func (s *series) details() []string {
+	var out []string
+	for round := range s.runs[0] {
+		parts := make([]string, len(s.names))
+		for i, name := range s.names {
+			parts[i] = name + ": " + s.runs[i][round].String()
+		}
+		out = append(out, fmt.Sprintf("round %d: %s", round+1, strings.Join(parts, "; ")))
+	}
+	return out
+}
+
+// alternate runs each configuration in turn, rounds times, so that the
+// machine's other load falls on all of them alike.
+func (b *bench) alternate(id string, names []string, specs ...loadSpec) (*series, error) {
+	s := &series{names: names, runs: make([][]loadResult, len(specs))}
+	for round := range b.opts.rounds {
+		line := make([]string, len(specs))
+		for i, spec := range specs {
+			r, err := runLoad(spec)
+			if err != nil {
+				return nil, fmt.Errorf("%s, %s: %w", id, names[i], err)
+			}
+			s.runs[i] = append(s.runs[i], r)
+			line[i] = names[i] + " " + r.String()
+		}
+		logf("%s round %d: %s", id, round+1, strings.Join(line, " | "))
+	}
+	return s, nil
+}
+
+func (b *bench) spec(addr string, req []byte, pid int) loadSpec {
+	return loadSpec{Addr: addr, Request: req, Conns: b.opts.conns, Warmup: b.opts.warmup, Duration: b.opts.duration, PID: pid}
+}
+
+func figure(s stat) string {
+	return fmt.Sprintf("%.0f req/s; %s / %s", s.rps, fmtDur(s.p50), fmtDur(s.p99))
+}
+
+func usPerReq(d time.Duration) string {
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+}
+
+// runV1 loads the verifier and the floor directly.
+func (b *bench) runV1(floor, timed floorInfo, ver verifierInfo, hk hashedKeys) error {
+	req := httpRequest("keyward-verifier", verifyPath,
+		"Authorization", "Bearer "+hk.Valid,
+		"X-Original-Method", "GET",
+		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
+		"X-Request-ID", "0123456789abcdef0123456789abcdef")
+	s, err := b.alternate("V1", []string{"floor", "verifier", "floor with the verifier's server timeouts"},
+		b.spec(floor.Auth, req, floor.pid), b.spec(ver.Addr, req, ver.pid), b.spec(timed.Auth, req, timed.pid))
+	if err != nil {
+		return err
+	}
+	f, k, t := s.median(0), s.median(1), s.median(2)
+	same := sameAnswer(floor.Auth, ver.Addr, hk.Valid)
+	rpsRatio, p99Ratio := k.rps/f.rps, float64(k.p99)/float64(f.p99)
+	r := b.add(&row{
+		ID: "V1", What: fmt.Sprintf("verifier, keep-alive, %s keys, a valid key: req/s; p50 / p99", thousands(hk.Created)),
+		Figure: figure(k), Floor: figure(f),
+		Ratio:  fmt.Sprintf("%.2f× req/s; %.2f× p99", rpsRatio, p99Ratio),
+		Target: "≥ 0.85× req/s; p99 ≤ 1.2×", Met: met(rpsRatio >= 0.85 && p99Ratio <= 1.2),
+		Command: b.command("V1"),
+		Details: append([]string{
+			fmt.Sprintf("Load generator: hack/bench, %d keep-alive connections, closed loop, %s measured after %s warm-up, %d rounds alternating floor and verifier; medians reported. Both servers are separate processes on 127.0.0.1 and share the machine's %d cores with the load generator (and with whatever else runs on the machine, which is what makes rounds differ).",
+				b.opts.conns, b.opts.duration, b.opts.warmup, b.opts.rounds, runtime.NumCPU()),
+			"Floor: a net/http server (`bench floor`) answering 200 with the same X-Auth-* headers and `Content-Length: 0`. Verifier: `verifier.Start` as `keyward verifier` runs it (`bench verifier`).",
+			"Request: `GET " + verifyPath + "` with `Authorization: Bearer <key>`, `X-Original-Method`, `X-Original-URL`, as ingress-nginx sends it. " + same,
+			fmt.Sprintf("Server CPU time per request (user + system, from /proc; less sensitive to the machine's other load than req/s): floor %s, verifier %s (%.2f×).",
+				usPerReq(f.cpu), usPerReq(k.cpu), float64(k.cpu)/float64(f.cpu)),
+			fmt.Sprintf("A third server, alternated with the two: the floor's handler in an http.Server with the verifier's settings (ReadTimeout and WriteTimeout 10 s, IdleTimeout 2 min, MaxHeaderBytes 32 KiB): %s, server CPU %s — %.2f× the floor's req/s, %.2f× its p99. What remains between it and the verifier is the verifier's handler.",
+				figure(t), usPerReq(t.cpu), t.rps/f.rps, float64(t.p99)/float64(f.p99)),
+		}, s.details()...),
+	})
+	if !strings.HasPrefix(r.Met, "met") {
+		b.profileMissed(r, ver, b.spec(ver.Addr, req, 0), "v1", &floor, b.spec(floor.Auth, req, 0))
+	}
+	return nil
+}
+
+// runV2 loads nginx whose auth location answers 200 itself (the floor),
+// and nginx with auth_request to the verifier and, for comparison, to the
+// Go floor server of V1, each without and with auth-keepalive; all in front
+// of the same upstream.
+func (b *bench) runV2(floor floorInfo, ver verifierInfo, hk hashedKeys) error {
+	const workers = 2
+	base := filepath.Join(b.dir, "nginx")
+	_ = os.RemoveAll(base)
+	toVerifier, toFloor := "http://"+ver.Addr+verifyPath, "http://"+floor.Auth+verifyPath
+	configs := []struct {
+		name string
+		opts e2e.NginxOptions
+		pid  int
+	}{
+		{"nginx return 200", e2e.NginxOptions{AuthReturn200: true}, 0},
+		{"nginx → verifier", e2e.NginxOptions{AuthURL: toVerifier}, ver.pid},
+		{"nginx → Go floor", e2e.NginxOptions{AuthURL: toFloor}, floor.pid},
+		{"nginx → verifier, keepalive", e2e.NginxOptions{AuthURL: toVerifier, AuthKeepalive: 32}, ver.pid},
+		{"nginx → Go floor, keepalive", e2e.NginxOptions{AuthURL: toFloor, AuthKeepalive: 32}, floor.pid},
+	}
+	req := httpRequest("api.example.com", "/v1/things/42?page=2", "Authorization", "Bearer "+hk.Valid)
+	names := make([]string, len(configs))
+	specs := make([]loadSpec, len(configs))
+	for i, c := range configs {
+		o := c.opts
+		o.Upstream, o.ResponseHeaders, o.WorkerProcesses = "http://"+floor.Upstream, authResponseHeaders, workers
+		dir := filepath.Join(base, strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		n, err := e2e.StartNginxProcess(dir, o)
+		if err != nil {
+			return err
+		}
+		defer n.Stop()
+		names[i], specs[i] = c.name, b.spec(strings.TrimPrefix(n.URL, "http://"), req, c.pid)
+	}
+	s, err := b.alternate("V2", names, specs...)
+	if err != nil {
+		return err
+	}
+	f := s.median(0)
+	common := []string{
+		fmt.Sprintf("nginx %s from internal/e2e (ingress-nginx's nginx.tmpl for one auth-url rule, auth-response-headers X-Auth-*), %d worker processes, in front of the same Go upstream answering `ok`. Floor: the auth location says `return 200;` (AuthReturn200). Keyward: the auth location proxies to the verifier of V1 (%s keys).",
+			nginxVersion(), workers, thousands(hk.Created)),
+		fmt.Sprintf("Same load generator: %d keep-alive connections to nginx, %s per run, %d rounds alternating five nginx: the floor, and auth to the verifier or to V1's Go floor server (which answers 200 with the same headers and does nothing else), each without and with auth-keepalive; medians.", b.opts.conns, b.opts.duration, b.opts.rounds),
+	}
+	for i, v := range []struct{ id, what, how string }{
+		{"V2", "through nginx `auth_request`, ingress-nginx's defaults (no auth-keepalive): req/s; p50 / p99",
+			"ingress-nginx's default: no auth-keepalive, so nginx opens a new connection to the verifier for every request."},
+		{"V2b", "the same with the `auth-keepalive: 32` annotation: req/s; p50 / p99",
+			"auth-keepalive 32: nginx keeps up to 32 idle connections to the verifier (an upstream block) and reuses them, the verifier's 200 having no body."},
+	} {
+		k, g := s.median(1+2*i), s.median(2+2*i)
+		ratio := k.rps / f.rps
+		r := b.add(&row{
+			ID: v.id, What: v.what, Figure: figure(k), Floor: figure(f),
+			Ratio: fmt.Sprintf("%.2f× req/s; %.2f× p99 (auth to a Go server that does nothing: %.2f×)",
+				ratio, float64(k.p99)/float64(f.p99), g.rps/f.rps),
+			Target: "≥ 0.90× req/s", Met: met(ratio >= 0.90), Command: b.command("V2"),
+			Details: append(append([]string{v.how}, common...),
+				fmt.Sprintf("nginx → Go floor server, the same way: %s, %.2f× the floor; the verifier reaches %.2f× of it.", figure(g), g.rps/f.rps, k.rps/g.rps),
+				fmt.Sprintf("Auth server CPU time per request: verifier %s, Go floor server %s.", usPerReq(k.cpu), usPerReq(g.cpu))),
+		})
+		if g.rps/f.rps < 0.90 {
+			r.Details = append(r.Details, fmt.Sprintf("The target is out of reach of any auth service behind `auth_request` here: one that does nothing at all gets %.2f× of `return 200;`, because nginx makes a second proxied HTTP exchange for every request (and, without auth-keepalive, a new TCP connection), on the same cores. The verifier's share is its ratio to that server: %.2f×.", g.rps/f.rps, k.rps/g.rps))
+		}
+		if i == 0 {
+			r.Details = append(r.Details, s.details()...)
+		}
+		if !strings.HasPrefix(r.Met, "met") {
+			b.profileMissed(r, ver, specs[1+2*i], strings.ToLower(v.id), nil, loadSpec{})
+		}
+	}
+	return nil
+}
+
+func nginxVersion() string {
+	bin, err := e2e.NginxBinary()
+	if err != nil {
+		return "?"
+	}
+	out, _ := exec.Command(bin, "-v").CombinedOutput() // #nosec G204 -- the harness's nginx
+	s := strings.TrimSpace(string(out))
+	if _, v, ok := strings.Cut(s, "nginx/"); ok {
+		return v
+	}
+	return s
+}
+
+// profileUnderLoad runs the load once more while a child (its profile port
+// is pprofAddr) takes a CPU profile, and saves it as bin/bench/<name>.cpu.pprof.
+func (b *bench) profileUnderLoad(pprofAddr string, spec loadSpec, name string) (string, error) {
+	path := filepath.Join(b.dir, name+".cpu.pprof")
+	secs := max(int(spec.Duration.Seconds()), 1)
+	done := make(chan error, 1)
+	go func() { done <- fetchProfile("http://"+pprofAddr+"/cpu?seconds="+strconv.Itoa(secs), path) }()
+	spec.Warmup, spec.PID = 0, 0
+	spec.Duration = time.Duration(secs)*time.Second + 200*time.Millisecond
+	if _, err := runLoad(spec); err != nil {
+		return "", err
+	}
+	return path, <-done
+}
+
+// profileMissed profiles keyward's server, and the floor's when there is
+// one, under the row's load, and quotes keyward's profile in the row.
+func (b *bench) profileMissed(r *row, ver verifierInfo, spec loadSpec, name string, floor *floorInfo, floorSpec loadSpec) {
+	path, err := b.profileUnderLoad(ver.Pprof, spec, name+"-verifier")
+	if err != nil {
+		logf("%s: profile: %v", r.ID, err)
+		return
+	}
+	b.attachProfile(r, path)
+	if floor == nil {
+		return
+	}
+	fp, err := b.profileUnderLoad(floor.Pprof, floorSpec, name+"-floor")
+	if err != nil {
+		logf("%s: floor profile: %v", r.ID, err)
+		return
+	}
+	rel, _ := filepath.Rel(b.root, fp)
+	r.Details = append(r.Details, fmt.Sprintf("The floor's CPU profile under the same load, for comparison: `%s`.", rel))
+}

@@ -1,0 +1,150 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// writeCounter counts the API writes a manager's client makes, by verb and
+// kind. It is controllers/suite_test.go's interceptor, copied.
+type writeCounter struct {
+	n    atomic.Int64
+	last atomic.Int64 // Unix nanoseconds of the latest write
+	mu   sync.Mutex
+	by   map[string]int64
+	// reviews are creates of review objects (SubjectAccessReview, ...):
+	// questions to the API server that store nothing, counted apart.
+	reviews map[string]int64
+}
+
+func newWriteCounter() *writeCounter {
+	return &writeCounter{by: map[string]int64{}, reviews: map[string]int64{}}
+}
+
+func (w *writeCounter) add(verb string, obj any) {
+	kind := fmt.Sprintf("%T", obj)
+	kind = kind[strings.LastIndexByte(kind, '.')+1:]
+	kind = strings.TrimSuffix(kind, "ApplyConfiguration")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.HasSuffix(kind, "Review") {
+		w.reviews[verb+" "+kind]++
+		return
+	}
+	w.n.Add(1)
+	w.last.Store(time.Now().UnixNano())
+	w.by[verb+" "+kind]++
+}
+
+// reset zeroes the counts.
+func (w *writeCounter) reset() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n.Store(0)
+	w.by, w.reviews = map[string]int64{}, map[string]int64{}
+}
+
+// breakdown lists the counts, largest first, with their share per unit.
+func (w *writeCounter) breakdown(per int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names := make([]string, 0, len(w.by))
+	for k := range w.by {
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if d := w.by[b] - w.by[a]; d != 0 {
+			return int(d)
+		}
+		return strings.Compare(a, b)
+	})
+	out := make([]string, 0, len(names))
+	for _, k := range names {
+		out = append(out, fmt.Sprintf("`%s` %d (%.2f/key)", k, w.by[k], float64(w.by[k])/float64(per)))
+	}
+	for k, v := range w.reviews {
+		out = append(out, fmt.Sprintf("not counted, as they store nothing: `%s` %d (%.2f/key), the admission webhook's grant check", k, v, float64(v)/float64(per)))
+	}
+	return out
+}
+
+// count returns the writes of one "verb kind".
+func (w *writeCounter) count(verbKind string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.by[verbKind]
+}
+
+// quiet waits until no write happened for d, at most limit.
+func (w *writeCounter) quiet(d, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if time.Since(time.Unix(0, w.last.Load())) >= d {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.Client, error) {
+	c, err := client.NewWithWatch(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			w.add("create", obj)
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			w.add("update", obj)
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			w.add("patch", obj)
+			return c.Patch(ctx, obj, p, opts...)
+		},
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			w.add("apply", obj)
+			return c.Apply(ctx, obj, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			w.add("delete", obj)
+			return c.Delete(ctx, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+			w.add("patch/"+sub, obj)
+			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			w.add("update/"+sub, obj)
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+	}), nil
+}
