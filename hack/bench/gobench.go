@@ -28,7 +28,7 @@ import (
 	"strings"
 )
 
-// v3Command is the go test that V3 runs and parses.
+// v3Args are the arguments of the go test that V3 runs and parses.
 var v3Args = []string{"test", "-run=^$", "-bench=BenchmarkVerify$|BenchmarkDigestFloor", "-benchmem", "-count=5", "./verifier/"}
 
 // goBenchmark is one parsed benchmark line.
