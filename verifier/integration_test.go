@@ -151,12 +151,15 @@ func (s *stack) verify(t *testing.T, key, path string) (int, string) {
 	return resp.StatusCode, resp.Header.Get("X-Auth-Reason")
 }
 
-// until polls the verifier every 2 ms until it answers status, and returns
-// how long that took.
-func (s *stack) until(t *testing.T, key string, status int) time.Duration {
+// until polls the verifier every 2 ms until it answers status, for at most
+// 10 s.
+func (s *stack) until(t *testing.T, key string, status int) {
 	t.Helper()
-	return s.within(t, key, status, 10*time.Second)
+	s.within(t, key, status, 10*time.Second)
 }
+
+// within polls the verifier until it answers status, for at most limit,
+// and returns how long that took.
 
 func (s *stack) within(t *testing.T, key string, status int, limit time.Duration) time.Duration {
 	t.Helper()
