@@ -141,9 +141,7 @@ func run(args []string) int {
 		return 1
 	}
 	b := &bench{opts: o, root: root, dir: filepath.Join(root, "bin", "bench"), started: time.Now()}
-	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		b.loadavg = strings.Join(strings.Fields(string(la))[:3], " ")
-	}
+	b.loadavg = loadavg()
 	if err := os.MkdirAll(b.dir, 0o750); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1

@@ -62,9 +62,17 @@ func (b *bench) machine() []string {
 		fmt.Sprintf("CPU: %s, %d cores (`runtime.NumCPU`), %s RAM, Linux %s", cpu, runtime.NumCPU(), mem, kernel),
 		fmt.Sprintf("Go: %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH),
 		fmt.Sprintf("Control plane: %s (hack/controlplane.sh), started with internal/testenv; nginx %s", assets, nginxVersion()),
-		fmt.Sprintf("Load average when the run started: %s (the machine is shared: other work may run during the run, which is why floors and keyward alternate)", b.loadavg),
+		fmt.Sprintf("Load average when the run started: %s; when it ended: %s (the machine is shared: other work may run during the run, which is why floors and keyward alternate)", b.loadavg, loadavg()),
 		fmt.Sprintf("Commit: %s", gitDescribe(b.root)),
 	}
+}
+
+func loadavg() string {
+	la, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(la))[:3], " ")
 }
 
 func gitDescribe(root string) string {
