@@ -156,8 +156,13 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("apikey").
 		For(&keywardv1alpha1.APIKey{}, builder.WithPredicates(specOrMetadataChanged())).
-		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication)).
-		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(r.keysOfGroup)).
+		// A key depends on its parents' spec, phase and existence, not on
+		// their counts: without these predicates every count update would
+		// re-enqueue every key of the application or group.
+		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(r.keysOfApplication),
+			builder.WithPredicates(predicate.Or(specOrMetadataChanged(), applicationPhaseChanged()))).
+		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(r.keysOfGroup),
+			builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(keyOfHashedSecret),
 			builder.WithPredicates(predicate.NewPredicateFuncs(isHashedSecret))).
 		Watches(&corev1.ServiceAccount{}, handler.EnqueueRequestsFromMapFunc(r.keysOfCreator),
@@ -178,6 +183,16 @@ func specOrMetadataChanged() predicate.Predicate {
 			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
 			!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
 			o.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy] != n.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy]
+	}}
+}
+
+// applicationPhaseChanged lets through updates that change an
+// Application's phase, which its keys wait on.
+func applicationPhaseChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*keywardv1alpha1.Application)
+		n, ok2 := e.ObjectNew.(*keywardv1alpha1.Application)
+		return !ok1 || !ok2 || o.Status.Phase != n.Status.Phase
 	}}
 }
 

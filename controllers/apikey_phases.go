@@ -215,8 +215,8 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	hashed := &corev1.Secret{}
 	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
 	case err == nil:
-		s.hashed = hashed
-		return r.publish(ctx, s)
+		s.hashed = hashed // minted already: publish, the next phase, syncs it
+		return nil
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
 	}

@@ -220,7 +220,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) 
 				reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&apps.Items[i])})
 			}
 			return reqs
-		})).
+		}), builder.WithPredicates(specOrMetadataChanged())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Complete(r)
 }
