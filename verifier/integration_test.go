@@ -23,13 +23,17 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -304,6 +308,12 @@ func TestVerifierOutlivesTheAPIServer(t *testing.T) {
 	}
 	s.until(t, badKey, 401)
 
+	// Every hashed Secret the verifier has seen is at or before this
+	// resource version.
+	var seen corev1.SecretList
+	if err := env.Client.List(ctx, &seen, client.InNamespace(s.ops)); err != nil {
+		t.Fatal(err)
+	}
 	outage.Cut()
 	for range 20 {
 		if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
@@ -336,6 +346,28 @@ func TestVerifierOutlivesTheAPIServer(t *testing.T) {
 	if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
 		t.Fatalf("cut off, the verifier still learned of the revocation (%d): the outage is not real", code)
 	}
+	// etcd has compacted past what the verifier saw: a watch resuming from
+	// there is refused with 410 Gone, "too old resource version".
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cs.CoreV1().Secrets(s.ops).Watch(ctx, metav1.ListOptions{ResourceVersion: seen.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-w.ResultChan():
+		if err := apierrors.FromObject(e.Object); e.Type != watch.Error || !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+			t.Fatalf("a watch from resource version %s after compaction got %s %v, not 410 Gone: the test does not exercise expiry", seen.ResourceVersion, e.Type, e.Object)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("a watch from resource version %s after compaction got nothing, not 410 Gone", seen.ResourceVersion)
+	}
+	w.Stop()
+	if n := s.metric(t, `keyward_verifier_watch_expired_total{resource="secrets"}`); n != 0 {
+		t.Fatalf("watch expiries before the API server came back: %v", n)
+	}
 
 	if err := outage.Restore(); err != nil {
 		t.Fatal(err)
@@ -344,6 +376,37 @@ func TestVerifierOutlivesTheAPIServer(t *testing.T) {
 	revoked := s.within(t, goodKey, 401, 60*time.Second)
 	issued := s.within(t, newKey, 200, 60*time.Second)
 	t.Logf("after the API server came back: revocation seen in %v, new key accepted %v later", revoked, issued)
+	// The verifier learned of them by relisting after its watch expired.
+	if n := s.metric(t, `keyward_verifier_watch_expired_total{resource="secrets"}`); n < 1 {
+		t.Fatalf("the verifier caught up without its watch of hashed Secrets expiring (%v): resumed, not relisted", n)
+	}
+	if code, reason := s.verify(t, badKey, "/v1/things/1"); code != 401 || reason != "revoked" {
+		t.Fatalf("after the relist, the key revoked before the outage got %d %s", code, reason)
+	}
+}
+
+// metric reads one sample from the verifier's /metrics; 0 if absent.
+func (s *stack) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.verifier.ProbeAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
 
 // TestLastUsedTime drives constant load at a key and counts the writes of

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -143,7 +145,12 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	listener, probeListener := listeners[0], listeners[1]
 	s.Addr, s.ProbeAddr = listener.Addr().String(), probeListener.Addr().String()
 
-	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store)
+	expired := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_verifier_watch_expired_total",
+		Help: "Watches that ended because their resource version was compacted away (410 Gone), each followed by a full relist.",
+	}, []string{"resource"})
+	reg.MustRegister(expired)
+	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store, expired)
 
 	main := &http.Server{
 		Handler:           s.readyGate(s.Handler),
@@ -212,8 +219,9 @@ func (s *Server) probeMux(reg *prometheus.Registry) *http.ServeMux {
 }
 
 // reflectors list and watch the hashed Secrets of the operator's namespace
-// (label-selected) and every KeyGroup, writing straight into store.
-func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store) (keys, groups *cache.Reflector) {
+// (label-selected) and every KeyGroup, writing straight into store. Watches
+// that expire are counted in expired, by resource.
+func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store, expired *prometheus.CounterVec) (keys, groups *cache.Reflector) {
 	selector := record.LabelHashedKey + "=true"
 	keysLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -222,7 +230,7 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.LabelSelector = selector
-			return cs.CoreV1().Secrets(namespace).Watch(ctx, opts)
+			return countExpired(expired.WithLabelValues("secrets"))(cs.CoreV1().Secrets(namespace).Watch(ctx, opts))
 		},
 	}
 	groupsLW := &cache.ListWatch{
@@ -231,11 +239,61 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 			return list, kc.List(ctx, list, &client.ListOptions{Raw: &opts})
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
+			return countExpired(expired.WithLabelValues("keygroups"))(kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts}))
 		},
 	}
 	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys", Backoff: reconnectBackoff()}),
 		cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups", Backoff: reconnectBackoff()})
+}
+
+// countExpired counts a watch refused, or ended, because the resource
+// version it resumed from is gone: etcd compacted it while the verifier was
+// away. The reflector then relists; the count tells operators how often.
+func countExpired(c prometheus.Counter) func(watch.Interface, error) (watch.Interface, error) {
+	return func(w watch.Interface, err error) (watch.Interface, error) {
+		if err != nil {
+			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				c.Inc()
+			}
+			return w, err
+		}
+		ew := &expiryWatch{Interface: w, out: make(chan watch.Event), stop: make(chan struct{}), expired: c}
+		go ew.loop()
+		return ew, nil
+	}
+}
+
+// expiryWatch passes a watch's events through, counting 410 errors. Unlike
+// watch.Filter, it never blocks on a consumer that has stopped reading.
+type expiryWatch struct {
+	watch.Interface
+	out     chan watch.Event
+	stop    chan struct{}
+	once    sync.Once
+	expired prometheus.Counter
+}
+
+func (w *expiryWatch) ResultChan() <-chan watch.Event { return w.out }
+
+func (w *expiryWatch) Stop() {
+	w.once.Do(func() { close(w.stop) })
+	w.Interface.Stop()
+}
+
+func (w *expiryWatch) loop() {
+	defer close(w.out)
+	for e := range w.Interface.ResultChan() {
+		if e.Type == watch.Error {
+			if err := apierrors.FromObject(e.Object); apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+				w.expired.Inc()
+			}
+		}
+		select {
+		case w.out <- e:
+		case <-w.stop:
+			return
+		}
+	}
 }
 
 // listen opens every address, or none.
