@@ -111,7 +111,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 
 	s := &apiKeyScope{key: key, orig: key.DeepCopy(), now: r.Clock.Now()}
 	defer func() {
-		retErr = errors.Join(retErr, r.writeStatus(ctx, s))
+		retErr = errors.Join(retErr, r.writeStatus(ctx, s, retErr))
 	}()
 	for _, phase := range []func(context.Context, *apiKeyScope) error{
 		r.load,
@@ -170,7 +170,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error
 				CreateFunc: func(event.CreateEvent) bool { return false },
 				UpdateFunc: func(event.UpdateEvent) bool { return false },
 			})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
 		Complete(r)
 }
 

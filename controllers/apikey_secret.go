@@ -139,9 +139,10 @@ func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (key *ke
 		Immutable: ptrTo(true),
 	}
 	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
-		// The error names the Secret; the API server never echoes Secret
-		// data, and the object itself is not logged.
-		return nil, false, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+		// The error names the Secret. The API server never echoes Secret
+		// data, but an admission webhook or policy of someone else's
+		// might: such an error is redacted before it goes anywhere.
+		return nil, false, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))
 	}
 	return &k, false, nil
 }

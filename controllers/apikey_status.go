@@ -32,12 +32,24 @@ import (
 
 // writeStatus writes the status the phases decided, once, and only when it
 // changed. It patches from the status as read, so lastUsedTime, which the
-// verifier owns, is never overwritten.
-func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope) error {
-	if s.phase == "" {
-		return nil // a phase failed before deciding anything
-	}
+// verifier owns, is never overwritten. When a phase failed (failure), the
+// status keeps the phase last achieved, which is still what the verifier
+// does, and Synced reports the failure.
+func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope, failure error) error {
 	k := s.key
+	synced, ok := syncedCondition(failure, k.Generation)
+	if !ok {
+		return nil
+	}
+	if failure != nil {
+		k.Status = *s.orig.Status.DeepCopy()
+		meta.SetStatusCondition(&k.Status.Conditions, synced)
+		if written, err := r.patchStatus(ctx, s); !written || err != nil {
+			return err
+		}
+		return waitForCache(ctx, r.Client, k, s.orig.ResourceVersion)
+	}
+	meta.SetStatusCondition(&k.Status.Conditions, synced)
 	st := &k.Status
 	st.Phase = s.phase
 	st.ObservedGeneration = k.Generation
@@ -58,14 +70,24 @@ func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope) erro
 		Message:            s.message,
 		ObservedGeneration: k.Generation,
 	})
-	if equality.Semantic.DeepEqual(s.orig.Status, k.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, k, client.MergeFrom(s.orig)); err != nil {
-		return fmt.Errorf("writing the status of APIKey %s/%s: %w", k.Namespace, k.Name, err)
+	if written, err := r.patchStatus(ctx, s); !written || err != nil {
+		return err
 	}
 	r.recordTransition(s)
 	return waitForCache(ctx, r.Client, k, s.orig.ResourceVersion)
+}
+
+// patchStatus writes s.key's status if it differs from the one read, and
+// reports whether it did.
+func (r *APIKeyReconciler) patchStatus(ctx context.Context, s *apiKeyScope) (bool, error) {
+	k := s.key
+	if equality.Semantic.DeepEqual(s.orig.Status, k.Status) {
+		return false, nil
+	}
+	if err := r.Status().Patch(ctx, k, client.MergeFrom(s.orig)); err != nil {
+		return false, fmt.Errorf("writing the status of APIKey %s/%s: %w", k.Namespace, k.Name, err)
+	}
+	return true, nil
 }
 
 // recordTransition emits an event when the phase changed.

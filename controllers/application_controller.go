@@ -55,8 +55,9 @@ type ApplicationReconciler struct {
 // application that is still being admitted turns out not to need its slot.
 const ReasonWaitingForOlderApplications = "WaitingForOlderApplications"
 
-// Reconcile decides an Application's phase and counts its keys.
-func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+// Reconcile decides an Application's phase and counts its keys. A failure
+// is reported in the Synced condition and retried with backoff.
+func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	app := &keywardv1alpha1.Application{}
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -65,6 +66,25 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, nil
 	}
 	orig := app.DeepCopy()
+	res, err := r.reconcile(ctx, app, orig)
+	if err == nil {
+		return res, nil
+	}
+	synced, ok := syncedCondition(err, app.Generation)
+	if !ok {
+		return ctrl.Result{}, err
+	}
+	failed := orig.DeepCopy()
+	meta.SetStatusCondition(&failed.Status.Conditions, synced)
+	if !equality.Semantic.DeepEqual(orig.Status, failed.Status) {
+		if perr := r.Status().Patch(ctx, failed, client.MergeFrom(orig)); perr != nil {
+			err = errors.Join(err, fmt.Errorf("writing the status of Application %s/%s: %w", app.Namespace, app.Name, perr))
+		}
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywardv1alpha1.Application) (ctrl.Result, error) {
 	group := &keywardv1alpha1.KeyGroup{}
 	if err := r.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: string(app.Spec.KeyGroup)}, group); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -98,6 +118,8 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	meta.SetStatusCondition(&app.Status.Conditions, metav1.Condition{
 		Type: keywardv1alpha1.ConditionReady, Status: status, Reason: reason, Message: message, ObservedGeneration: app.Generation,
 	})
+	synced, _ := syncedCondition(nil, app.Generation)
+	meta.SetStatusCondition(&app.Status.Conditions, synced)
 	var res ctrl.Result
 	if reason == ReasonWaitingForOlderApplications {
 		res.RequeueAfter = waitRequeue
@@ -106,7 +128,7 @@ func (r *ApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return res, nil
 	}
 	if err := r.Status().Patch(ctx, app, client.MergeFrom(orig)); err != nil {
-		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("writing the status of Application %s/%s: %w", app.Namespace, app.Name, err))
+		return ctrl.Result{}, fmt.Errorf("writing the status of Application %s/%s: %w", app.Namespace, app.Name, err)
 	}
 	if orig.Status.Phase != phase {
 		switch phase {
@@ -221,6 +243,6 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) 
 			}
 			return reqs
 		}), builder.WithPredicates(specOrMetadataChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
 		Complete(r)
 }

@@ -22,16 +22,25 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/internal/testgen"
@@ -141,3 +150,136 @@ func TestLeaderHandoverMidIssuance(t *testing.T) {
 	}
 	t.Logf("writes: first manager %d, second %d", first.writes.Load(), second.writes.Load())
 }
+
+// denyDeliverySecrets makes the API server refuse, through a
+// ValidatingAdmissionPolicy, every keyward Secret created in namespace ns,
+// with a message that echoes the key it was given. It returns a function
+// that lifts the refusal.
+func denyDeliverySecrets(t *testing.T, ns string) (lift func()) {
+	t.Helper()
+	ctx := context.Background()
+	name := "deny-keyward-secrets-" + ns
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: `!has(object.metadata.labels) || !('app.kubernetes.io/managed-by' in object.metadata.labels)`,
+				// A careless policy: its message carries the Secret's data.
+				MessageExpression: `has(object.data) && '` + record.DeliveryAPIKey + `' in object.data ? 'no keyward Secrets here, not even ' + string(object.data['` + record.DeliveryAPIKey + `']) : 'no keyward Secrets here'`,
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{corev1.LabelMetadataName: ns},
+			}},
+		},
+	}
+	create(t, policy, binding)
+	lift = func() {
+		for _, o := range []client.Object{binding, policy} {
+			if err := env.Client.Delete(ctx, o); client.IgnoreNotFound(err) != nil {
+				t.Errorf("deleting %s: %v", o.GetName(), err)
+			}
+		}
+	}
+	t.Cleanup(lift)
+	// The policy takes effect once the API server has loaded it.
+	probe := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe", Labels: map[string]string{"app.kubernetes.io/managed-by": "keyward"}},
+		StringData: map[string]string{record.DeliveryAPIKey: "probe"},
+	}
+	eventually(t, 20*time.Second, func() error {
+		if err := env.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll); err == nil {
+			return errors.New("the policy does not refuse keyward Secrets yet")
+		}
+		return nil
+	})
+	return lift
+}
+
+// TestAPIErrorsAreRetriedAndReported has the API server refuse the delivery
+// Secret of a new key: the key reports the error in its Synced condition,
+// redacted, without claiming a phase it has not reached and without a
+// hashed Secret; the manager retries with growing intervals; once the
+// refusal is lifted the key is issued with nothing lost.
+func TestAPIErrorsAreRetriedAndReported(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	m := startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	lift := denyDeliverySecrets(t, ns)
+
+	create(t, testgen.APIKey(ns, "k", "acme"))
+	var k *keywardv1alpha1.APIKey
+	var failing *metav1.Condition
+	eventually(t, 20*time.Second, func() error {
+		k = getKey(t, ns, "k")
+		if failing = meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionSynced); failing == nil || failing.Status != metav1.ConditionFalse {
+			return fmt.Errorf("Synced is %+v, want False", failing)
+		}
+		return nil
+	})
+	if failing.Reason != controllers.ReasonReconcileError ||
+		!strings.Contains(failing.Message, "creating delivery Secret "+ns+"/"+k.DeliverySecretName()) ||
+		!strings.Contains(failing.Message, "no keyward Secrets here") {
+		t.Errorf("Synced does not say what failed: %+v", failing)
+	}
+	if !strings.Contains(failing.Message, "[redacted key]") || keyShaped.MatchString(failing.Message) {
+		t.Errorf("the refusal echoed the key, and Synced did not redact it: %q", failing.Message)
+	}
+	if k.Status.Phase == keywardv1alpha1.APIKeyActive || k.Status.KeyID != "" || meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady) {
+		t.Errorf("the status claims an issued key: %+v", k.Status)
+	}
+	if h := hashedSecret(t, ops, k); h != nil {
+		t.Errorf("a hashed Secret exists for a key that was never delivered")
+	}
+
+	// Retried with backoff: a doubling interval from 5 ms makes about a
+	// dozen attempts in these seconds; a retry loop without backoff makes
+	// hundreds.
+	attempts := func() int {
+		n := 0
+		for _, w := range m.writes.Log() {
+			if w == "create *v1.Secret "+ns+"/"+k.DeliverySecretName() {
+				n++
+			}
+		}
+		return n
+	}
+	time.Sleep(3 * time.Second)
+	if n := attempts(); n < 3 || n > 30 {
+		t.Errorf("%d attempts to create the delivery Secret in about 3 s: want retries, spaced by a growing backoff", n)
+	} else {
+		t.Logf("%d attempts in about 3 s", n)
+	}
+
+	lift()
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	keyMaterial(t, ops, k)
+	if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionSynced); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("once issued, Synced is %+v, want True", c)
+	}
+	var events eventsv1.EventList
+	if err := env.Client.List(context.Background(), &events, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events.Items {
+		if keyShaped.MatchString(e.Note) {
+			t.Errorf("event %s carries a key: %q", e.Reason, e.Note)
+		}
+	}
+}
+
+var keyShaped = regexp.MustCompile(keys.Regexp)

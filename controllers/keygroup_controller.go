@@ -115,6 +115,6 @@ func (r *KeyGroupReconciler) SetupWithManager(mgr ctrl.Manager, workers int) err
 		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}}}
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
 		Complete(r)
 }

@@ -44,11 +44,19 @@ const (
 	Finalizer = "keyward.dev/hashed-key"
 )
 
-// Condition types. Every kind reports Ready.
+// Condition types. Every kind reports Ready; Applications and APIKeys also
+// report Synced.
 const (
 	// ConditionReady is True when the object is doing its job: a KeyGroup
 	// is accepted, an Application may hold keys, an APIKey is usable.
 	ConditionReady = "Ready"
+
+	// ConditionSynced is False, with reason ReconcileError and the error
+	// as its message, while the controller cannot act on the object (the
+	// API server is away or refuses a write) and retries with backoff.
+	// Meanwhile the phase and Ready stay as they were last achieved. It is
+	// True once the last attempt succeeded.
+	ConditionSynced = "Synced"
 )
 
 // CIDR is an IPv4 or IPv6 network in CIDR notation, such as 203.0.113.0/24
