@@ -63,7 +63,8 @@ type APIKeyReconciler struct {
 	// Namespace is the operator's namespace, where hashed Secrets live.
 	Namespace string
 
-	locks *keyedMutex
+	locks    *keyedMutex
+	reserved *reservations
 }
 
 // apiKeyScope carries one reconcile's inputs and decisions between phases.
@@ -204,7 +205,7 @@ func (r *APIKeyReconciler) keysOfApplications(ctx context.Context, namespace str
 	var reqs []ctrl.Request
 	for _, app := range apps {
 		var list keywardv1alpha1.APIKeyList
-		if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexAPIKeyApplication: app}); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexAPIKeyApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
 		for i := range list.Items {
@@ -216,7 +217,7 @@ func (r *APIKeyReconciler) keysOfApplications(ctx context.Context, namespace str
 
 func (r *APIKeyReconciler) keysOfGroup(ctx context.Context, o client.Object) []ctrl.Request {
 	var apps keywardv1alpha1.ApplicationList
-	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	names := make([]string, 0, len(apps.Items))

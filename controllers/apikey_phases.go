@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -201,13 +202,31 @@ func lifetimeExceeded(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) st
 }
 
 // issue admits, mints and delivers a key that should work and has not been
-// minted yet. Decisions for one application are serialised and read the
-// API server directly, so concurrent keys can never overshoot the limit.
+// minted yet. Decisions for one application are serialised; a key admitted
+// is reserved before its lock is released, so that concurrent keys can never
+// overshoot the limit while they mint in parallel.
 func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	if s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
 	}
-	unlock := r.locks.Lock("application/" + s.key.Namespace + "/" + s.app.Name)
+	app := s.key.Namespace + "/" + s.app.Name
+	admitted, err := r.admit(ctx, s, app)
+	if err != nil || !admitted {
+		return err
+	}
+	if err := r.mint(ctx, s); err != nil || !s.minted() {
+		// Nothing was minted, or it is unknown whether it was: the live
+		// lists of the next decision near the limit are the judge.
+		r.reserved.remove(app, s.key.UID)
+		return err
+	}
+	return nil
+}
+
+// admit decides, under the application's lock, whether the key gets a slot
+// against maxKeysPerApplication, and reserves it if so.
+func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string) (bool, error) {
+	unlock := r.locks.Lock("application/" + app)
 	defer unlock()
 
 	// The cache may not have caught up with a hashed Secret written a
@@ -216,75 +235,125 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
 	case err == nil:
 		s.hashed = hashed // minted already: publish, the next phase, syncs it
-		return nil
+		return false, nil
 	case !apierrors.IsNotFound(err):
-		return fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+		return false, fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
 	}
 
-	active, waiting, err := r.occupiedSlots(ctx, s)
-	if err != nil {
-		return err
-	}
 	limit := s.group.MaxKeysPerApplication()
+	// Far from the limit, the cache and this manager's reservations give
+	// a count that can only be too high; near it, the API server decides,
+	// so that a key is never turned away for a count that was stale.
+	active, waiting, err := r.cachedSlots(ctx, s, app)
+	if err != nil {
+		return false, err
+	}
+	if active+waiting >= limit-limit/10 {
+		if active, waiting, err = r.occupiedSlots(ctx, s, app); err != nil {
+			return false, err
+		}
+	}
 	switch {
 	case active >= limit:
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonLimitExceeded, fmt.Sprintf(
 			"Application %s already has %d/%d active keys (maxKeysPerApplication of KeyGroup %s; revoked and expired keys do not count); "+
 				"revoke or delete one of its keys, or raise the limit, then create a new APIKey",
 			s.app.Name, active, limit, s.group.Name))
-		return nil
+		return false, nil
 	case active+waiting >= limit:
 		// Older keys come first; whether this one fits is known once
 		// they are issued.
 		s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
 			"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
 		s.requeue = waitRequeue
-		return nil
+		return false, nil
 	}
-	return r.mint(ctx, s)
+	r.reserved.add(app, s.key.UID)
+	return true, nil
 }
 
 // waitRequeue is how soon a key waiting for older keys looks again.
 const waitRequeue = time.Second
 
+// cachedSlots is occupiedSlots from the cache: keys whose cached hashed
+// Secret occupies a slot, plus keys this manager has reserved that the
+// cache does not show yet. The cache can lag, never lead, so the count is
+// at least the true one.
+func (r *APIKeyReconciler) cachedSlots(ctx context.Context, s *apiKeyScope, app string) (active, waiting int, err error) {
+	ns := s.key.Namespace
+	var siblings keywardv1alpha1.APIKeyList
+	if err := r.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
+	}
+	var secrets corev1.SecretList
+	if err := r.List(ctx, &secrets, client.InNamespace(r.Namespace),
+		client.MatchingFields{IndexHashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
+		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
+	}
+	states := make(map[string]record.State, len(secrets.Items))
+	for i := range secrets.Items {
+		l := secrets.Items[i].Labels
+		states[l[record.LabelAPIKeyUID]] = record.State(l[record.LabelState])
+	}
+	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, true)
+	active, waiting = r.countSlots(s, siblings.Items, states, reserved)
+	return active, waiting, nil
+}
+
 // occupiedSlots counts, the key itself aside, the keys of its application
 // that hold a slot against maxKeysPerApplication (minted keys whose hashed
-// Secret says active or disabled) and those created before it that still
-// wait to be issued, so that the newest are the ones turned away. Revoked,
-// expired and deleted keys do not count.
-func (r *APIKeyReconciler) occupiedSlots(ctx context.Context, s *apiKeyScope) (active, waiting int, err error) {
-	ns, app := s.key.Namespace, s.app.Name
+// Secret says active or disabled, and keys being minted) and those created
+// before it that still wait to be issued, so that the newest are the ones
+// turned away. Revoked, expired and deleted keys do not count. It reads the
+// API server.
+func (r *APIKeyReconciler) occupiedSlots(ctx context.Context, s *apiKeyScope, app string) (active, waiting int, err error) {
+	ns := s.key.Namespace
 	var siblings keywardv1alpha1.APIKeyList
-	if err := r.APIReader.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: app}); err != nil {
-		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", ns, app, err)
+	if err := r.APIReader.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: s.app.Name}); err != nil {
+		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
 	}
 	var hashed metav1.PartialObjectMetadataList
 	hashed.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
 	if err := r.APIReader.List(ctx, &hashed, client.InNamespace(r.Namespace),
-		client.MatchingLabels{record.LabelNamespace: ns, record.LabelApplication: app}); err != nil {
-		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s/%s: %w", ns, app, err)
+		client.MatchingLabels{record.LabelNamespace: ns, record.LabelApplication: s.app.Name}); err != nil {
+		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
 	}
 	states := make(map[string]record.State, len(hashed.Items))
 	for _, h := range hashed.Items {
 		states[h.Labels[record.LabelAPIKeyUID]] = record.State(h.Labels[record.LabelState])
 	}
-	for i := range siblings.Items {
-		o := &siblings.Items[i]
-		if o.UID == s.key.UID || !o.DeletionTimestamp.IsZero() || o.Spec.Revoked ||
-			(o.Spec.ExpiresAt != nil && !o.Spec.ExpiresAt.After(s.now)) {
+	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, false)
+	active, waiting = r.countSlots(s, siblings.Items, states, reserved)
+	return active, waiting, nil
+}
+
+// countSlots counts siblings of s.key that occupy a slot (their hashed
+// Secret's state says so, or they are reserved) and older ones waiting.
+func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) (active, waiting int) {
+	for uid := range reserved {
+		if uid != s.key.UID {
+			active++
+		}
+	}
+	for i := range siblings {
+		o := &siblings[i]
+		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID {
 			continue
 		}
 		if st, ok := states[string(o.UID)]; ok {
-			if st.Occupying() {
+			if st.Occupying() && !o.Spec.Revoked && o.DeletionTimestamp.IsZero() && (o.Spec.ExpiresAt == nil || o.Spec.ExpiresAt.After(s.now)) {
 				active++
 			}
+			continue
+		}
+		if o.Spec.Revoked || !o.DeletionTimestamp.IsZero() || (o.Spec.ExpiresAt != nil && !o.Spec.ExpiresAt.After(s.now)) {
 			continue
 		}
 		if !o.Status.Phase.Terminal() && createdBefore(o, s.key) && missingScopes(o, s.group) == "" {
 			waiting++
 		}
 	}
-	return active, waiting, nil
+	return active, waiting
 }
 
 // createdBefore orders keys by creation time, then name.

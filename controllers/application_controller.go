@@ -32,7 +32,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
@@ -211,7 +213,7 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 // countKeys counts the application's keys that count against its limit.
 func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
 	var list keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexAPIKeyApplication: app.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexAPIKeyApplication: app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	var n int32
@@ -223,18 +225,29 @@ func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alp
 	return n, nil
 }
 
+// apiKeyPhaseChanged lets through the key events that can change a count:
+// creation, deletion and a new phase.
+func apiKeyPhaseChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*keywardv1alpha1.APIKey)
+		n, ok2 := e.ObjectNew.(*keywardv1alpha1.APIKey)
+		return !ok1 || !ok2 || o.Status.Phase != n.Status.Phase || o.Spec.Application != n.Spec.Application
+	}}
+}
+
 // SetupWithManager watches Applications, their keys (for the counts) and
 // their groups.
 func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("application").
 		For(&keywardv1alpha1.Application{}, builder.WithPredicates(specOrMetadataChanged())).
-		Watches(&keywardv1alpha1.APIKey{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		// Keys change only the counts: refreshed once their phases settle.
+		Watches(&keywardv1alpha1.APIKey{}, enqueueAfter(countDelay, func(_ context.Context, o client.Object) []ctrl.Request {
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.APIKey).Spec.Application)}}}
-		})).
+		}), builder.WithPredicates(apiKeyPhaseChanged())).
 		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []ctrl.Request {
 			var apps keywardv1alpha1.ApplicationList
-			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}); err != nil {
+			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 				return nil
 			}
 			reqs := make([]ctrl.Request, 0, len(apps.Items))

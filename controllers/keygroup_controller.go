@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/verifier/match"
@@ -58,7 +57,7 @@ func (r *KeyGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	orig := g.DeepCopy()
 	var apps keywardv1alpha1.ApplicationList
-	if err := r.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{IndexApplicationKeyGroup: g.Name}); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{IndexApplicationKeyGroup: g.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	g.Status.Applications, g.Status.ActiveKeys = 0, 0
@@ -112,7 +111,8 @@ func (r *KeyGroupReconciler) SetupWithManager(mgr ctrl.Manager, workers int) err
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("keygroup").
 		For(&keywardv1alpha1.KeyGroup{}, builder.WithPredicates(specOrMetadataChanged())).
-		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []ctrl.Request {
+		// Applications change only the counts.
+		Watches(&keywardv1alpha1.Application{}, enqueueAfter(countDelay, func(_ context.Context, o client.Object) []ctrl.Request {
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}}}
 		})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).

@@ -26,12 +26,14 @@ import (
 	"errors"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/record"
 )
 
 // Field indexes kept in the manager's cache for reverse lookups.
@@ -42,6 +44,9 @@ const (
 	IndexAPIKeyApplication = "spec.application"
 	// IndexApplicationKeyGroup indexes Applications by spec.keyGroup.
 	IndexApplicationKeyGroup = "spec.keyGroup"
+	// IndexHashedSecretApplication indexes hashed Secrets by the
+	// <namespace>/<name> of their key's Application.
+	IndexHashedSecretApplication = "hashed.application"
 )
 
 // FieldManager is the server-side apply field manager of the manager.
@@ -83,6 +88,15 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &corev1.Secret{}, IndexHashedSecretApplication, func(o client.Object) []string {
+		l := o.GetLabels()
+		if l[record.LabelHashedKey] != "true" {
+			return nil
+		}
+		return []string{l[record.LabelNamespace] + "/" + l[record.LabelApplication]}
+	}); err != nil {
+		return err
+	}
 	if err := idx.IndexField(ctx, &keywardv1alpha1.APIKey{}, IndexAPIKeyCreator, indexCreator); err != nil {
 		return err
 	}
@@ -90,7 +104,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	locks := newKeyedMutex()
 	if err := (&APIKeyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
-		Clock: o.Clock, Namespace: o.Namespace, locks: locks,
+		Clock: o.Clock, Namespace: o.Namespace, locks: locks, reserved: newReservations(),
 	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return err
 	}

@@ -298,7 +298,7 @@ func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n i
 // k that hold or are about to hold a slot.
 func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
 	var list keywardv1alpha1.APIKeyList
-	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{controllers.IndexAPIKeyApplication: in.app.Name}); err != nil {
+	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{controllers.IndexAPIKeyApplication: in.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", k.Namespace, in.app.Name, err)
 	}
 	n := 0
