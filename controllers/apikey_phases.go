@@ -248,7 +248,7 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 	if err != nil {
 		return false, err
 	}
-	if active+waiting >= limit-limit/10 {
+	if active+waiting >= limit-nearLimit(limit) {
 		if active, waiting, err = r.occupiedSlots(ctx, s, app); err != nil {
 			return false, err
 		}
@@ -270,6 +270,14 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 	}
 	r.reserved.add(app, s.key.UID)
 	return true, nil
+}
+
+// nearLimit is how close to the limit the API server, not the cache,
+// decides: a tenth of it, at most 10 keys. Only a cache that missed more
+// mints than that (a leader handover in the same millisecond, say) could
+// let a fast decision overshoot.
+func nearLimit(limit int) int {
+	return min(max(limit/10, 1), 10)
 }
 
 // waitRequeue is how soon a key waiting for older keys looks again.

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +51,7 @@ const (
 	c1NS        = "bench-c1"
 	c1FloorNS   = "bench-c1-floor"
 	c1SingleNS  = "bench-c1-single"
+	c1AdmitNS   = "bench-c1-admission"
 	c3NS        = "bench-c3"
 	c1Apps      = 10
 	createConns = 32 // concurrent creates, for APIKeys and for the floor's Secrets alike
@@ -64,11 +66,15 @@ type runningManager struct {
 	err    error
 }
 
-func (b *bench) startManager(ctx context.Context, writes *writeCounter) (*runningManager, error) {
+// startManager starts a manager in this process. With leaderElection, its
+// controllers wait for a lease that admissionOnly holds for someone else:
+// only its webhooks and caches run.
+func (b *bench) startManager(ctx context.Context, writes *writeCounter, leaderElection bool) (*runningManager, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	wo := b.cluster.env.WebhookOptions()
 	mgr, err := manager.New(ctx, b.cluster.cfg, manager.Options{
-		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c3NS, benchTenant},
+		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c1AdmitNS, c3NS, benchTenant},
+		LeaderElection: leaderElection, LeaseDuration: time.Hour, RenewDeadline: 50 * time.Minute, RetryPeriod: time.Minute,
 		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, SkipNameValidation: true,
 		Webhooks: &manager.WebhookOptions{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
@@ -96,7 +102,7 @@ func (m *runningManager) stop() error {
 // to the verifier) with the manager running in this process.
 func (b *bench) runControllers(ctx context.Context) error {
 	n := b.opts.c1Keys
-	if err := b.waitApplications(ctx, c1Apps+2); err != nil {
+	if err := b.waitApplications(ctx, c1Apps+3); err != nil {
 		return err
 	}
 	b.mgr.writes.quiet(time.Second, 10*time.Second)
@@ -116,6 +122,11 @@ func (b *bench) runControllers(ctx context.Context) error {
 			return err
 		}
 		b.reportC1(single, "C1b", fmt.Sprintf("1 application × %d keys", n))
+	}
+	if b.opts.want("C1") {
+		if err := b.admissionOnly(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -145,7 +156,7 @@ func (b *bench) runC1C2(ctx context.Context) error {
 
 // namespaces creates the run's namespaces.
 func (b *bench) namespaces(ctx context.Context) error {
-	for _, ns := range []string{ctrlOps, c1NS, c1FloorNS, c1SingleNS, c3NS, benchTenant, benchOps, benchOpsEmpty} {
+	for _, ns := range []string{ctrlOps, c1NS, c1FloorNS, c1SingleNS, c1AdmitNS, c3NS, benchTenant, benchOps, benchOpsEmpty} {
 		if err := b.cluster.namespace(ctx, ns); err != nil {
 			return err
 		}
@@ -162,6 +173,8 @@ func (b *bench) controllerObjects(ctx context.Context) error {
 		testgen.KeyGroup(c1NS, "things", testgen.WithLimits(c1Apps, int32(n/c1Apps))), // #nosec G115 -- small
 		testgen.KeyGroup(c1SingleNS, "things", testgen.WithLimits(1, int32(n))),       // #nosec G115 -- small
 		testgen.Application(c1SingleNS, "solo", "things"),
+		testgen.KeyGroup(c1AdmitNS, "things", testgen.WithLimits(1, int32(n))), // #nosec G115 -- small
+		testgen.Application(c1AdmitNS, "solo", "things"),
 		testgen.KeyGroup(c3NS, "things", testgen.WithLimits(1, 1000)),
 		testgen.Application(c3NS, "acme", "things"),
 	}
@@ -223,6 +236,7 @@ type c1Result struct {
 	took        time.Duration
 	latencies   []time.Duration // create → Ready, per key
 	floor       []time.Duration // the floor's runs: N Secrets created
+	floorCPU    []map[string]time.Duration
 	cpu         map[string]time.Duration
 	writes      []string
 	writesTotal int64
@@ -261,11 +275,11 @@ func (b *bench) phases(ctx context.Context, ns string) string {
 func (b *bench) runC1(ctx context.Context, writes *writeCounter, ns string, app func(int) string) (*c1Result, error) {
 	n := b.opts.c1Keys
 	res := &c1Result{keys: n}
-	floor, err := b.c1Floor(ctx, ns+"-a")
+	floor, floorCPU, err := b.c1Floor(ctx, ns+"-a")
 	if err != nil {
 		return nil, err
 	}
-	res.floor = append(res.floor, floor)
+	res.floor, res.floorCPU = append(res.floor, floor), append(res.floorCPU, floorCPU)
 
 	logf("%s: applying %d APIKeys at once", ns, n)
 	w, err := watchReady(ctx, b.cluster.client, ns, n)
@@ -310,27 +324,29 @@ func (b *bench) runC1(ctx context.Context, writes *writeCounter, ns string, app 
 	res.writesTotal, res.writes, res.finalizerPatches = writes.n.Load(), writes.breakdown(n), writes.count("patch APIKey")
 	logf("%s: %d/%d Ready in %s; %d writes", ns, res.ready, n, res.took.Round(time.Millisecond), res.writesTotal)
 
-	floor, err = b.c1Floor(ctx, ns+"-b")
+	floor, floorCPU, err = b.c1Floor(ctx, ns+"-b")
 	if err != nil {
 		return nil, err
 	}
-	res.floor = append(res.floor, floor)
+	res.floor, res.floorCPU = append(res.floor, floor), append(res.floorCPU, floorCPU)
 	return res, nil
 }
 
 // c1Floor creates, with the same client and the same concurrency as the
 // APIKeys, the Secrets keyward writes for N keys: for each, a delivery
-// Secret and a hashed Secret. It returns how long that took.
-func (b *bench) c1Floor(ctx context.Context, run string) (time.Duration, error) {
+// Secret and a hashed Secret. It returns how long that took and the CPU
+// the processes used meanwhile.
+func (b *bench) c1Floor(ctx context.Context, run string) (time.Duration, map[string]time.Duration, error) {
 	n := b.opts.c1Keys
 	ks := make([]keys.Key, n)
 	for i := range ks {
 		k, err := keys.Generate("kt")
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
 		ks[i] = k
 	}
+	cpuBefore := processCPU()
 	start := time.Now()
 	err := createAll(ctx, n, func(ctx context.Context, i int) error {
 		delivery := &corev1.Secret{
@@ -348,8 +364,90 @@ func (b *bench) c1Floor(ctx context.Context, run string) (time.Duration, error) 
 		return b.cluster.client.Create(ctx, hashed)
 	})
 	took := time.Since(start)
+	cpu := cpuDelta(cpuBefore, processCPU())
 	logf("C1 floor: %d keys' Secrets (%d) in %s", n, 2*n, took.Round(time.Millisecond))
-	return took, err
+	return took, cpu, err
+}
+
+// cpuPerKey is the CPU of the bench process, the API server and etcd
+// together, per key.
+func cpuPerKey(m map[string]time.Duration, keys int) time.Duration {
+	var total time.Duration
+	for _, d := range m {
+		total += d
+	}
+	return total / time.Duration(keys)
+}
+
+// admissionOnly measures what creating the APIKeys alone costs, through
+// the admission webhooks, with no controller acting on them: the manager
+// is restarted with leader election while the bench holds the lease, so
+// its webhooks serve and its controllers wait. Keys cannot be Ready faster
+// than they can be created, so this bounds C1 from above.
+func (b *bench) admissionOnly(ctx context.Context) error {
+	if err := b.mgr.stop(); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	now := metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ctrlOps, Name: "keyward-manager.keyward.dev"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To("bench-holds-the-lease"), LeaseDurationSeconds: ptr.To(int32(3600)),
+			AcquireTime: &now, RenewTime: &now,
+		},
+	}
+	if err := b.cluster.client.Create(ctx, lease); err != nil {
+		return fmt.Errorf("holding the leader lease: %w", err)
+	}
+	mgr, err := b.startManager(ctx, newWriteCounter(), true)
+	if err != nil {
+		return err
+	}
+	b.mgr = mgr
+	if err := b.waitWebhooks(ctx); err != nil {
+		return err
+	}
+	n := b.opts.c1Keys
+	floor, floorCPU, err := b.c1Floor(ctx, "admission-a")
+	if err != nil {
+		return err
+	}
+	cpuBefore := processCPU()
+	start := time.Now()
+	err = createAll(ctx, n, func(ctx context.Context, i int) error {
+		return b.cluster.client.Create(ctx, testgen.APIKey(c1AdmitNS, fmt.Sprintf("key-%04d", i), "solo"))
+	})
+	took := time.Since(start)
+	cpu := cpuDelta(cpuBefore, processCPU())
+	if err != nil {
+		return err
+	}
+	floor2, floorCPU2, err := b.c1Floor(ctx, "admission-b")
+	if err != nil {
+		return err
+	}
+	floors := []time.Duration{floor, floor2}
+	floorRate := float64(n) / median(floors).Seconds()
+	rate := float64(n) / took.Seconds()
+	var phases []string
+	if p := b.phases(ctx, c1AdmitNS); p != "" {
+		phases = append(phases, p)
+	}
+	logf("C1a: %d APIKeys created through admission, no controller, in %s: %.0f keys/s (floor %.0f keys/s)", n, fmtDur(took), rate, floorRate)
+	b.add(&row{
+		ID: "C1a", What: fmt.Sprintf("%s APIKeys created at once through the admission webhooks, no controller acting (C1's ceiling)", thousands(n)),
+		Figure: fmt.Sprintf("%.0f keys/s (%s for %s)", rate, fmtDur(took), thousands(n)),
+		Floor:  fmt.Sprintf("%.0f keys/s (%.0f Secrets/s)", floorRate, 2*floorRate),
+		Ratio:  fmt.Sprintf("%.2f×", rate/floorRate), Target: "—", Met: "—", Command: b.command("C1"),
+		Details: []string{
+			fmt.Sprintf("The manager restarted with leader election while the bench holds its lease: the webhooks (mutating, validating with a SubjectAccessReview per scope) answer, no controller runs. The same client as C1, %d at a time, creates the APIKeys; nothing issues them (phases after: %s).", createConns, strings.Join(phases, "; ")),
+			fmt.Sprintf("Floor as in C1, measured around it: %s.", durList(floors)),
+			fmt.Sprintf("CPU per key, bench process + kube-apiserver + etcd: APIKeys through admission %s; the floor's two Secrets %s, %s. Every key C1 issues costs this admission plus the floor's two Secret writes plus its status write, so on a CPU-bound machine C1's ratio is at most floor CPU ÷ (floor CPU + admission CPU).",
+				fmtDur(cpuPerKey(cpu, n)), fmtDur(cpuPerKey(floorCPU, n)), fmtDur(cpuPerKey(floorCPU2, n))),
+			fmt.Sprintf("CPU used while creating the APIKeys: %s.", fmtCPU(cpu)),
+		},
+	})
+	return nil
 }
 
 // createAll runs create(i) for i in [0, n) on createConns goroutines.
@@ -485,7 +583,7 @@ func (b *bench) reportC1(res *c1Result, id, shape string) {
 			fmt.Sprintf("Floor: the same client, %d keys at a time, creating the Secrets keyward writes for each key directly (its delivery Secret and its hashed Secret, %s Secrets in all): %s (once before and once after the keys); median %s. Counted in Secrets instead of keys (the reading where the floor is one Secret per key), the ratio is the one in brackets.",
 				createConns, thousands(2*res.keys), durList(res.floor), fmtDur(floorTook)),
 			fmt.Sprintf("Per key, create → Ready: p50 %s, p99 %s, max %s.", fmtDur(pct(res.latencies, 0.5)), fmtDur(pct(res.latencies, 0.99)), fmtDur(pct(res.latencies, 1))),
-			fmt.Sprintf("CPU used during the run: %s.", fmtCPU(res.cpu)),
+			fmt.Sprintf("CPU used during the run: %s; per key %s, against the floor's %s.", fmtCPU(res.cpu), fmtDur(cpuPerKey(res.cpu, res.keys)), fmtDur(cpuPerKey(res.floorCPU[0], res.keys))),
 			webhookNote(res),
 		},
 	})
@@ -542,7 +640,7 @@ func (b *bench) resync(ctx context.Context, c1 *c1Result) (*runningManager, erro
 	before := reconciles("apikey")
 	writes := newWriteCounter()
 	start := time.Now()
-	mgr, err := b.startManager(ctx, writes)
+	mgr, err := b.startManager(ctx, writes, false)
 	if err != nil {
 		return nil, err
 	}

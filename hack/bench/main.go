@@ -181,7 +181,7 @@ func (b *bench) runAll(ctx context.Context) error {
 	if err := b.namespaces(ctx); err != nil {
 		return err
 	}
-	if b.mgr, err = b.startManager(ctx, newWriteCounter()); err != nil {
+	if b.mgr, err = b.startManager(ctx, newWriteCounter(), false); err != nil {
 		return err
 	}
 	defer func() { _ = b.mgr.stop() }()
