@@ -42,7 +42,7 @@ func (c keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- apiKeysDesc }
 
 func (c keyCollector) Collect(ch chan<- prometheus.Metric) {
 	var list keywardv1alpha1.APIKeyList
-	if err := c.reader.List(context.Background(), &list); err != nil {
+	if err := c.reader.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
 		return
 	}
 	counts := map[keywardv1alpha1.APIKeyPhase]int{}
