@@ -88,37 +88,52 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *apiKeyScope) error {
 //
 // The delivery Secret is created, not applied: the plaintext is written
 // exactly once, and must never be merged into a Secret someone else made.
+// A key never minted tries the create first, and reads the Secret back only
+// when one exists already; a key minted before (status.keyID set) never
+// gets a new one.
 func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (key *keys.Key, recovered bool, err error) {
 	name := s.key.DeliverySecretName()
+	if s.key.Status.KeyID == "" {
+		k, err := r.createDeliverySecret(ctx, s)
+		if err == nil {
+			return k, false, nil
+		}
+		if !apierrors.IsAlreadyExists(err) {
+			return nil, false, err
+		}
+	}
 	existing := &corev1.Secret{}
 	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, existing); {
-	case err == nil:
-		if !metav1.IsControlledBy(existing, s.key) {
-			s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
-				"Secret %s exists and does not belong to this APIKey; delete it, or create a new APIKey with another spec.secretName", name))
-			return nil, false, nil
-		}
-		k, perr := keys.Parse(string(existing.Data[record.DeliveryAPIKey]))
-		if perr != nil || k.Prefix() != s.group.Prefix() {
-			s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
-				"Secret %s belongs to this APIKey but holds no valid %s_ key; delete it to have a new key issued", name, s.group.Prefix()))
-			return nil, false, nil
-		}
-		return &k, true, nil
-	case !apierrors.IsNotFound(err):
-		return nil, false, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
-	}
-	if s.key.Status.KeyID != "" {
+	case apierrors.IsNotFound(err) && s.key.Status.KeyID != "":
 		// Minted before, but both the hashed Secret and the delivery
 		// Secret are gone: never mint a second key for the same APIKey.
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyLost, fmt.Sprintf(
 			"key %s was issued, but its hashed Secret and its delivery Secret %s were both deleted; create a new APIKey", s.key.Status.KeyID, name))
 		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
 	}
+	if !metav1.IsControlledBy(existing, s.key) {
+		s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
+			"Secret %s exists and does not belong to this APIKey; delete it, or create a new APIKey with another spec.secretName", name))
+		return nil, false, nil
+	}
+	k, perr := keys.Parse(string(existing.Data[record.DeliveryAPIKey]))
+	if perr != nil || k.Prefix() != s.group.Prefix() {
+		s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
+			"Secret %s belongs to this APIKey but holds no valid %s_ key; delete it to have a new key issued", name, s.group.Prefix()))
+		return nil, false, nil
+	}
+	return &k, true, nil
+}
 
+// createDeliverySecret mints a key and creates the delivery Secret holding
+// it. Its error is AlreadyExists when a Secret of that name exists.
+func (r *APIKeyReconciler) createDeliverySecret(ctx context.Context, s *apiKeyScope) (*keys.Key, error) {
+	name := s.key.DeliverySecretName()
 	k, err := keys.Generate(s.group.Prefix())
 	if err != nil {
-		return nil, false, fmt.Errorf("generating a key for APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+		return nil, fmt.Errorf("generating a key for APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
 	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -139,12 +154,15 @@ func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (key *ke
 		Immutable: ptrTo(true),
 	}
 	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return nil, err
+		}
 		// The error names the Secret. The API server never echoes Secret
 		// data, but an admission webhook or policy of someone else's
 		// might: such an error is redacted before it goes anywhere.
-		return nil, false, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))
+		return nil, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))
 	}
-	return &k, false, nil
+	return &k, nil
 }
 
 // desiredRecord is the verification record the key's phase calls for. The
