@@ -123,7 +123,7 @@ func certManagerCRDs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var l unstructured.UnstructuredList
 		l.SetAPIVersion("cert-manager.io/v1")
 		l.SetKind("CertificateList")
@@ -145,18 +145,6 @@ func crdClient(t *testing.T) client.Client {
 }
 
 func ptrTrue() *bool { b := true; return &b }
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	var err error
-	for range 100 {
-		if err = f(); err == nil {
-			return
-		}
-		sleep()
-	}
-	t.Fatal(err)
-}
 
 func TestInstallDryRun(t *testing.T) {
 	ensureNamespace(t, "keyward-system")
@@ -310,5 +298,3 @@ func TestShippedRBAC(t *testing.T) {
 		t.Logf("the manager's permissions in keyward-system:\n  %s", strings.Join(lines, "\n  "))
 	})
 }
-
-func sleep() { time.Sleep(100 * time.Millisecond) }

@@ -39,6 +39,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
 	"github.com/keyward/keyward/internal/testgen"
 )
 
@@ -106,7 +107,7 @@ func TestIssuedKeyIsHashedAndDeliveredOnce(t *testing.T) {
 	})
 
 	t.Run("events", func(t *testing.T) {
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			return hasEvent(ns, "acme-key", "Issued", "Key "+key.Status.KeyID+" issued to Secret acme-key-key")
 		})
 	})
@@ -237,7 +238,7 @@ func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
 			}
 
 			var list keywardv1alpha1.APIKeyList
-			eventually(t, 60*time.Second, func() error {
+			testenv.Eventually(t, 60*time.Second, func() error {
 				if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 					return err
 				}
@@ -273,7 +274,7 @@ func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
 				}
 			}
 			app := waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(app), app); err != nil {
 					return err
 				}
@@ -288,7 +289,7 @@ func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
 
 func expectState(t *testing.T, ops string, k *keywardv1alpha1.APIKey, want record.State) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		s := hashedSecret(t, ops, k)
 		if s == nil {
 			return fmt.Errorf("no hashed Secret")
@@ -316,8 +317,8 @@ func TestKeyLifecycle(t *testing.T) {
 		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = false })
 		waitPhase(t, ns, "toggle", keywardv1alpha1.APIKeyActive)
 		expectState(t, ops, k, record.StateActive)
-		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Enabled", "switched on") })
-		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Disabled", "switched off") })
+		testenv.Eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Enabled", "switched on") })
+		testenv.Eventually(t, 10*time.Second, func() error { return hasEvent(ns, "toggle", "Disabled", "switched off") })
 	})
 
 	t.Run("revoke", func(t *testing.T) {
@@ -326,7 +327,7 @@ func TestKeyLifecycle(t *testing.T) {
 		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
 		waitPhase(t, ns, "revoke-me", keywardv1alpha1.APIKeyRevoked)
 		expectState(t, ops, k, record.StateRevoked)
-		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "revoke-me", "Revoked", "spec.revoked is true") })
+		testenv.Eventually(t, 10*time.Second, func() error { return hasEvent(ns, "revoke-me", "Revoked", "spec.revoked is true") })
 	})
 
 	t.Run("expiry follows the injected clock", func(t *testing.T) {
@@ -341,7 +342,7 @@ func TestKeyLifecycle(t *testing.T) {
 		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "touched" })
 		waitPhase(t, ns, "expiring", keywardv1alpha1.APIKeyExpired)
 		expectState(t, ops, k, record.StateExpired)
-		eventually(t, 10*time.Second, func() error { return hasEvent(ns, "expiring", "Expired", "expired at") })
+		testenv.Eventually(t, 10*time.Second, func() error { return hasEvent(ns, "expiring", "Expired", "expired at") })
 	})
 
 	t.Run("application revoked", func(t *testing.T) {
@@ -366,7 +367,7 @@ func TestKeyLifecycle(t *testing.T) {
 		if err := env.Client.Delete(context.Background(), k); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			if hashedSecret(t, ops, k) != nil {
 				return fmt.Errorf("the hashed Secret is still there")
 			}
@@ -435,7 +436,7 @@ func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
 		t.Errorf("reason %s", c.Reason)
 	}
 	create(t, testgen.Application(ns, "acme", "things"))
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		c := meta.FindStatusCondition(getKey(t, ns, "early").Status.Conditions, keywardv1alpha1.ConditionReady)
 		if c == nil || c.Reason != "KeyGroupNotFound" {
 			return fmt.Errorf("condition %+v", c)
@@ -468,7 +469,7 @@ func TestApplicationLimit(t *testing.T) {
 		create(t, testgen.Application(ns, fmt.Sprintf("app-%d", i), "things"))
 	}
 	counts := map[keywardv1alpha1.ApplicationPhase]int{}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		var list keywardv1alpha1.ApplicationList
 		if err := env.Client.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
 			return err
@@ -491,7 +492,7 @@ func TestApplicationLimit(t *testing.T) {
 	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyRejected)
 
 	g := &keywardv1alpha1.KeyGroup{}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
 			return err
 		}
@@ -516,7 +517,7 @@ func TestResyncIsQuiet(t *testing.T) {
 	for i := range 100 {
 		waitPhase(t, ns, fmt.Sprintf("key-%03d", i), keywardv1alpha1.APIKeyActive)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		a := &keywardv1alpha1.Application{}
 		_ = env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "acme"}, a)
 		if a.Status.ActiveKeys != 100 {
@@ -531,7 +532,7 @@ func TestResyncIsQuiet(t *testing.T) {
 
 	m = startManager(t, ops, []string{ns})
 	reconciled := reconcileCount(t, "apikey")
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if n := reconcileCount(t, "apikey") - reconciled; n < 100 {
 			return fmt.Errorf("%v APIKey reconciles since the restart, want at least 100", n)
 		}
@@ -551,7 +552,7 @@ func TestIssuanceWrites(t *testing.T) {
 	m := startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
 	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		g := &keywardv1alpha1.KeyGroup{}
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
 			return err
@@ -566,7 +567,7 @@ func TestIssuanceWrites(t *testing.T) {
 
 	create(t, testgen.APIKey(ns, "one", "acme"))
 	waitPhase(t, ns, "one", keywardv1alpha1.APIKeyActive)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		g := &keywardv1alpha1.KeyGroup{}
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g); err != nil {
 			return err

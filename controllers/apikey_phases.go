@@ -345,16 +345,13 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 	}
 	for i := range siblings {
 		o := &siblings[i]
-		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID {
+		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID || stopsCounting(o, s.now) {
 			continue
 		}
 		if st, ok := states[string(o.UID)]; ok {
-			if st.Occupying() && !o.Spec.Revoked && o.DeletionTimestamp.IsZero() && (o.Spec.ExpiresAt == nil || o.Spec.ExpiresAt.After(s.now)) {
+			if st.Occupying() {
 				active++
 			}
-			continue
-		}
-		if o.Spec.Revoked || !o.DeletionTimestamp.IsZero() || (o.Spec.ExpiresAt != nil && !o.Spec.ExpiresAt.After(s.now)) {
 			continue
 		}
 		if !o.Status.Phase.Terminal() && createdBefore(o, s.key) && missingScopes(o, s.group) == "" {
@@ -362,6 +359,12 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 		}
 	}
 	return active, waiting
+}
+
+// stopsCounting reports whether a key no longer counts against the limit,
+// whatever its hashed Secret says yet: revoked, being deleted or expired.
+func stopsCounting(k *keywardv1alpha1.APIKey, now time.Time) bool {
+	return k.Spec.Revoked || !k.DeletionTimestamp.IsZero() || (k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(now))
 }
 
 // createdBefore orders keys by creation time, then name.

@@ -43,6 +43,7 @@ import (
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
 	"github.com/keyward/keyward/internal/testgen"
 )
 
@@ -200,7 +201,7 @@ func denyDeliverySecrets(t *testing.T, ns string) (lift func()) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe", Labels: map[string]string{"app.kubernetes.io/managed-by": "keyward"}},
 		StringData: map[string]string{record.DeliveryAPIKey: "probe"},
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		if err := env.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll); err == nil {
 			return errors.New("the policy does not refuse keyward Secrets yet")
 		}
@@ -224,7 +225,7 @@ func TestAPIErrorsAreRetriedAndReported(t *testing.T) {
 	create(t, testgen.APIKey(ns, "k", "acme"))
 	var k *keywardv1alpha1.APIKey
 	var failing *metav1.Condition
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		k = getKey(t, ns, "k")
 		if failing = meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionSynced); failing == nil || failing.Status != metav1.ConditionFalse {
 			return fmt.Errorf("Synced is %+v, want False", failing)

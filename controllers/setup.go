@@ -46,7 +46,7 @@ const (
 	IndexApplicationKeyGroup = "spec.keyGroup"
 	// IndexHashedSecretApplication indexes hashed Secrets by the
 	// <namespace>/<name> of their key's Application.
-	IndexHashedSecretApplication = "hashed.application"
+	IndexHashedSecretApplication = "hashed.application" // #nosec G101 -- an index name, not a credential
 )
 
 // FieldManager is the server-side apply field manager of the manager.

@@ -29,11 +29,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -83,40 +81,7 @@ func (w *writeCounter) Log() []string {
 }
 
 func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.Client, error) {
-	c, err := client.NewWithWatch(cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	return interceptor.NewClient(c, interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			w.add("create", obj)
-			return c.Create(ctx, obj, opts...)
-		},
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			w.add("update", obj)
-			return c.Update(ctx, obj, opts...)
-		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
-			w.add("patch", obj)
-			return c.Patch(ctx, obj, p, opts...)
-		},
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-			w.add("apply", obj)
-			return c.Apply(ctx, obj, opts...)
-		},
-		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			w.add("delete", obj)
-			return c.Delete(ctx, obj, opts...)
-		},
-		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-			w.add("patch/"+sub, obj)
-			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
-		},
-		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-			w.add("update/"+sub, obj)
-			return c.SubResource(sub).Update(ctx, obj, opts...)
-		},
-	}), nil
+	return testenv.ObservingClient(w.add)(cfg, opts)
 }
 
 // running is a manager started by a test.
@@ -168,22 +133,6 @@ func startManager(t *testing.T, opNS string, watch []string, opts ...managerOpti
 	return &running{writes: w, namespace: opNS, stop: stop}
 }
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func getKey(t *testing.T, ns, name string) *keywardv1alpha1.APIKey {
 	t.Helper()
 	k := &keywardv1alpha1.APIKey{}
@@ -197,7 +146,7 @@ func getKey(t *testing.T, ns, name string) *keywardv1alpha1.APIKey {
 func waitPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase) *keywardv1alpha1.APIKey {
 	t.Helper()
 	var k *keywardv1alpha1.APIKey
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		k = getKey(t, ns, name)
 		if k.Status.Phase != phase || k.Status.ObservedGeneration != k.Generation {
 			c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
@@ -211,7 +160,7 @@ func waitPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase)
 func waitAppPhase(t *testing.T, ns, name string, phase keywardv1alpha1.ApplicationPhase) *keywardv1alpha1.Application {
 	t.Helper()
 	a := &keywardv1alpha1.Application{}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, a); err != nil {
 			return err
 		}
@@ -262,7 +211,7 @@ func create(t *testing.T, objs ...client.Object) {
 // update applies change to the latest version of obj, retrying conflicts.
 func update[T client.Object](t *testing.T, obj T, change func(T)) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}

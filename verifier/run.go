@@ -147,10 +147,14 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 
 	expired := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "keyward_verifier_watch_expired_total",
-		Help: "Watches that ended because their resource version was compacted away (410 Gone), each followed by a full relist.",
+		Help: "Times a watch, or the list resuming it, was refused because its resource version was compacted away (410 Gone); a full relist follows.",
 	}, []string{"resource"})
-	reg.MustRegister(expired)
-	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store, expired)
+	lists := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keyward_verifier_lists_total",
+		Help: "Lists of hashed Secrets or KeyGroups made (started, for streaming lists): one at start, then one each time a watch could not be resumed.",
+	}, []string{"resource"})
+	reg.MustRegister(expired, lists)
+	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store, watchCounters{expired: expired, lists: lists})
 
 	main := &http.Server{
 		Handler:           s.readyGate(s.Handler),
@@ -218,28 +222,57 @@ func (s *Server) probeMux(reg *prometheus.Registry) *http.ServeMux {
 	return mux
 }
 
+// watchCounters count, by resource, the reflectors' lists and the watches
+// (or lists) refused as expired.
+type watchCounters struct{ expired, lists *prometheus.CounterVec }
+
+// list counts one list that succeeded, or one refused as expired.
+func (c watchCounters) list(resource string, err error) {
+	switch {
+	case err == nil:
+		c.lists.WithLabelValues(resource).Inc()
+	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
+		c.expired.WithLabelValues(resource).Inc()
+	}
+}
+
+// watch counts a watch that lists (a streaming list: sendInitialEvents,
+// which client-go uses where the API server supports it) as a list, and
+// wraps it to count 410s.
+func (c watchCounters) watch(resource string, opts metav1.ListOptions, w watch.Interface, err error) (watch.Interface, error) {
+	if err == nil && opts.SendInitialEvents != nil && *opts.SendInitialEvents {
+		c.lists.WithLabelValues(resource).Inc()
+	}
+	return countExpired(c.expired.WithLabelValues(resource))(w, err)
+}
+
 // reflectors list and watch the hashed Secrets of the operator's namespace
-// (label-selected) and every KeyGroup, writing straight into store. Watches
-// that expire are counted in expired, by resource.
-func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store, expired *prometheus.CounterVec) (keys, groups *cache.Reflector) {
+// (label-selected) and every KeyGroup, writing straight into store.
+func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store, counters watchCounters) (keys, groups *cache.Reflector) {
 	selector := record.LabelHashedKey + "=true"
 	keysLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.LabelSelector = selector
-			return cs.CoreV1().Secrets(namespace).List(ctx, opts)
+			list, err := cs.CoreV1().Secrets(namespace).List(ctx, opts)
+			counters.list("secrets", err)
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.LabelSelector = selector
-			return countExpired(expired.WithLabelValues("secrets"))(cs.CoreV1().Secrets(namespace).Watch(ctx, opts))
+			w, err := cs.CoreV1().Secrets(namespace).Watch(ctx, opts)
+			return counters.watch("secrets", opts, w, err)
 		},
 	}
 	groupsLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list := &keywardv1alpha1.KeyGroupList{}
-			return list, kc.List(ctx, list, &client.ListOptions{Raw: &opts})
+			err := kc.List(ctx, list, &client.ListOptions{Raw: &opts})
+			counters.list("keygroups", err)
+			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			return countExpired(expired.WithLabelValues("keygroups"))(kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts}))
+			w, err := kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
+			return counters.watch("keygroups", opts, w, err)
 		},
 	}
 	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys", Backoff: reconnectBackoff()}),
@@ -339,9 +372,12 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 }
 
 // reconnectBackoff is how the reflectors retry when the API server is away.
-// client-go's default backs off to 30 s, so a revocation made during an
-// outage could wait that long once the API server is back; the verifier
-// holds two small watches per replica, so it can afford to retry sooner.
+// client-go's default backs off to 30 s, and keeps the longest delay for
+// two minutes after the API server is back, so a revocation made during
+// an outage could wait a minute to be seen: a watch that expired waits one
+// delay to be retried and another before the relist. The verifier holds
+// two small watches per replica, so it can afford to retry every 2 s at
+// most (3 s with jitter).
 func reconnectBackoff() *wait.Backoff {
-	return &wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 5 * time.Second, Steps: 1 << 30}
+	return &wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 2 * time.Second, Steps: 1 << 30}
 }

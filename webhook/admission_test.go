@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/testenv"
 	"github.com/keyward/keyward/internal/testgen"
 )
 
@@ -296,7 +297,7 @@ func TestEleventhKeyRejected(t *testing.T) {
 
 	mustUpdate(t, in(ns, key("k3"))[0].(*keywardv1alpha1.APIKey), func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
 	// The manager's cache sees the revocation a moment later.
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		return env.Client.Create(context.Background(), eleventh.DeepCopyObject().(client.Object))
 	})
 	waitKeyPhase(t, ns, "k3", keywardv1alpha1.APIKeyRevoked)
@@ -323,7 +324,7 @@ func TestGrantNeedsRBAC(t *testing.T) {
 	// keyward-editor lets alice create keys (RBAC takes a moment to see the
 	// binding), but grants no scope.
 	var err error
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		err = alice.Create(ctx, in(ns, key("both", testgen.WithScopes("read", "write")))[0])
 		if apierrors.IsForbidden(err) && !strings.Contains(err.Error(), "admission webhook") {
 			return err // not yet allowed to create APIKeys at all
@@ -347,14 +348,14 @@ func TestGrantNeedsRBAC(t *testing.T) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "grant-things-read"},
 		Subjects:   []rbacv1.Subject{aliceSubject},
 	})
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		return alice.Create(ctx, in(ns, key("reader", testgen.WithScopes("read")))[0])
 	})
 	rejected(t, alice.Create(ctx, in(ns, key("writer", testgen.WithScopes("write")))[0]), "spec.scopes[0]", `named "things.write"`)
 
 	// keyward-admin grants every scope.
 	bind(t, ns, "keyward-admin", aliceSubject)
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		return alice.Create(ctx, in(ns, key("writer", testgen.WithScopes("write")))[0])
 	})
 	k := waitKeyPhase(t, ns, "writer", keywardv1alpha1.APIKeyActive)
@@ -366,7 +367,7 @@ func TestGrantNeedsRBAC(t *testing.T) {
 	other := env.Namespace(t)
 	create(t, in(other, group(), app())...)
 	bind(t, other, "keyward-editor", aliceSubject)
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		err := alice.Create(ctx, in(other, key("k"))[0])
 		if err != nil && strings.Contains(err.Error(), `named "things.read" in namespace "`+other+`"`) {
 			return nil
@@ -392,7 +393,7 @@ func TestDeletionProtection(t *testing.T) {
 	}
 	gone := func(ns, name string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &keywardv1alpha1.APIKey{})
 			if apierrors.IsNotFound(err) {
 				return nil
@@ -494,7 +495,7 @@ func TestCreatedByCannotBeForged(t *testing.T) {
 		keywardv1alpha1.AnnotationCreatedBy:    "system:serviceaccount:kube-system:root",
 		keywardv1alpha1.AnnotationCreatedByUID: "1234",
 	}
-	eventually(t, 30*time.Second, func() error { return alice.Create(ctx, forged.DeepCopy()) })
+	testenv.Eventually(t, 30*time.Second, func() error { return alice.Create(ctx, forged.DeepCopy()) })
 	a := &keywardv1alpha1.Application{}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(forged), a); err != nil {
 		t.Fatal(err)
@@ -505,7 +506,7 @@ func TestCreatedByCannotBeForged(t *testing.T) {
 	if got, ok := a.Annotations[keywardv1alpha1.AnnotationCreatedByUID]; ok {
 		t.Errorf("created-by-uid = %q, want none for a user", got)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(forged), a); err != nil {
 			return err
 		}
@@ -554,7 +555,7 @@ func TestCreatedByCannotBeForged(t *testing.T) {
 	impostor := as(t, saUser, "not-the-uid", "system:serviceaccounts", "system:serviceaccounts:"+ns)
 	k := in(ns, key("robot-key"))[0].(*keywardv1alpha1.APIKey)
 	k.Annotations = map[string]string{keywardv1alpha1.AnnotationCreatedBy: "alice"}
-	eventually(t, 30*time.Second, func() error { return robot.Create(ctx, k) })
+	testenv.Eventually(t, 30*time.Second, func() error { return robot.Create(ctx, k) })
 	if err := impostor.Create(ctx, in(ns, key("impostor-key"))[0]); err != nil {
 		t.Fatal(err)
 	}

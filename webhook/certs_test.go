@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/testenv"
 	"github.com/keyward/keyward/internal/testgen"
 	"github.com/keyward/keyward/webhook"
 )
@@ -67,7 +68,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 	// The Secret is created and filled, the CA injected into both
 	// configurations.
 	secret := &corev1.Secret{}
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		if err := env.Client.Get(ctx, secretKey, secret); err != nil {
 			return err
 		}
@@ -77,7 +78,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 		return nil
 	})
 	ca := secret.Data["ca.crt"]
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		m := &admissionregistrationv1.MutatingWebhookConfiguration{}
 		if err := env.Client.Get(ctx, client.ObjectKey{Name: validating}, v); err != nil {
@@ -93,10 +94,10 @@ func TestSelfManagedCertificates(t *testing.T) {
 	})
 
 	// The webhooks answer over TLS, and the manager says it is ready.
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		return env.Client.Create(ctx, testgen.KeyGroup(ns, "first"))
 	})
-	eventually(t, 60*time.Second, func() error { return ready(probePort) })
+	testenv.Eventually(t, 60*time.Second, func() error { return ready(probePort) })
 	t.Logf("ready %s after start", time.Since(start).Round(time.Millisecond))
 	app := testgen.Application(ns, "app-0", "first")
 	if err := env.Client.Create(ctx, app); err != nil {
@@ -113,7 +114,7 @@ func TestSelfManagedCertificates(t *testing.T) {
 		calls int
 		next  *x509.Certificate
 	)
-	eventually(t, 90*time.Second, func() error {
+	testenv.Eventually(t, 90*time.Second, func() error {
 		calls++
 		if err := env.Client.Create(ctx, testgen.KeyGroup(ns, "g-"+strconv.Itoa(calls))); err != nil {
 			t.Fatalf("call %d during rotation failed: %v", calls, err)

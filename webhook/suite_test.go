@@ -144,22 +144,6 @@ func startSharedManager() (func(), error) {
 	}
 }
 
-// eventually polls f until it returns nil or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func create(t *testing.T, objs ...client.Object) {
 	t.Helper()
 	for _, o := range objs {
@@ -194,7 +178,7 @@ func mustUpdate[T client.Object](t *testing.T, obj T, change func(T)) {
 func waitKeyPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase) *keywardv1alpha1.APIKey {
 	t.Helper()
 	k := &keywardv1alpha1.APIKey{}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
 			return err
 		}
@@ -210,7 +194,7 @@ func waitKeyPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPha
 func waitAppPhase(t *testing.T, ns, name string, phase keywardv1alpha1.ApplicationPhase) {
 	t.Helper()
 	a := &keywardv1alpha1.Application{}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, a); err != nil {
 			return err
 		}

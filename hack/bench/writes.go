@@ -17,7 +17,6 @@ limitations under the License.
 package main
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -25,14 +24,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/keyward/keyward/internal/testenv"
 )
 
 // writeCounter counts the API writes a manager's client makes, by verb and
-// kind. It is controllers/suite_test.go's interceptor, copied.
+// kind, through testenv.ObservingClient.
 type writeCounter struct {
 	n    atomic.Int64
 	last atomic.Int64 // Unix nanoseconds of the latest write
@@ -113,38 +112,5 @@ func (w *writeCounter) quiet(d, limit time.Duration) {
 }
 
 func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.Client, error) {
-	c, err := client.NewWithWatch(cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	return interceptor.NewClient(c, interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			w.add("create", obj)
-			return c.Create(ctx, obj, opts...)
-		},
-		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-			w.add("update", obj)
-			return c.Update(ctx, obj, opts...)
-		},
-		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
-			w.add("patch", obj)
-			return c.Patch(ctx, obj, p, opts...)
-		},
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-			w.add("apply", obj)
-			return c.Apply(ctx, obj, opts...)
-		},
-		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-			w.add("delete", obj)
-			return c.Delete(ctx, obj, opts...)
-		},
-		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-			w.add("patch/"+sub, obj)
-			return c.SubResource(sub).Patch(ctx, obj, p, opts...)
-		},
-		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-			w.add("update/"+sub, obj)
-			return c.SubResource(sub).Update(ctx, obj, opts...)
-		},
-	}), nil
+	return testenv.ObservingClient(w.add)(cfg, opts)
 }

@@ -132,7 +132,7 @@ func TestNoPlaintextAnywhere(t *testing.T) {
 		}
 	}
 	keys := map[string]*keywardv1alpha1.APIKey{}
-	eventually(t, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, name := range []string{"one", "two", "three"} {
 			k := &keywardv1alpha1.APIKey{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
@@ -177,7 +177,7 @@ func TestNoPlaintextAnywhere(t *testing.T) {
 		}
 		return resp.StatusCode
 	}
-	eventually(t, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		if code := call(map[string]string{"Authorization": "Bearer " + plaintexts[0], "X-Original-Method": "GET", "X-Original-URL": "/v1/things/1"}); code != 200 {
 			return fmt.Errorf("verify: %d", code)
 		}
@@ -197,7 +197,7 @@ func TestNoPlaintextAnywhere(t *testing.T) {
 				k = kk
 			}
 		}
-		eventually(t, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(k), k); err != nil {
 				return err
 			}
@@ -279,19 +279,4 @@ func activeNames(keys map[string]*keywardv1alpha1.APIKey) []string {
 		}
 	}
 	return out
-}
-
-func eventually(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
