@@ -139,9 +139,11 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 		}
 	}
 	req.Namespace, req.KeyGroup = ns, name
-	req.Authorization = r.Header.Get("Authorization")
-	req.XAPIKey = r.Header.Get("X-Api-Key")
-	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, r.Header.Get("X-Real-Ip"), r.Header.Get("X-Forwarded-For"))
+	// The names are canonical already: index the map, as Get would after
+	// checking and canonicalising each name again.
+	req.Authorization = headerValue(r.Header, "Authorization")
+	req.XAPIKey = headerValue(r.Header, "X-Api-Key")
+	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), headerValue(r.Header, "X-Forwarded-For"))
 	return req, true
 }
 
@@ -158,6 +160,14 @@ func dnsLabel(s string) bool {
 		}
 	}
 	return true
+}
+
+// headerValue is h.Get(name) for a name in canonical form.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func firstHeader(h http.Header, names ...string) string {

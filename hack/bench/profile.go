@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -98,4 +100,49 @@ func trimPprof(s string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// apiserverShares are the parts of kube-apiserver's CPU profile that tell
+// where an issued key's cost goes, by the function that accounts for them.
+var apiserverShares = []struct{ what, fn string }{
+	{"all request handling (finishRequest)", "handlers/finisher.finishRequest.func1"},
+	{"storage updates (GuaranteedUpdate: patches, applies, status writes)", "storage/etcd3.(*store).GuaranteedUpdate"},
+	{"of which CRD status writes (APIKey status)", "customresource.(*StatusREST).Update"},
+	{"managed fields (server-side apply bookkeeping)", "managedfields/internal.(*FieldManager).Update"},
+	{"APIKey creates", "(*crdHandler).serveResource.CreateResource.createHandler.func9.2"},
+	{"admission webhook calls (mutating)", "webhook/mutating.(*mutatingDispatcher).Dispatch"},
+	{"admission webhook calls (validating)", "webhook/validating.(*validatingDispatcher).Dispatch"},
+	{"watch fan-out", "handlers.(*WatchServer).HandleHTTP"},
+	{"client certificate checks (test control plane's x509 auth)", "authentication/request/x509.(*Authenticator).AuthenticateRequest"},
+	{"garbage collection", "runtime.gcBgMarkWorker"},
+}
+
+// fetchAPIServerProfile saves kube-apiserver's CPU profile over d to path.
+func (b *bench) fetchAPIServerProfile(ctx context.Context, d time.Duration, path string) error {
+	raw, err := b.cluster.clientset.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + time.Minute).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
+// shares quotes, from the profile at path, the cumulative share of each
+// of apiserverShares.
+func shares(path string) string {
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-cum", "-nodecount=5000", path).Output() // #nosec G204 -- fixed arguments
+	if err != nil {
+		return "no profile: " + err.Error()
+	}
+	var parts []string
+	for _, sh := range apiserverShares {
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 6 && strings.HasSuffix(f[5], sh.fn) {
+				parts = append(parts, fmt.Sprintf("%s %s", sh.what, f[4]))
+				break
+			}
+		}
+	}
+	return strings.Join(parts, "; ")
 }
