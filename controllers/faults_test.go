@@ -284,3 +284,67 @@ func TestAPIErrorsAreRetriedAndReported(t *testing.T) {
 }
 
 var keyShaped = regexp.MustCompile(keys.Regexp)
+
+// TestManagerOutlivesTheAPIServer cuts the manager off from the API server
+// while keys are created, revoked and disabled: once it is back, it catches
+// up on all of it, with one key minted per APIKey.
+func TestManagerOutlivesTheAPIServer(t *testing.T) {
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	outage, cfg := env.NewOutage(t)
+	startManagerWith(t, cfg, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	create(t, testgen.APIKey(ns, "revoke-me", "acme"), testgen.APIKey(ns, "disable-me", "acme"))
+	revokeMe := waitPhase(t, ns, "revoke-me", keywardv1alpha1.APIKeyActive)
+	disableMe := waitPhase(t, ns, "disable-me", keywardv1alpha1.APIKeyActive)
+	digests := map[string]string{"revoke-me": keyMaterial(t, ops, revokeMe), "disable-me": keyMaterial(t, ops, disableMe)}
+
+	outage.Cut()
+	// Meanwhile, through the test's own client: a new key, a revocation,
+	// a disable. Nothing can happen to them yet.
+	create(t, testgen.APIKey(ns, "meanwhile", "acme"))
+	update(t, revokeMe, func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
+	update(t, disableMe, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true })
+	time.Sleep(2 * time.Second)
+	if k := getKey(t, ns, "meanwhile"); k.Status.Phase != "" {
+		t.Fatalf("cut off, the manager still reconciled a new key (%s): the outage is not real", k.Status.Phase)
+	}
+	if err := outage.Restore(); err != nil {
+		t.Fatal(err)
+	}
+
+	// client-go's reflectors back off up to 30 s while the API server is
+	// away, so catching up may take that long.
+	const catchUp = 90 * time.Second
+	wait := func(name string, phase keywardv1alpha1.APIKeyPhase) *keywardv1alpha1.APIKey {
+		var k *keywardv1alpha1.APIKey
+		testenv.Eventually(t, catchUp, func() error {
+			k = getKey(t, ns, name)
+			if k.Status.Phase != phase || k.Status.ObservedGeneration != k.Generation {
+				return fmt.Errorf("APIKey %s: phase %q, want %q", name, k.Status.Phase, phase)
+			}
+			return nil
+		})
+		return k
+	}
+	meanwhile := wait("meanwhile", keywardv1alpha1.APIKeyActive)
+	keyMaterial(t, ops, meanwhile)
+	for name, state := range map[string]record.State{"revoke-me": record.StateRevoked, "disable-me": record.StateDisabled} {
+		phase := keywardv1alpha1.APIKeyRevoked
+		if state == record.StateDisabled {
+			phase = keywardv1alpha1.APIKeyDisabled
+		}
+		k := wait(name, phase)
+		h := hashedSecret(t, ops, k)
+		if h == nil || record.State(h.Data[record.DataState]) != state {
+			t.Errorf("%s: the hashed Secret does not say %s: %v", name, state, h)
+			continue
+		}
+		if got := string(h.Data[record.DataDigest]); got != digests[name] {
+			t.Errorf("%s: the digest changed across the outage", name)
+		}
+		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionSynced); c == nil || c.Status != metav1.ConditionTrue {
+			t.Errorf("%s: Synced is %+v after catching up, want True", name, c)
+		}
+	}
+}

@@ -100,6 +100,13 @@ func withClock(c clock.Clock) managerOption { return func(o *manager.Options) { 
 // the test ends, or earlier through stop.
 func startManager(t *testing.T, opNS string, watch []string, opts ...managerOption) *running {
 	t.Helper()
+	return startManagerWith(t, env.Config, opNS, watch, opts...)
+}
+
+// startManagerWith is startManager reaching the API server through cfg (an
+// Outage proxy, say).
+func startManagerWith(t *testing.T, cfg *rest.Config, opNS string, watch []string, opts ...managerOption) *running {
+	t.Helper()
 	w := &writeCounter{}
 	o := manager.Options{
 		Namespace:          opNS,
@@ -113,7 +120,7 @@ func startManager(t *testing.T, opNS string, watch []string, opts ...managerOpti
 		f(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := manager.New(ctx, env.Config, o)
+	mgr, err := manager.New(ctx, cfg, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("building the manager: %v", err)
