@@ -143,7 +143,17 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	// checking and canonicalising each name again.
 	req.Authorization = headerValue(r.Header, "Authorization")
 	req.XAPIKey = headerValue(r.Header, "X-Api-Key")
-	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), headerValue(r.Header, "X-Forwarded-For"))
+	xff := r.Header["X-Forwarded-For"]
+	var forwardedFor string
+	switch len(xff) {
+	case 0:
+	case 1:
+		forwardedFor = xff[0]
+	default:
+		// Several header lines are one list, in order (RFC 9110 5.3).
+		forwardedFor = strings.Join(xff, ",")
+	}
+	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), forwardedFor)
 	return req, true
 }
 

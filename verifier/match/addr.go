@@ -103,13 +103,20 @@ func (t *TrustedProxies) Prefixes() []string {
 
 // ClientAddr returns the client address of a request. remoteAddr is the
 // connecting peer ("host:port", "[v6]:port" or a bare IP). When the peer is
-// a trusted proxy the result is X-Real-IP if it parses, else the first
-// X-Forwarded-For hop if it parses; in every other case (untrusted peer,
+// a trusted proxy the result is X-Real-IP if it parses, else the nearest
+// untrusted X-Forwarded-For hop; in every other case (untrusted peer,
 // headers absent or garbage) it is the peer's own address. Addresses are
 // returned unmapped ("::ffff:1.2.3.4" is 1.2.3.4) and without zone. ok is
 // false only when the address that would be used does not parse, which
 // includes an unparseable peer: headers are never believed from a peer
 // whose address is unknown.
+//
+// Each proxy appends the peer it saw to X-Forwarded-For, and the client
+// writes whatever it likes at the left. So the list is read from the right:
+// past the hops that are trusted proxies, the first address is the client as
+// the nearest proxy saw it. The leftmost hop, which a client can forge, is
+// believed only when every hop to its right is a trusted proxy. A hop that
+// does not parse ends the walk, and the peer is used.
 func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor string) (netip.Addr, bool) {
 	peer, ok := parseAddr(remoteAddr)
 	if !ok {
@@ -121,12 +128,25 @@ func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor st
 	if a, ok := parseAddr(xRealIP); ok {
 		return a, true
 	}
-	hop := xForwardedFor
-	if i := strings.IndexByte(hop, ','); i >= 0 {
-		hop = hop[:i]
+	var farthest netip.Addr
+	for rest := xForwardedFor; rest != ""; {
+		hop := rest
+		if i := strings.LastIndexByte(rest, ','); i >= 0 {
+			hop, rest = rest[i+1:], rest[:i]
+		} else {
+			rest = ""
+		}
+		a, ok := parseAddr(hop)
+		if !ok {
+			return peer, true
+		}
+		if !t.Trusts(a) {
+			return a, true
+		}
+		farthest = a
 	}
-	if a, ok := parseAddr(hop); ok {
-		return a, true
+	if farthest.IsValid() {
+		return farthest, true
 	}
 	return peer, true
 }

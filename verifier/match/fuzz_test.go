@@ -155,7 +155,9 @@ func FuzzCredential(f *testing.F) {
 }
 
 // FuzzClientAddr checks that ClientAddr never panics, returns unmapped,
-// zone-less, valid addresses, and ignores the headers of untrusted peers.
+// zone-less, valid addresses, ignores the headers of untrusted peers, and
+// believes the nearest untrusted X-Forwarded-For hop over the ones a client
+// can forge to its left.
 func FuzzClientAddr(f *testing.F) {
 	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
 	if err != nil {
@@ -191,6 +193,17 @@ func FuzzClientAddr(f *testing.F) {
 		}
 		if !tp.Trusts(peer) && a != peer {
 			t.Fatalf("ClientAddr(%q, %q, %q) = %v: untrusted peer %v's headers believed", remote, xri, xff, a, peer)
+		}
+		// The hop nearest the proxy wins over anything a client wrote to
+		// its left.
+		if _, xriOK := parseAddr(xri); tp.Trusts(peer) && !xriOK {
+			last := xff
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				last = xff[i+1:]
+			}
+			if h, ok := parseAddr(last); ok && !tp.Trusts(h) && a != h {
+				t.Fatalf("ClientAddr(%q, %q, %q) = %v: the nearest hop %v is untrusted and should win", remote, xri, xff, a, h)
+			}
 		}
 		if b, ok := (*TrustedProxies)(nil).ClientAddr(remote, xri, xff); !ok || b != peer {
 			t.Fatalf("nil TrustedProxies: ClientAddr(%q, %q, %q) = %v, %v; want %v", remote, xri, xff, b, ok, peer)
