@@ -143,17 +143,7 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	// checking and canonicalising each name again.
 	req.Authorization = headerValue(r.Header, "Authorization")
 	req.XAPIKey = headerValue(r.Header, "X-Api-Key")
-	xff := r.Header["X-Forwarded-For"]
-	var forwardedFor string
-	switch len(xff) {
-	case 0:
-	case 1:
-		forwardedFor = xff[0]
-	default:
-		// Several header lines are one list, in order (RFC 9110 5.3).
-		forwardedFor = strings.Join(xff, ",")
-	}
-	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), forwardedFor)
+	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), headerList(r.Header, "X-Forwarded-For"))
 	return req, true
 }
 
@@ -178,6 +168,19 @@ func headerValue(h http.Header, name string) string {
 		return v[0]
 	}
 	return ""
+}
+
+// headerList is a list-valued header, its lines joined in order (RFC 9110
+// 5.3), for a name in canonical form.
+func headerList(h http.Header, name string) string {
+	v := h[name]
+	switch len(v) {
+	case 0:
+		return ""
+	case 1:
+		return v[0]
+	}
+	return strings.Join(v, ",")
 }
 
 func firstHeader(h http.Header, names ...string) string {
