@@ -234,6 +234,33 @@ func mustKey(t testing.TB, prefix string) string {
 	return k.Plaintext()
 }
 
+// TestForwardedForAcrossHeaderLines: several X-Forwarded-For lines are one
+// list, in order, so the nearest hop is in the last line.
+func TestForwardedForAcrossHeaderLines(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		lines  []string
+		status int
+	}{
+		{[]string{"192.0.2.1", "203.0.113.9, 10.9.9.9"}, 200},
+		{[]string{"203.0.113.9", "192.0.2.1, 10.9.9.9"}, 403},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/v1/verify/iot/ranged", nil)
+		r.RemoteAddr = "10.1.2.3:5555"
+		for k, v := range nginx(f.keys["reader"], "GET", "/v1/things/1") {
+			r.Header.Set(k, v)
+		}
+		for _, l := range c.lines {
+			r.Header.Add("X-Forwarded-For", l)
+		}
+		w := httptest.NewRecorder()
+		f.handler.ServeHTTP(w, r)
+		if w.Code != c.status {
+			t.Errorf("X-Forwarded-For lines %q: status %d (%s), want %d", c.lines, w.Code, w.Header().Get("X-Auth-Reason"), c.status)
+		}
+	}
+}
+
 func TestAllowedAnswerHeaders(t *testing.T) {
 	f := newFixture(t)
 	w := f.do(t, call{target: "/v1/verify/iot/devices", headers: nginx(f.keys["downlinker"], "POST", "/integration/device/sendmsg")})
