@@ -95,6 +95,8 @@ func (s *apiKeyScope) minted() bool { return s.hashed != nil }
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups="",namespace=keyward-system,resources=secrets,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// The grant of the scopes of a key admitted before its Application.
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Reconcile brings one APIKey to the phase its spec and its surroundings
 // call for.

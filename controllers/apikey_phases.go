@@ -30,6 +30,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/record"
 )
 
@@ -50,6 +51,7 @@ const (
 	ReasonWaitingForOlderKeys    = "WaitingForOlderKeys"
 	ReasonDeliverySecretConflict = "DeliverySecretConflict"
 	ReasonKeyLost                = "KeyLost"
+	ReasonScopeNotGranted        = "ScopeNotGranted"
 )
 
 // load fetches what the key's phase depends on: its Application, the
@@ -209,6 +211,9 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	if s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
 	}
+	if granted, err := r.checkDeferredGrants(ctx, s); err != nil || !granted {
+		return err
+	}
 	app := s.key.Namespace + "/" + s.app.Name
 	admitted, err := r.admit(ctx, s, app)
 	if err != nil || !admitted {
@@ -221,6 +226,36 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 		return err
 	}
 	return nil
+}
+
+// checkDeferredGrants checks, for a key admitted before its Application
+// existed (keyward.dev/grant-check), that its creator may grant each of its
+// scopes, as admission would have: a scope not granted rejects the key.
+// Keys without the annotation were checked at admission.
+func (r *APIKeyReconciler) checkDeferredGrants(ctx context.Context, s *apiKeyScope) (bool, error) {
+	v, ok := s.key.Annotations[keywardv1alpha1.AnnotationGrantCheck]
+	if !ok {
+		return true, nil
+	}
+	user, err := grants.ParseIdentity(v)
+	if err != nil {
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, err.Error()+"; create the APIKey again")
+		return false, nil
+	}
+	group := string(s.app.Spec.KeyGroup)
+	for _, sc := range s.key.Spec.Scopes {
+		ok, err := grants.CanGrant(ctx, r.Client, user, s.key.Namespace, group, string(sc))
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+				"user %q, who created the key before Application %s existed, may not grant scope %q: needs %s; create a new APIKey as a user who may",
+				user.Username, s.app.Name, sc, grants.Permission(s.key.Namespace, group, string(sc))))
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // admit decides, under the application's lock, whether the key gets a slot

@@ -26,11 +26,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/testenv"
 	"github.com/keyward/keyward/internal/testgen"
 )
@@ -158,12 +160,6 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 				a.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "someone-else"
 			}),
 			field: "metadata.annotations[keyward.dev/created-by]", want: []string{"cannot be changed"},
-		},
-		{
-			name:  "APIKey application must exist",
-			setup: setupObjects(groupObj()),
-			act:   createObj(key("k")),
-			field: "spec.application", want: []string{`Not found: "acme"`, "create it first"},
 		},
 		{
 			name:  "APIKey application must not be revoked",
@@ -589,4 +585,88 @@ func readyReason(k *keywardv1alpha1.APIKey) string {
 		}
 	}
 	return ""
+}
+
+// TestKeyBeforeItsApplication applies keys before their Application, as
+// GitOps tools do when both arrive in one revision: admission lets them
+// through, recording who created them, and the controller checks the grant
+// of their scopes for that user once the Application exists.
+func TestKeyBeforeItsApplication(t *testing.T) {
+	shippedRoles(t)
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	create(t, in(ns, group())...)
+	bind(t, ns, "keyward-editor", aliceSubject) // keys, but no scope grants
+	alice := as(t, "alice", "")
+	forged := func(k *keywardv1alpha1.APIKey) {
+		k.Annotations = map[string]string{keywardv1alpha1.AnnotationGrantCheck: `{"username":"root","groups":["system:masters"]}`}
+	}
+
+	early := testgen.APIKey(ns, "early", "acme", testgen.WithScopes("read"), forged)
+	testenv.Eventually(t, 30*time.Second, func() error { return alice.Create(ctx, early.DeepCopy()) })
+	k := &keywardv1alpha1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(early), k); err != nil {
+		t.Fatal(err)
+	}
+	user, err := grants.ParseIdentity(k.Annotations[keywardv1alpha1.AnnotationGrantCheck])
+	if err != nil || user.Username != "alice" {
+		t.Fatalf("grant-check records %q (%v), want alice", k.Annotations[keywardv1alpha1.AnnotationGrantCheck], err)
+	}
+	for _, c := range []client.Client{alice, env.Client} {
+		err := update(ctx, c, k.DeepCopy(), func(k *keywardv1alpha1.APIKey) {
+			k.Annotations[keywardv1alpha1.AnnotationGrantCheck] = `{"username":"root"}`
+		})
+		rejected(t, err, "metadata.annotations[keyward.dev/grant-check]", "is set by keyward when the key is created before its Application and cannot be changed")
+	}
+
+	// The Application arrives; alice may not grant "read": Rejected.
+	create(t, in(ns, app())...)
+	reason := func(name string, want keywardv1alpha1.APIKeyPhase) string {
+		var msg string
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
+				return err
+			}
+			if k.Status.Phase != want {
+				return fmt.Errorf("APIKey %s is %q, want %q", name, k.Status.Phase, want)
+			}
+			c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+			msg = c.Reason + ": " + c.Message
+			return nil
+		})
+		return msg
+	}
+	got := reason("early", keywardv1alpha1.APIKeyRejected)
+	if want := `ScopeNotGranted: user "alice", who created the key before Application acme existed, may not grant scope "read": needs verb "grant" on scopes.keyward.dev named "things.read" in namespace "` + ns + `"`; !strings.HasPrefix(got, want) {
+		t.Errorf("Ready = %q, want it to start with %q", got, want)
+	}
+	if k.Status.KeyID != "" {
+		t.Errorf("a key whose scope was not granted was issued (%s)", k.Status.KeyID)
+	}
+
+	// With the grant, a key applied before its Application is issued.
+	create(t, &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{"keyward.dev"}, Resources: []string{"scopes"}, Verbs: []string{"grant"}, ResourceNames: []string{"things.read"}}},
+	}, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "grant-things-read"},
+		Subjects:   []rbacv1.Subject{aliceSubject},
+	})
+	if err := alice.Create(ctx, testgen.APIKey(ns, "early-granted", "second", testgen.WithScopes("read"))); err != nil {
+		t.Fatal(err)
+	}
+	create(t, testgen.Application(ns, "second", "things"))
+	reason("early-granted", keywardv1alpha1.APIKeyActive)
+
+	// Once the Application exists, admission checks the grant itself and
+	// records nothing, whatever the request carried.
+	late := testgen.APIKey(ns, "late", "acme", testgen.WithScopes("read"), forged)
+	testenv.Eventually(t, 30*time.Second, func() error { return alice.Create(ctx, late.DeepCopy()) })
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(late), k); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := k.Annotations[keywardv1alpha1.AnnotationGrantCheck]; ok {
+		t.Errorf("a key created after its Application carries grant-check %q", v)
+	}
 }

@@ -75,7 +75,14 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 		return nil, internalError(err)
 	}
 	val := validateAPIKey(nil, k, in)
-	if in.app == nil || !applicationUsable(in.app) {
+	if in.app == nil {
+		// GitOps applies an Application and its keys together, in any
+		// order: the controller checks the grant, with the identity the
+		// mutating webhook recorded, once the Application exists.
+		val.warn(WarnApplicationOfKeyNotFound, k.Spec.Application)
+		return result(kindAPIKey, k.Name, val)
+	}
+	if !applicationUsable(in.app) {
 		return result(kindAPIKey, k.Name, val) // nothing more to ask
 	}
 	if in.group == nil {
@@ -140,6 +147,7 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 	var v validation
 	if old == nil {
 		v.errs = append(v.errs, validateCreatedBy(nil, k, in.user)...)
+		v.errs = append(v.errs, validateGrantCheck(nil, k, in.user, in.app == nil)...)
 		v.errs = append(v.errs, validateApplicationOfKey(k, in.app)...)
 		if in.group != nil {
 			v.errs = append(v.errs, validateScopes(k, in.group)...)
@@ -175,20 +183,18 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
 	}
 	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
+	v.errs = append(v.errs, validateGrantCheck(old, k, nil, false)...)
 	return v
 }
 
-// validateApplicationOfKey refuses a key whose application does not exist
-// or can hold no working key. Without the application there is no KeyGroup
-// to check the key's scopes and their grant against, so unlike the
-// controller (which waits), admission refuses: apply the Application first.
-func validateApplicationOfKey(k *keywardv1alpha1.APIKey, app *keywardv1alpha1.Application) field.ErrorList {
+// validateApplicationOfKey refuses a key whose application can hold no
+// working key. A key whose application does not exist yet is let through:
+// it waits for it, and the controller checks the grant of its scopes.
+func validateApplicationOfKey(_ *keywardv1alpha1.APIKey, app *keywardv1alpha1.Application) field.ErrorList {
 	p := specPath.Child("application")
 	switch {
 	case app == nil:
-		e := field.NotFound(p, string(k.Spec.Application))
-		e.Detail = fmt.Sprintf("no Application %q in namespace %s; create it first: a key's scopes are checked against its application's KeyGroup", k.Spec.Application, k.Namespace)
-		return field.ErrorList{e}
+		return nil
 	case app.Spec.Revoked || app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
 		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q is revoked: none of its keys can work", app.Name))}
 	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:

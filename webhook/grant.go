@@ -21,25 +21,22 @@ import (
 	"fmt"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 )
 
-// The RBAC permission that granting a scope takes: verb "grant" on the
-// resource scopes.keyward.dev named "<keygroup>.<scope>", in the key's
-// namespace. No such resource is served: it exists only in RBAC rules,
-// like "escalate" on roles.
+// The RBAC permission that granting a scope takes (see package grants).
 const (
-	VerbGrant      = "grant"
-	ResourceScopes = "scopes"
+	VerbGrant      = grants.Verb
+	ResourceScopes = grants.Resource
 )
 
 // ScopeResourceName is the RBAC resource name of a KeyGroup's scope.
 func ScopeResourceName(keyGroup, scope string) string {
-	return keyGroup + "." + scope
+	return grants.ScopeResourceName(keyGroup, scope)
 }
 
 // GrantChecker answers whether a user may grant a KeyGroup's scope in a
@@ -56,24 +53,7 @@ type SubjectAccessReviewer struct {
 
 // CanGrant reports whether user holds "grant" on the scope.
 func (r *SubjectAccessReviewer) CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
-	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
-	for k, v := range user.Extra {
-		extra[k] = authorizationv1.ExtraValue(v)
-	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
-		ResourceAttributes: &authorizationv1.ResourceAttributes{
-			Namespace: namespace,
-			Verb:      VerbGrant,
-			Group:     keywardv1alpha1.GroupVersion.Group,
-			Resource:  ResourceScopes,
-			Name:      ScopeResourceName(keyGroup, scope),
-		},
-	}}
-	if err := r.Client.Create(ctx, sar); err != nil {
-		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), err)
-	}
-	return sar.Status.Allowed, nil
+	return grants.CanGrant(ctx, r.Client, user, namespace, keyGroup, scope)
 }
 
 // checkGrants refuses every scope of a new key that the requesting user may
@@ -92,8 +72,8 @@ func checkGrants(ctx context.Context, gc GrantChecker, k *keywardv1alpha1.APIKey
 		}
 		if !ok {
 			errs = append(errs, field.Forbidden(specPath.Child("scopes").Index(i), fmt.Sprintf(
-				"user %q may not grant scope %q of KeyGroup %q: needs verb %q on %s.%s named %q in namespace %q",
-				in.user.Username, s, group, VerbGrant, ResourceScopes, keywardv1alpha1.GroupVersion.Group, ScopeResourceName(group, string(s)), k.Namespace)))
+				"user %q may not grant scope %q of KeyGroup %q: needs %s",
+				in.user.Username, s, group, grants.Permission(k.Namespace, group, string(s)))))
 		}
 	}
 	return errs, nil

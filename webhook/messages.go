@@ -28,6 +28,9 @@ const (
 	// WarnKeyGroupNotFound: an Application of a KeyGroup that does not
 	// exist yet (GitOps applies objects in any order).
 	WarnKeyGroupNotFound = "KeyGroup %q does not exist in namespace %s yet: the Application waits for it, and maxApplications is checked when it appears"
+	// WarnApplicationOfKeyNotFound: an APIKey created before its
+	// Application.
+	WarnApplicationOfKeyNotFound = "Application %q does not exist yet: the key waits for it; its scopes, their grant and the limits are checked by the controller before it is issued"
 	// WarnKeyGroupOfKeyNotFound: an APIKey whose application's KeyGroup
 	// does not exist yet.
 	WarnKeyGroupOfKeyNotFound = "KeyGroup %q of Application %q does not exist yet: the key waits for it, and is Rejected if the group lacks one of its scopes"
@@ -56,6 +59,8 @@ const (
 	hintKeyPrefix           = "field is immutable: keys already issued carry it; create a new KeyGroup for another prefix"
 	hintCreatedBy           = "is set by keyward when the object is created and cannot be changed"
 	hintCreatedByForged     = "is set by keyward to the user who creates the object (%q)"
+	hintGrantCheck          = "is set by keyward when the key is created before its Application and cannot be changed"
+	hintGrantCheckForged    = "is set by keyward, to the identity of the user who creates a key before its Application; do not set it"
 )
 
 // Group kinds for apierrors.NewInvalid.

@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/testgen"
 )
 
@@ -207,6 +208,21 @@ func TestApplicationLimit(t *testing.T) {
 			"revoke or delete one of its applications, or raise spec.limits.maxApplications of the group")})
 }
 
+// withGrantCheck records user in keyward.dev/grant-check, as the mutating
+// webhook does for a key created before its Application.
+func withGrantCheck(user authenticationv1.UserInfo) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) {
+		v, err := grants.Identity(user)
+		if err != nil {
+			panic(err)
+		}
+		if k.Annotations == nil {
+			k.Annotations = map[string]string{}
+		}
+		k.Annotations[keywardv1alpha1.AnnotationGrantCheck] = v
+	}
+}
+
 func TestValidateAPIKey(t *testing.T) {
 	spec := field.NewPath("spec")
 	ann := field.NewPath("metadata", "annotations")
@@ -219,8 +235,11 @@ func TestValidateAPIKey(t *testing.T) {
 	rejectedApp := app.DeepCopy()
 	rejectedApp.Status.Phase = keywardv1alpha1.ApplicationRejected
 	key := func(opts ...testgen.APIKeyOption) *keywardv1alpha1.APIKey {
-		k := testgen.APIKey("ns", "k", "acme", opts...)
+		k := testgen.APIKey("ns", "k", "acme")
 		k.Annotations = by(alice)
+		for _, o := range opts {
+			o(k)
+		}
 		return k
 	}
 	at := func(d time.Duration) testgen.APIKeyOption { return testgen.WithExpiry(now.Add(d)) }
@@ -240,12 +259,20 @@ func TestValidateAPIKey(t *testing.T) {
 		{name: "valid", new: key(), in: in},
 		{name: "valid, group not there yet", new: key(testgen.WithScopes("anything")), in: with(func(c *keyContext) { c.group = nil })},
 		{
-			name: "no application", new: key(), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
-			errs: field.ErrorList{func() *field.Error {
-				e := field.NotFound(spec.Child("application"), "acme")
-				e.Detail = `no Application "acme" in namespace ns; create it first: a key's scopes are checked against its application's KeyGroup`
-				return e
-			}()},
+			name: "no application yet: admitted, with the creator recorded for the controller's grant check",
+			new:  key(withGrantCheck(alice)), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
+		},
+		{
+			name: "no application yet, no grant check recorded", new: key(), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheckForged)},
+		},
+		{
+			name: "grant check recorded for someone else", new: key(withGrantCheck(authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}})), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheckForged)},
+		},
+		{
+			name: "grant check changed", old: key(withGrantCheck(alice)), new: key(withGrantCheck(authenticationv1.UserInfo{Username: "root"})), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheck)},
 		},
 		{
 			name: "revoked application", new: key(), in: with(func(c *keyContext) { c.app = revokedApp }),
@@ -441,10 +468,10 @@ func TestOccupiesKeySlot(t *testing.T) {
 	}
 }
 
-// grants is a GrantChecker that allows what it lists.
-type grants map[string]bool
+// fakeGrants is a GrantChecker that allows what it lists.
+type fakeGrants map[string]bool
 
-func (g grants) CanGrant(_ context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
+func (g fakeGrants) CanGrant(_ context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
 	if g == nil {
 		return false, errors.New("authorizer down")
 	}
@@ -456,7 +483,7 @@ func TestCheckGrants(t *testing.T) {
 	app := testgen.Application("ns", "acme", "things")
 	k := testgen.APIKey("ns", "k", "acme", testgen.WithScopes("read", "write", "gone"))
 	in := keyContext{app: app, group: g, user: &alice}
-	errs, err := checkGrants(context.Background(), grants{"alice/ns/things.read": true}, k, in)
+	errs, err := checkGrants(context.Background(), fakeGrants{"alice/ns/things.read": true}, k, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,14 +493,14 @@ func TestCheckGrants(t *testing.T) {
 	// Without the group, every scope is asked about, by the name the
 	// application's group will have.
 	in.group = nil
-	errs, err = checkGrants(context.Background(), grants{"alice/ns/things.read": true, "alice/ns/things.write": true}, k, in)
+	errs, err = checkGrants(context.Background(), fakeGrants{"alice/ns/things.read": true, "alice/ns/things.write": true}, k, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkErrors(t, errs, field.ErrorList{field.Forbidden(field.NewPath("spec", "scopes").Index(2),
 		`user "alice" may not grant scope "gone" of KeyGroup "things": needs verb "grant" on scopes.keyward.dev named "things.gone" in namespace "ns"`)})
 
-	if _, err := checkGrants(context.Background(), grants(nil), k, in); err == nil {
+	if _, err := checkGrants(context.Background(), fakeGrants(nil), k, in); err == nil {
 		t.Error("an authorizer error was not returned")
 	}
 }

@@ -95,7 +95,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).
 			WithValidator(&APIKeyValidator{lookup: l, Grants: &SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: o.Clock}).
-			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}).
+			WithDefaulter(&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l}).
 			Complete(),
 	}
 	return errors.Join(errs...)

@@ -32,6 +32,14 @@ const (
 	// told apart. Set by the mutating webhook; immutable afterwards.
 	AnnotationCreatedByUID = "keyward.dev/created-by-uid"
 
+	// AnnotationGrantCheck holds, on an APIKey created before its
+	// Application, the identity of its creator (JSON: user, uid, groups,
+	// extra) as the API server authenticated it. Admission could not check
+	// the grant of the key's scopes without the Application's KeyGroup, so
+	// the controller checks it with this identity before it issues the
+	// key. Set by the mutating webhook; immutable afterwards.
+	AnnotationGrantCheck = "keyward.dev/grant-check"
+
 	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
 	// must equal the application's externalID (or its name when it has none).
 	AnnotationConfirmDelete = "keyward.dev/confirm-delete"
