@@ -148,6 +148,9 @@ func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.AP
 	if err := r.deleteHashedSecret(ctx, key); err != nil {
 		return err
 	}
+	// A key deleted before the cache showed its hashed Secret would
+	// otherwise hold its reservation for as long as this manager runs.
+	r.reserved.remove(key.Namespace+"/"+string(key.Spec.Application), key.UID)
 	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(key, keywardv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, key, patch))
