@@ -211,21 +211,26 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	if s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
 	}
-	if granted, err := r.checkDeferredGrants(ctx, s); err != nil || !granted {
-		return err
-	}
 	app := s.key.Namespace + "/" + s.app.Name
 	admitted, err := r.admit(ctx, s, app)
 	if err != nil || !admitted {
 		return err
 	}
-	if err := r.mint(ctx, s); err != nil || !s.minted() {
-		// Nothing was minted, or it is unknown whether it was: the live
-		// lists of the next decision near the limit are the judge.
-		r.reserved.remove(app, s.key.UID)
+	// Nothing minted (an error, a panic, a refusal), or unknown whether
+	// it was: the reservation goes, and the live lists of the next
+	// decision near the limit are the judge.
+	defer func() {
+		if !s.minted() {
+			r.reserved.remove(app, s.key.UID)
+		}
+	}()
+	// After admit's read of the API server, so a key minted a moment ago
+	// is never judged again; and only for a key that has a slot, so a key
+	// waiting for older ones does not ask every second.
+	if granted, err := r.checkDeferredGrants(ctx, s); err != nil || !granted {
 		return err
 	}
-	return nil
+	return r.mint(ctx, s)
 }
 
 // checkDeferredGrants checks, for a key admitted before its Application
@@ -296,8 +301,8 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 			s.app.Name, active, limit, s.group.Name))
 		return false, nil
 	case active+waiting >= limit:
-		// Older keys come first; whether this one fits is known once
-		// they are issued.
+		// Older keys, and keys being minted, come first; whether this
+		// one fits is known once they are issued (or fail).
 		s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
 			"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
 		s.requeue = waitRequeue
@@ -371,11 +376,14 @@ func (r *APIKeyReconciler) occupiedSlots(ctx context.Context, s *apiKeyScope, ap
 }
 
 // countSlots counts siblings of s.key that occupy a slot (their hashed
-// Secret's state says so, or they are reserved) and older ones waiting.
+// Secret's state says so) and those that wait ahead of it: reserved ones,
+// being minted or minted but not seen yet, and older ones not issued. Only
+// a slot confirmed by a hashed Secret can turn a key away for good; a
+// reservation whose mint fails must not have.
 func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) (active, waiting int) {
 	for uid := range reserved {
 		if uid != s.key.UID {
-			active++
+			waiting++
 		}
 	}
 	for i := range siblings {

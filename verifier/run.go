@@ -226,10 +226,11 @@ func (s *Server) probeMux(reg *prometheus.Registry) *http.ServeMux {
 // (or lists) refused as expired.
 type watchCounters struct{ expired, lists *prometheus.CounterVec }
 
-// list counts one list that succeeded, or one refused as expired.
-func (c watchCounters) list(resource string, err error) {
+// list counts one list that succeeded (its first page: the reflector pages
+// through large lists), or one refused as expired.
+func (c watchCounters) list(resource string, opts metav1.ListOptions, err error) {
 	switch {
-	case err == nil:
+	case err == nil && opts.Continue == "":
 		c.lists.WithLabelValues(resource).Inc()
 	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
 		c.expired.WithLabelValues(resource).Inc()
@@ -254,7 +255,7 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.LabelSelector = selector
 			list, err := cs.CoreV1().Secrets(namespace).List(ctx, opts)
-			counters.list("secrets", err)
+			counters.list("secrets", opts, err)
 			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
@@ -267,7 +268,7 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list := &keywardv1alpha1.KeyGroupList{}
 			err := kc.List(ctx, list, &client.ListOptions{Raw: &opts})
-			counters.list("keygroups", err)
+			counters.list("keygroups", opts, err)
 			return list, err
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {

@@ -114,9 +114,10 @@ func (t *TrustedProxies) Prefixes() []string {
 // Each proxy appends the peer it saw to X-Forwarded-For, and the client
 // writes whatever it likes at the left. So the list is read from the right:
 // past the hops that are trusted proxies, the first address is the client as
-// the nearest proxy saw it. The leftmost hop, which a client can forge, is
-// believed only when every hop to its right is a trusted proxy. A hop that
-// does not parse ends the walk, and the peer is used.
+// the nearest proxy saw it. When every hop is a trusted proxy, the nearest
+// one is used: the hops to its left may have been written by a client
+// inside the trusted ranges. A hop that does not parse ends the walk, and
+// the peer is used.
 func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor string) (netip.Addr, bool) {
 	peer, ok := parseAddr(remoteAddr)
 	if !ok {
@@ -128,7 +129,7 @@ func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor st
 	if a, ok := parseAddr(xRealIP); ok {
 		return a, true
 	}
-	var farthest netip.Addr
+	var nearest netip.Addr
 	for rest := xForwardedFor; rest != ""; {
 		hop := rest
 		if i := strings.LastIndexByte(rest, ','); i >= 0 {
@@ -143,10 +144,12 @@ func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor st
 		if !t.Trusts(a) {
 			return a, true
 		}
-		farthest = a
+		if !nearest.IsValid() {
+			nearest = a
+		}
 	}
-	if farthest.IsValid() {
-		return farthest, true
+	if nearest.IsValid() {
+		return nearest, true
 	}
 	return peer, true
 }

@@ -55,8 +55,8 @@ func TestClientAddr(t *testing.T) {
 		// a forged left end is not believed: the proxy appended the real peer
 		{tp, "10.1.2.3:5555", "", "203.0.113.66, 198.51.100.1", "198.51.100.1"},
 		{tp, "10.1.2.3:5555", "", "203.0.113.66, 198.51.100.1, 10.0.0.1", "198.51.100.1"},
-		// every hop a trusted proxy: the farthest
-		{tp, "10.1.2.3:5555", "", "10.0.0.5, 10.0.0.1", "10.0.0.5"},
+		// every hop a trusted proxy: the nearest, which no client wrote
+		{tp, "10.1.2.3:5555", "", "10.0.0.5, 10.0.0.1", "10.0.0.1"},
 		// then the peer: a hop that does not parse ends the walk
 		{tp, "10.1.2.3:5555", "", "", "10.1.2.3"},
 		{tp, "10.1.2.3:5555", "garbage", "garbage", "10.1.2.3"},
