@@ -284,12 +284,12 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 	// Far from the limit, the cache and this manager's reservations give
 	// a count that can only be too high; near it, the API server decides,
 	// so that a key is never turned away for a count that was stale.
-	active, waiting, err := r.cachedSlots(ctx, s, app)
+	active, waiting, err := r.slots(ctx, s, app, false)
 	if err != nil {
 		return false, err
 	}
 	if active+waiting >= limit-nearLimit(limit) {
-		if active, waiting, err = r.occupiedSlots(ctx, s, app); err != nil {
+		if active, waiting, err = r.slots(ctx, s, app, true); err != nil {
 			return false, err
 		}
 	}
@@ -323,56 +323,66 @@ func nearLimit(limit int) int {
 // waitRequeue is how soon a key waiting for older keys looks again.
 const waitRequeue = time.Second
 
-// cachedSlots is occupiedSlots from the cache: keys whose cached hashed
-// Secret occupies a slot, plus keys this manager has reserved that the
-// cache does not show yet. The cache can lag, never lead, so the count is
-// at least the true one.
-func (r *APIKeyReconciler) cachedSlots(ctx context.Context, s *apiKeyScope, app string) (active, waiting int, err error) {
-	ns := s.key.Namespace
+// slots counts, the key itself aside, the keys of its application that
+// hold a slot against maxKeysPerApplication (minted keys whose hashed
+// Secret says active or disabled) and those that wait ahead of it (see
+// countSlots). Revoked, expired and deleted keys do not count.
+//
+// From the cache (live false), with this manager's reservations for what
+// the cache does not show yet, the count can only be too high: the cache
+// lags, never leads. From the API server (live true), it is exact for
+// everything but this manager's mints in flight, which are counted from
+// its reservations.
+func (r *APIKeyReconciler) slots(ctx context.Context, s *apiKeyScope, app string, live bool) (active, waiting int, err error) {
+	reader := client.Reader(r.Client)
+	if live {
+		reader = r.APIReader
+	}
 	var siblings keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := reader.List(ctx, &siblings, client.InNamespace(s.key.Namespace),
+		client.MatchingFields{IndexAPIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
 	}
-	var secrets corev1.SecretList
-	if err := r.List(ctx, &secrets, client.InNamespace(r.Namespace),
-		client.MatchingFields{IndexHashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
+	states, err := r.hashedStates(ctx, s, app, live)
+	if err != nil {
 		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
 	}
-	states := make(map[string]record.State, len(secrets.Items))
-	for i := range secrets.Items {
-		l := secrets.Items[i].Labels
-		states[l[record.LabelAPIKeyUID]] = record.State(l[record.LabelState])
-	}
-	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, true)
+	// Reservations the cache shows are its to count from then on.
+	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, !live)
 	active, waiting = r.countSlots(s, siblings.Items, states, reserved)
 	return active, waiting, nil
 }
 
-// occupiedSlots counts, the key itself aside, the keys of its application
-// that hold a slot against maxKeysPerApplication (minted keys whose hashed
-// Secret says active or disabled, and keys being minted) and those created
-// before it that still wait to be issued, so that the newest are the ones
-// turned away. Revoked, expired and deleted keys do not count. It reads the
-// API server.
-func (r *APIKeyReconciler) occupiedSlots(ctx context.Context, s *apiKeyScope, app string) (active, waiting int, err error) {
-	ns := s.key.Namespace
-	var siblings keywardv1alpha1.APIKeyList
-	if err := r.APIReader.List(ctx, &siblings, client.InNamespace(ns), client.MatchingFields{IndexAPIKeyApplication: s.app.Name}); err != nil {
-		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
+// hashedStates maps the key UID of each hashed Secret of the application to
+// its state: from the cache through its index, or from the API server by
+// label, as metadata only.
+func (r *APIKeyReconciler) hashedStates(ctx context.Context, s *apiKeyScope, app string, live bool) (map[string]record.State, error) {
+	var labels []map[string]string
+	if live {
+		var list metav1.PartialObjectMetadataList
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+		if err := r.APIReader.List(ctx, &list, client.InNamespace(r.Namespace),
+			client.MatchingLabels{record.LabelNamespace: s.key.Namespace, record.LabelApplication: s.app.Name}); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			labels = append(labels, list.Items[i].Labels)
+		}
+	} else {
+		var list corev1.SecretList
+		if err := r.List(ctx, &list, client.InNamespace(r.Namespace),
+			client.MatchingFields{IndexHashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		for i := range list.Items {
+			labels = append(labels, list.Items[i].Labels)
+		}
 	}
-	var hashed metav1.PartialObjectMetadataList
-	hashed.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := r.APIReader.List(ctx, &hashed, client.InNamespace(r.Namespace),
-		client.MatchingLabels{record.LabelNamespace: ns, record.LabelApplication: s.app.Name}); err != nil {
-		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
+	states := make(map[string]record.State, len(labels))
+	for _, l := range labels {
+		states[l[record.LabelAPIKeyUID]] = record.State(l[record.LabelState])
 	}
-	states := make(map[string]record.State, len(hashed.Items))
-	for _, h := range hashed.Items {
-		states[h.Labels[record.LabelAPIKeyUID]] = record.State(h.Labels[record.LabelState])
-	}
-	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, false)
-	active, waiting = r.countSlots(s, siblings.Items, states, reserved)
-	return active, waiting, nil
+	return states, nil
 }
 
 // countSlots counts siblings of s.key that occupy a slot (their hashed
