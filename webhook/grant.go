@@ -28,17 +28,6 @@ import (
 	"github.com/keyward/keyward/internal/grants"
 )
 
-// The RBAC permission that granting a scope takes (see package grants).
-const (
-	VerbGrant      = grants.Verb
-	ResourceScopes = grants.Resource
-)
-
-// ScopeResourceName is the RBAC resource name of a KeyGroup's scope.
-func ScopeResourceName(keyGroup, scope string) string {
-	return grants.ScopeResourceName(keyGroup, scope)
-}
-
 // GrantChecker answers whether a user may grant a KeyGroup's scope in a
 // namespace.
 type GrantChecker interface {

@@ -475,7 +475,7 @@ func (g fakeGrants) CanGrant(_ context.Context, user authenticationv1.UserInfo, 
 	if g == nil {
 		return false, errors.New("authorizer down")
 	}
-	return g[user.Username+"/"+namespace+"/"+ScopeResourceName(keyGroup, scope)], nil
+	return g[user.Username+"/"+namespace+"/"+grants.ScopeResourceName(keyGroup, scope)], nil
 }
 
 func TestCheckGrants(t *testing.T) {

@@ -17,7 +17,6 @@ limitations under the License.
 package dev
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/http"
@@ -26,7 +25,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,28 +82,11 @@ func children(t *testing.T) []string {
 	return out
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestDev runs "keyward dev" as a newcomer would: it gets to the ready
 // line, both printed curls answer as printed, the samples are Active, and
 // after Ctrl-C nothing it started is left running.
 func TestDev(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	envs := make(chan *Env, 1)

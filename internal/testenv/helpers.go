@@ -17,7 +17,9 @@ limitations under the License.
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,4 +90,23 @@ func ObservingClient(observe func(verb string, obj any)) NewClientFunc {
 			},
 		}), nil
 	}
+}
+
+// SyncBuffer is a bytes.Buffer that goroutines may write to while a test
+// reads it: for logs and command output.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
