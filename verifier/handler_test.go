@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -458,6 +459,30 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(d.Reason)
 		}
 	}
+}
+
+// BenchmarkGCWithKeys is one full garbage collection with 100,000 keys
+// held, which the verifier's collector marks while it answers requests;
+// BenchmarkGCFloor is the same with the fixture's keys only. Compare
+// them across changes to the store's layout.
+func BenchmarkGCWithKeys(b *testing.B) { benchmarkGC(b, 100_000) }
+
+func BenchmarkGCFloor(b *testing.B) { benchmarkGC(b, 0) }
+
+func benchmarkGC(b *testing.B, n int) {
+	f := newFixture(b)
+	for i := range n {
+		f.addKey(b, fmt.Sprintf("filler-%d", i), "iot", "devices", record.StateActive, []string{"status"}, nil, time.Time{})
+	}
+	f.keys = nil // the plaintexts are the test's, not the store's
+	runtime.GC()
+	for b.Loop() {
+		runtime.GC()
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapObjects), "heap-objects")
+	runtime.KeepAlive(f)
 }
 
 // BenchmarkDigestFloor is V3's floor: SHA-256 of the key alone.

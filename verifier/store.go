@@ -17,6 +17,7 @@ limitations under the License.
 package verifier
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync"
@@ -32,30 +33,61 @@ import (
 	"github.com/keyward/keyward/verifier/match"
 )
 
-// entry is the compact record of one key: what a request needs and nothing
-// else. Strings shared by many keys (namespace, group, application, scope
-// names) are interned. The response header values are built once here so
-// an allowed request allocates nothing to set them.
+// The store is laid out for the garbage collector as much as for lookups.
+// The verifier holds every key, and the collector marks its heap while it
+// answers requests, on the same cores. With an object for every string and
+// slice of every key (1.1 million objects for 100,000 keys), a full
+// collection took 80 ms of CPU; laid out as below, the keys add a few
+// milliseconds to it and about 600 objects (BenchmarkGCWithKeys against
+// BenchmarkGCFloor). So:
+//
+//   - entries live in fixed-size chunks, a few pointers each, and are never
+//     moved or reused: a request may keep its *entry after the lock;
+//   - what the keys of one application share (names, scopes, ranges and
+//     the header values built from them) is one profile they point to;
+//   - each key's own strings are cut from shared string arenas;
+//   - the maps from digest and from Secret name hold positions, not
+//     pointers, so the collector does not scan them at all.
+//
+// An update or delete leaves its old entry behind; once the dead outnumber
+// the live, compact copies the live ones into fresh chunks and arenas.
+
+// entry is one key.
 type entry struct {
-	secret      string // the hashed Secret's name, to find the entry on delete
-	namespace   string
-	group       string
-	apiKey      string
-	state       record.State
-	expiresAt   int64 // Unix seconds; 0: never
-	scopes      []string
-	sources     *match.SourceRanges // nil: the group's apply
-	headerKeyID []string
-	headerApp   []string
-	headerNS    []string
-	headerExtID []string
-	headerScope []string
+	digest  keys.Digest
+	profile *profile
+	names   string    // the key ID, then the APIKey's name; in an arena
+	keyID   [1]string // X-Auth-Key's value: names[:idLen]
+	idLen   uint16
+	refusal Reason // ReasonOK for an active key, else why its state refuses it
+	// expiresAt is Unix seconds; 0: never.
+	expiresAt int64
 
 	// lastUsed and reported are Unix nanoseconds, for the usage reporter.
 	lastUsed atomic.Int64
 	reported atomic.Int64
 	queued   atomic.Bool
 }
+
+func (e *entry) apiKey() string { return e.names[e.idLen:] }
+
+// profile is what the keys of one application with the same scopes and
+// ranges have in common, header values included, so that an allowed
+// request allocates nothing to set them.
+type profile struct {
+	key         profileKey
+	namespace   string
+	group       string
+	scopes      []string
+	sources     *match.SourceRanges // nil: the group's apply
+	headerApp   []string
+	headerNS    []string
+	headerExtID []string
+	headerScope []string
+}
+
+// profileKey identifies a profile.
+type profileKey struct{ namespace, group, application, externalID, scopes, sources string }
 
 // group is a KeyGroup compiled for matching.
 type group struct {
@@ -66,13 +98,116 @@ type group struct {
 	stats    *groupStats
 }
 
+const (
+	chunkSize = 1024     // entries per chunk
+	arenaSize = 64 << 10 // bytes per string arena
+)
+
+// compactAfter is how many dead entries there must be, and outnumber the
+// live ones, before compact runs. A variable for tests.
+var compactAfter = 4096
+
+// nameKey is a hashed Secret's name, by 128 bits of its SHA-256: names as
+// keys would be pointers for the collector to follow.
+type nameKey [16]byte
+
+func nameKeyOf(name string) nameKey {
+	sum := sha256.Sum256([]byte(name))
+	return nameKey(sum[:16])
+}
+
+// keyTable is every key. Its maps and chunk list change only under
+// Store.mu, and only writers (holding Store.wmu) change them; an entry never
+// changes once indexed, but for its usage fields.
+type keyTable struct {
+	index  map[keys.Digest]uint32 // position of each live entry
+	byName map[nameKey]uint32     // position of each hashed Secret's entry
+	chunks []*[chunkSize]entry
+	used   uint32 // positions handed out
+}
+
+func newKeyTable(capacity int) *keyTable {
+	return &keyTable{index: make(map[keys.Digest]uint32, capacity), byName: make(map[nameKey]uint32, capacity)}
+}
+
+func (t *keyTable) at(pos uint32) *entry { return &t.chunks[pos/chunkSize][pos%chunkSize] }
+
+// live reports whether the entry at pos is the one its digest finds.
+func (t *keyTable) live(pos uint32) bool {
+	p, ok := t.index[t.at(pos).digest]
+	return ok && p == pos
+}
+
+// dead is how many entries updates and deletes have left behind.
+func (t *keyTable) dead() int { return int(t.used) - len(t.index) }
+
+// builder is the write side's state beside a table: its current arena and
+// the profiles its entries use. Only writers touch it.
+type builder struct {
+	arena    strings.Builder
+	profiles map[profileKey]*profile
+}
+
+func newBuilder() *builder { return &builder{profiles: map[profileKey]*profile{}} }
+
+// str returns a copy of s cut from the current arena. A strings.Builder
+// never changes the bytes it has written, so the strings it has handed out
+// stay valid as it grows or is replaced.
+func (b *builder) str(s string) string {
+	if len(s) > arenaSize/8 {
+		return strings.Clone(s)
+	}
+	if b.arena.Cap()-b.arena.Len() < len(s) {
+		b.arena = strings.Builder{}
+		b.arena.Grow(arenaSize)
+	}
+	start := b.arena.Len()
+	b.arena.WriteString(s)
+	return b.arena.String()[start:]
+}
+
+// profileFor returns the profile of rec's application, scopes and ranges.
+func (b *builder) profileFor(rec *record.Record) *profile {
+	k := profileKey{namespace: rec.Namespace, group: rec.KeyGroup, application: rec.Application, externalID: rec.ExternalID, scopes: strings.Join(rec.Scopes, ",")}
+	if rec.SourceRanges != nil {
+		parts := make([]string, len(rec.SourceRanges))
+		for i, p := range rec.SourceRanges {
+			parts[i] = p.String()
+		}
+		k.sources = "[" + strings.Join(parts, ",") + "]"
+	}
+	if p := b.profiles[k]; p != nil {
+		return p
+	}
+	p := &profile{
+		key:         k,
+		namespace:   intern(k.namespace),
+		group:       intern(k.group),
+		headerApp:   []string{intern(k.application)},
+		headerExtID: []string{intern(k.externalID)},
+		headerScope: []string{intern(k.scopes)},
+	}
+	p.headerNS = []string{p.namespace}
+	for _, sc := range rec.Scopes {
+		p.scopes = append(p.scopes, intern(sc))
+	}
+	if rec.SourceRanges != nil {
+		r := match.SourceRangesOf(rec.SourceRanges)
+		p.sources = &r
+	}
+	b.profiles[k] = p
+	return p
+}
+
 // Store is the verifier's memory: keys by digest and key groups by name. It
 // is fed by reflectors (it implements their store interface through
 // keyStore and groupStore) and read by every request.
 type Store struct {
+	// wmu serialises the writers of keys; mu guards what readers see.
+	wmu    sync.Mutex
 	mu     sync.RWMutex
-	keys   map[keys.Digest]*entry
-	byName map[string]keys.Digest
+	keys   *keyTable
+	build  *builder
 	groups map[string]*group // "<namespace>/<name>"
 
 	keysSynced, groupsSynced atomic.Bool
@@ -84,7 +219,7 @@ func NewStore(m *metrics) *Store {
 	if m == nil {
 		m = newMetrics(nil)
 	}
-	return &Store{keys: map[keys.Digest]*entry{}, byName: map[string]keys.Digest{}, groups: map[string]*group{}, metrics: m}
+	return &Store{keys: newKeyTable(0), build: newBuilder(), groups: map[string]*group{}, metrics: m}
 }
 
 // Synced reports whether both the keys and the key groups have been listed.
@@ -94,13 +229,16 @@ func (s *Store) Synced() bool { return s.keysSynced.Load() && s.groupsSynced.Loa
 func (s *Store) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.keys)
+	return len(s.keys.index)
 }
 
 // lookup returns the key with this digest and its group.
 func (s *Store) lookup(d keys.Digest, namespace, name string) (*entry, *group) {
+	var e *entry
 	s.mu.RLock()
-	e := s.keys[d]
+	if pos, ok := s.keys.index[d]; ok {
+		e = s.keys.at(pos)
+	}
 	g := s.groups[groupKey(namespace, name)]
 	s.mu.RUnlock()
 	return e, g
@@ -110,35 +248,48 @@ func groupKey(namespace, name string) string { return namespace + "/" + name }
 
 func intern(s string) string { return unique.Make(s).Value() }
 
-// newEntry compacts a hashed Secret into an entry, or explains why it cannot.
-func newEntry(secret *corev1.Secret) (keys.Digest, *entry, error) {
-	rec, err := record.Decode(secret.Data)
-	if err != nil {
-		return keys.Digest{}, nil, fmt.Errorf("hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+// refusalOf is the answer a key's state gives, expiry time aside.
+func refusalOf(s record.State) Reason {
+	switch s {
+	case record.StateActive:
+		return ReasonOK
+	case record.StateExpired:
+		return ReasonExpired
+	case record.StateDisabled:
+		return ReasonDisabled
 	}
-	e := &entry{
-		secret:      secret.Name,
-		namespace:   intern(rec.Namespace),
-		group:       intern(rec.KeyGroup),
-		apiKey:      rec.APIKey,
-		state:       rec.State,
-		headerKeyID: []string{rec.KeyID},
-		headerApp:   []string{intern(rec.Application)},
-		headerScope: []string{intern(strings.Join(rec.Scopes, ","))},
+	// Revoked, and Rejected: a key that can never work again.
+	return ReasonRevoked
+}
+
+// place puts an entry at t's next position, filled by fill, and returns the
+// position. Readers cannot reach it until the caller indexes it.
+func (s *Store) place(t *keyTable, fill func(*entry)) uint32 {
+	pos := t.used
+	if int(pos/chunkSize) == len(t.chunks) {
+		chunk := new([chunkSize]entry)
+		s.mu.Lock()
+		t.chunks = append(t.chunks, chunk)
+		s.mu.Unlock()
 	}
-	e.headerNS = []string{e.namespace}
-	e.headerExtID = []string{intern(rec.ExternalID)}
-	for _, sc := range rec.Scopes {
-		e.scopes = append(e.scopes, intern(sc))
+	t.used++
+	fill(t.at(pos))
+	return pos
+}
+
+// fillFrom writes rec into e, with its strings cut from b's arena.
+func (b *builder) fillFrom(rec *record.Record) func(*entry) {
+	return func(e *entry) {
+		e.digest = rec.Digest
+		e.names = b.str(rec.KeyID + rec.APIKey)
+		e.idLen = uint16(len(rec.KeyID)) // #nosec G115 -- record.Decode refuses a key ID longer than a key
+		e.keyID[0] = e.names[:e.idLen]
+		e.refusal = refusalOf(rec.State)
+		if !rec.ExpiresAt.IsZero() {
+			e.expiresAt = rec.ExpiresAt.Unix()
+		}
+		e.profile = b.profileFor(rec)
 	}
-	if !rec.ExpiresAt.IsZero() {
-		e.expiresAt = rec.ExpiresAt.Unix()
-	}
-	if rec.SourceRanges != nil {
-		r := match.SourceRangesOf(rec.SourceRanges)
-		e.sources = &r
-	}
-	return rec.Digest, e, nil
 }
 
 // putKey adds or replaces the key held in secret. A Secret that does not
@@ -148,53 +299,137 @@ func (s *Store) putKey(obj any) {
 	if !ok {
 		return
 	}
-	d, e, err := newEntry(secret)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.byName[secret.Name]; ok {
-		if prev := s.keys[old]; prev != nil && err == nil {
-			// Keep the usage bookkeeping across updates of the record.
-			e.lastUsed.Store(prev.lastUsed.Load())
-			e.reported.Store(prev.reported.Load())
-		}
-		delete(s.keys, old)
-		delete(s.byName, secret.Name)
-	}
+	rec, err := record.Decode(secret.Data)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	t, name := s.keys, nameKeyOf(secret.Name)
 	if err != nil {
 		s.metrics.badRecords.Inc()
+		s.dropKey(name)
 		return
 	}
-	s.keys[d] = e
-	s.byName[secret.Name] = d
+	pos := s.place(t, s.build.fillFrom(rec))
+	s.mu.Lock()
+	if old, ok := t.byName[name]; ok {
+		// Keep the usage bookkeeping across updates of the record.
+		e, prev := t.at(pos), t.at(old)
+		e.lastUsed.Store(prev.lastUsed.Load())
+		e.reported.Store(prev.reported.Load())
+		if t.live(old) {
+			delete(t.index, prev.digest)
+		}
+	}
+	// Should another Secret hold the same digest, the newer record wins;
+	// the other's name keeps a dead entry, which its delete ignores.
+	t.index[rec.Digest] = pos
+	t.byName[name] = pos
+	s.mu.Unlock()
+	s.compactIfSparse()
 }
 
 func (s *Store) deleteKey(obj any) {
-	name := objectName(obj)
+	name := nameKeyOf(objectName(obj))
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dropKey(name)
+}
+
+// dropKey forgets the key of the Secret with this name. Callers hold wmu.
+func (s *Store) dropKey(name nameKey) {
+	t := s.keys
+	pos, ok := t.byName[name]
+	if !ok {
+		return
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if d, ok := s.byName[name]; ok {
-		delete(s.keys, d)
-		delete(s.byName, name)
+	delete(t.byName, name)
+	if t.live(pos) {
+		delete(t.index, t.at(pos).digest)
+	}
+	s.mu.Unlock()
+	s.compactIfSparse()
+}
+
+// compactIfSparse copies the live entries into a fresh table once the dead
+// outnumber them, so that memory follows the keys held, not the keys ever
+// seen. Readers keep answering from the old table meanwhile; entries they
+// hold stay valid, as the old chunks are only dropped, never reused.
+// Callers hold wmu.
+func (s *Store) compactIfSparse() {
+	old := s.keys
+	if dead := old.dead(); dead < compactAfter || dead <= len(old.index) {
+		return
+	}
+	t, b := newKeyTable(len(old.index)), newBuilder()
+	moved := make(map[uint32]uint32, len(old.index)) // old position → new
+	for d, p := range old.index {
+		src := old.at(p)
+		t.index[d] = s.place(t, func(e *entry) {
+			e.digest, e.idLen, e.refusal, e.expiresAt = src.digest, src.idLen, src.refusal, src.expiresAt
+			e.names = b.str(src.names)
+			e.keyID[0] = e.names[:e.idLen]
+			e.profile = src.profile
+			b.profiles[src.profile.key] = src.profile
+			e.lastUsed.Store(src.lastUsed.Load())
+			e.reported.Store(src.reported.Load())
+		})
+		moved[p] = t.index[d]
+	}
+	for n, p := range old.byName {
+		if np, ok := moved[p]; ok {
+			t.byName[n] = np
+		}
+	}
+	s.mu.Lock()
+	s.keys, s.build = t, b
+	s.mu.Unlock()
+	// Uses recorded in the old entries while copying are kept.
+	for p, np := range moved {
+		carryUsage(t.at(np), old.at(p))
+	}
+}
+
+// carryUsage keeps, in e, the later last use of e and prev.
+func carryUsage(e, prev *entry) {
+	if u := prev.lastUsed.Load(); u > e.lastUsed.Load() {
+		e.lastUsed.Store(u)
+	}
+	if r := prev.reported.Load(); r > e.reported.Load() {
+		e.reported.Store(r)
 	}
 }
 
 func (s *Store) replaceKeys(list []any) {
-	fresh := &Store{keys: make(map[keys.Digest]*entry, len(list)), byName: make(map[string]keys.Digest, len(list)), metrics: s.metrics}
-	s.mu.RLock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	old := s.keys
-	s.mu.RUnlock()
+	t, b := newKeyTable(len(list)), newBuilder()
 	for _, obj := range list {
-		fresh.putKey(obj)
-	}
-	for d, e := range fresh.keys {
-		if prev := old[d]; prev != nil {
-			e.lastUsed.Store(prev.lastUsed.Load())
-			e.reported.Store(prev.reported.Load())
+		secret, ok := obj.(*corev1.Secret)
+		if !ok {
+			continue
 		}
+		rec, err := record.Decode(secret.Data)
+		if err != nil {
+			s.metrics.badRecords.Inc()
+			continue
+		}
+		name := nameKeyOf(secret.Name)
+		if p, ok := t.byName[name]; ok && t.live(p) {
+			delete(t.index, t.at(p).digest)
+		}
+		pos := s.place(t, b.fillFrom(rec))
+		t.index[rec.Digest], t.byName[name] = pos, pos
 	}
 	s.mu.Lock()
-	s.keys, s.byName = fresh.keys, fresh.byName
+	s.keys, s.build = t, b
 	s.mu.Unlock()
+	// Keys that were held already keep their usage bookkeeping.
+	for d, np := range t.index {
+		if p, ok := old.index[d]; ok {
+			carryUsage(t.at(np), old.at(p))
+		}
+	}
 	s.keysSynced.Store(true)
 }
 

@@ -76,7 +76,7 @@ func (u *usageReporter) write(ctx context.Context, e *entry) {
 	t := metav1.NewTime(time.Unix(0, last).UTC().Truncate(time.Second))
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"lastUsedTime": t}})
 	key := &keywardv1alpha1.APIKey{}
-	key.Namespace, key.Name = e.namespace, e.apiKey
+	key.Namespace, key.Name = e.profile.namespace, e.apiKey()
 	err := u.client.Status().Patch(ctx, key, client.RawPatch("application/merge-patch+json", patch))
 	switch {
 	case err == nil || apierrors.IsNotFound(err):
@@ -84,6 +84,6 @@ func (u *usageReporter) write(ctx context.Context, e *entry) {
 	default:
 		// Retried at the next use after the interval: never a tight loop.
 		e.reported.Store(last)
-		u.log.V(1).Info("Unable to record last use", "apikey", e.namespace+"/"+e.apiKey, "error", err.Error())
+		u.log.V(1).Info("Unable to record last use", "apikey", e.profile.namespace+"/"+e.apiKey(), "error", err.Error())
 	}
 }

@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/keys"
-	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/verifier/match"
 )
 
@@ -205,7 +204,7 @@ func (h *Handler) Verify(req *Request) Decision {
 	}
 	// Digest and lookup. A key of another group is as unknown as no key.
 	e, g := h.store.lookup(keys.DigestOf(plaintext), req.Namespace, req.KeyGroup)
-	if e == nil || g == nil || e.namespace != req.Namespace || e.group != req.KeyGroup {
+	if e == nil || g == nil || e.profile.namespace != req.Namespace || e.profile.group != req.KeyGroup {
 		return h.deny(req, ReasonUnknown, g)
 	}
 	// State, with expiry judged by the clock too: the controller's update
@@ -247,16 +246,10 @@ func altAgrees(req *Request, path string) bool {
 
 // stateReason says why a key's state refuses it, or ReasonOK.
 func stateReason(e *entry, now time.Time) Reason {
-	switch {
-	case e.state == record.StateExpired || (e.expiresAt != 0 && now.Unix() >= e.expiresAt):
+	if e.expiresAt != 0 && now.Unix() >= e.expiresAt {
 		return ReasonExpired
-	case e.state == record.StateDisabled:
-		return ReasonDisabled
-	case e.state != record.StateActive:
-		// Revoked, and Rejected: a key that can never work again.
-		return ReasonRevoked
 	}
-	return ReasonOK
+	return e.refusal
 }
 
 func (h *Handler) deny(_ *Request, reason Reason, g *group) Decision {
@@ -264,14 +257,14 @@ func (h *Handler) deny(_ *Request, reason Reason, g *group) Decision {
 }
 
 func sourceAllowed(e *entry, g *group, client netip.Addr) bool {
-	if e.sources != nil {
-		return e.sources.Allows(client)
+	if r := e.profile.sources; r != nil {
+		return r.Allows(client)
 	}
 	return !g.noSource && g.sources.Allows(client)
 }
 
 func scopeAllows(e *entry, g *group, method, path string) bool {
-	for _, name := range e.scopes {
+	for _, name := range e.profile.scopes {
 		if sc := g.scopes[name]; sc != nil && sc.Matches(method, path) {
 			return true
 		}
@@ -285,11 +278,12 @@ func (h *Handler) answer(w http.ResponseWriter, req *Request, d Decision) {
 	hdr := w.Header()
 	if d.Reason == ReasonOK {
 		e := d.entry
-		hdr["X-Auth-Key"] = e.headerKeyID
-		hdr["X-Auth-Application"] = e.headerApp
-		hdr["X-Auth-Scopes"] = e.headerScope
-		hdr["X-Auth-Namespace"] = e.headerNS
-		hdr["X-Auth-External-Id"] = e.headerExtID
+		p := e.profile
+		hdr["X-Auth-Key"] = e.keyID[:]
+		hdr["X-Auth-Application"] = p.headerApp
+		hdr["X-Auth-Scopes"] = p.headerScope
+		hdr["X-Auth-Namespace"] = p.headerNS
+		hdr["X-Auth-External-Id"] = p.headerExtID
 		hdr["Content-Length"] = zeroLength
 		w.WriteHeader(http.StatusOK)
 		return

@@ -1,0 +1,239 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package verifier
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// storeKey is one key as the reflector feeds it, and its plaintext.
+type storeKey struct {
+	plaintext string
+	rec       record.Record
+}
+
+func newStoreKey(t testing.TB, name string) *storeKey {
+	t.Helper()
+	k, err := keys.Generate("st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &storeKey{plaintext: k.Plaintext(), rec: record.Record{
+		Digest: k.Digest(), KeyID: k.ID(), Namespace: "iot", KeyGroup: "devices", Application: "acme", APIKey: name,
+		ExternalID: "ext-" + name, Scopes: []string{"status"}, State: record.StateActive,
+	}}
+}
+
+func (k *storeKey) secret() *corev1.Secret {
+	data := map[string][]byte{}
+	for n, v := range k.rec.Data() {
+		data[n] = []byte(v)
+	}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + k.rec.APIKey}, Data: data}
+}
+
+// verify asks the handler about k as nginx would and says what is wrong
+// with the answer, or "".
+func verifyKey(h *Handler, k *storeKey, want Reason) string {
+	req := &Request{Namespace: "iot", KeyGroup: "devices", Method: "GET", URI: "/status",
+		Authorization: "Bearer " + k.plaintext, Client: netip.MustParseAddr("203.0.113.9")}
+	d := h.Verify(req)
+	switch {
+	case d.Reason != want:
+		return fmt.Sprintf("APIKey %s: answered %s, want %s", k.rec.APIKey, d.Reason, want)
+	case want == ReasonOK && (d.entry.keyID[0] != k.rec.KeyID || d.entry.apiKey() != k.rec.APIKey || d.entry.profile.headerExtID[0] != k.rec.ExternalID):
+		return fmt.Sprintf("APIKey %s: allowed as key %s of APIKey %s (%s), want key %s (%s)",
+			k.rec.APIKey, d.entry.keyID[0], d.entry.apiKey(), d.entry.profile.headerExtID[0], k.rec.KeyID, k.rec.ExternalID)
+	}
+	return ""
+}
+
+func withCompactAfter(t *testing.T, n int) {
+	old := compactAfter
+	compactAfter = n
+	t.Cleanup(func() { compactAfter = old })
+}
+
+// A verifier runs for months while keys come and go: what it holds must
+// follow the keys that exist, and every answer must stay right as the
+// store reclaims what deleted and updated keys left behind.
+func TestStoreReclaimsWhatKeysLeaveBehind(t *testing.T) {
+	withCompactAfter(t, 64)
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	var all []*storeKey
+	for i := range 1000 {
+		k := newStoreKey(t, fmt.Sprintf("k%04d", i))
+		all = append(all, k)
+		_ = ks.Add(k.secret())
+	}
+	// A use recorded before the store moves the key must not be lost.
+	used := time.Date(2026, 11, 1, 11, 0, 0, 0, time.UTC).UnixNano()
+	e, _ := f.store.lookup(all[7].rec.Digest, "iot", "devices")
+	e.lastUsed.Store(used)
+
+	// Disable every key, then enable it again: 2,000 entries left behind.
+	for _, state := range []record.State{record.StateDisabled, record.StateActive} {
+		for _, k := range all {
+			k.rec.State = state
+			_ = ks.Update(k.secret())
+		}
+		want := map[record.State]Reason{record.StateDisabled: ReasonDisabled, record.StateActive: ReasonOK}[state]
+		for _, k := range all {
+			if msg := verifyKey(f.handler, k, want); msg != "" {
+				t.Fatal(msg)
+			}
+		}
+	}
+	for _, k := range all[:900] {
+		_ = ks.Delete(k.secret())
+	}
+	for i, k := range all {
+		want := ReasonOK
+		if i < 900 {
+			want = ReasonUnknown
+		}
+		if msg := verifyKey(f.handler, k, want); msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	tbl := f.store.keys
+	live := len(tbl.index)
+	if want := 100 + 11; live != want { // and the fixture's own keys
+		t.Fatalf("the store holds %d keys, want %d", live, want)
+	}
+	if dead := tbl.dead(); dead >= compactAfter && dead > live {
+		t.Errorf("%d entries of deleted or updated keys are still held beside %d live ones", dead, live)
+	}
+	if tbl.used > 2*uint32(live)+uint32(compactAfter) { // #nosec G115 -- small
+		t.Errorf("the store holds %d entries for %d keys, after 3,011 were written", tbl.used, live)
+	}
+	if e, _ := f.store.lookup(all[907].rec.Digest, "iot", "devices"); e == nil {
+		t.Fatal("key 907 is gone")
+	}
+	if e, _ := f.store.lookup(all[7].rec.Digest, "iot", "devices"); e != nil {
+		t.Fatal("deleted key 7 is still found")
+	}
+	// Key 950's last use, recorded now, survives the next compaction.
+	e, _ = f.store.lookup(all[950].rec.Digest, "iot", "devices")
+	e.lastUsed.Store(used)
+	for range 3 {
+		for _, k := range all[900:] {
+			_ = ks.Update(k.secret())
+		}
+	}
+	if e, _ = f.store.lookup(all[950].rec.Digest, "iot", "devices"); e.lastUsed.Load() != used {
+		t.Errorf("the last use of key 950 was lost when the store moved it: %d, want %d", e.lastUsed.Load(), used)
+	}
+}
+
+// Requests keep being answered, each with its own key's identity, while
+// other keys are added, updated, deleted and the store compacts.
+func TestStoreAnswersWhileKeysChange(t *testing.T) {
+	withCompactAfter(t, 32)
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	stable := make([]*storeKey, 20)
+	for i := range stable {
+		stable[i] = newStoreKey(t, fmt.Sprintf("stable-%d", i))
+		_ = ks.Add(stable[i].secret())
+	}
+	churn := make([]*storeKey, 200)
+	for i := range churn {
+		churn[i] = newStoreKey(t, fmt.Sprintf("churn-%d", i))
+	}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	errs := make(chan string, 4)
+	for r := range 4 {
+		wg.Go(func() {
+			for i := r; !stop.Load(); i++ {
+				if msg := verifyKey(f.handler, stable[i%len(stable)], ReasonOK); msg != "" {
+					errs <- msg
+					return
+				}
+			}
+		})
+	}
+	for round := range 20 {
+		for _, k := range churn {
+			_ = ks.Add(k.secret())
+		}
+		for _, k := range churn[:100] {
+			k.rec.State = record.StateRevoked
+			_ = ks.Update(k.secret())
+			k.rec.State = record.StateActive
+		}
+		for _, k := range churn {
+			_ = ks.Delete(k.secret())
+		}
+		// A relist now and then, as after a watch expired.
+		if round%7 == 6 {
+			list := make([]any, 0, len(stable))
+			for _, k := range stable {
+				list = append(list, k.secret())
+			}
+			_ = ks.Replace(list, "")
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Error(msg)
+	}
+	for _, k := range churn {
+		if msg := verifyKey(f.handler, k, ReasonUnknown); msg != "" {
+			t.Error(msg)
+		}
+	}
+}
+
+// Two hashed Secrets should never hold one digest; if they do, the newer
+// answers, and deleting the older does not take the newer with it.
+func TestStoreOneDigestInTwoSecrets(t *testing.T) {
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	older := newStoreKey(t, "older")
+	_ = ks.Add(older.secret())
+	newer := *older
+	newer.rec.APIKey, newer.rec.ExternalID = "newer", "ext-newer"
+	_ = ks.Add(newer.secret())
+	if msg := verifyKey(f.handler, &newer, ReasonOK); msg != "" {
+		t.Fatal(msg)
+	}
+	_ = ks.Delete(older.secret())
+	if msg := verifyKey(f.handler, &newer, ReasonOK); msg != "" {
+		t.Fatalf("after the older Secret was deleted: %s", msg)
+	}
+	_ = ks.Delete(newer.secret())
+	if msg := verifyKey(f.handler, &newer, ReasonUnknown); msg != "" {
+		t.Fatal(msg)
+	}
+}
