@@ -300,3 +300,31 @@ func fmtCPU(m map[string]time.Duration) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// pidSched returns, summed over a process's threads, the time they have
+// spent runnable but waiting for a core, and how many times they ran
+// (/proc/<pid>/task/*/schedstat: run time, wait time, timeslices).
+func pidSched(pid int) (wait time.Duration, slices int64) {
+	if pid <= 0 {
+		return 0, 0
+	}
+	tasks, err := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "schedstat"))
+	if err != nil {
+		return 0, 0
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t) // #nosec G304 -- /proc
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue
+		}
+		w, _ := strconv.ParseInt(f[1], 10, 64)
+		n, _ := strconv.ParseInt(f[2], 10, 64)
+		wait += time.Duration(w)
+		slices += n
+	}
+	return wait, slices
+}

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -64,12 +65,24 @@ type loadResult struct {
 	// CPUPerRequest is the server process's CPU time (user and system)
 	// per answered request, when loadSpec.PID is set.
 	CPUPerRequest time.Duration
+	// WaitPerRequest is the time the server's threads spent runnable but
+	// waiting for a core, per answered request, and SlicesPerRequest how
+	// many times they were put on one; LoadWaitPerRequest is the load
+	// generator's own wait.
+	WaitPerRequest, LoadWaitPerRequest time.Duration
+	SlicesPerRequest                   float64
+	// Over is the share of answered requests slower than each of overMarks.
+	Over [len(overMarks)]float64
 }
+
+// overMarks are the latencies at which loadResult.Over counts the tail.
+var overMarks = [...]time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 4 * time.Millisecond, 5 * time.Millisecond}
 
 func (r loadResult) String() string {
 	s := fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, p99.9 %s", r.RPS, fmtDur(r.P50), fmtDur(r.P99), fmtDur(r.P999))
 	if r.CPUPerRequest > 0 {
-		s += fmt.Sprintf(", server CPU %.1f µs/req", float64(r.CPUPerRequest)/float64(time.Microsecond))
+		s += fmt.Sprintf(", server CPU %.1f µs/req, run-queue wait %.1f µs/req over %.2f slices/req (load generator's %.1f µs/req)", float64(r.CPUPerRequest)/float64(time.Microsecond),
+			float64(r.WaitPerRequest)/float64(time.Microsecond), r.SlicesPerRequest, float64(r.LoadWaitPerRequest)/float64(time.Microsecond))
 	}
 	return s + fmt.Sprintf(" (%d requests, %d non-200, %d errors)", r.Requests, r.Non200, r.Errors)
 }
@@ -111,6 +124,8 @@ func runLoad(spec loadSpec) (loadResult, error) {
 	}
 	time.Sleep(spec.Warmup)
 	cpu0 := pidCPU(spec.PID)
+	wait0, slices0 := pidSched(spec.PID)
+	self0, _ := pidSched(os.Getpid())
 	start := time.Now()
 	measuring.Store(true)
 	deadline := time.NewTimer(spec.Duration)
@@ -127,6 +142,8 @@ func runLoad(spec loadSpec) (loadResult, error) {
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu := pidCPU(spec.PID) - cpu0
+	wait1, slices1 := pidSched(spec.PID)
+	self1, _ := pidSched(os.Getpid())
 	stop.Store(true)
 	wg.Wait()
 
@@ -146,12 +163,19 @@ func runLoad(spec loadSpec) (loadResult, error) {
 			spec.Addr, res.Non200, res.Status, res.Errors, lastError(workers))
 	}
 	slices.Sort(all)
+	for i, m := range overMarks {
+		at, _ := slices.BinarySearch(all, int64(m)+1)
+		res.Over[i] = float64(len(all)-at) / float64(len(all))
+	}
 	res.RPS = float64(res.Requests) / elapsed.Seconds()
 	res.P50, res.P90 = quantile(all, 0.50), quantile(all, 0.90)
 	res.P99, res.P999 = quantile(all, 0.99), quantile(all, 0.999)
 	res.Max = time.Duration(all[len(all)-1])
 	if spec.PID > 0 {
-		res.CPUPerRequest = cpu / time.Duration(res.Requests+res.Non200)
+		n := res.Requests + res.Non200
+		res.CPUPerRequest = cpu / time.Duration(n)
+		res.WaitPerRequest, res.LoadWaitPerRequest = (wait1-wait0)/time.Duration(n), (self1-self0)/time.Duration(n)
+		res.SlicesPerRequest = float64(slices1-slices0) / float64(n)
 	}
 	return res, nil
 }

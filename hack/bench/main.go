@@ -49,12 +49,19 @@ import (
 	"github.com/keyward/keyward/internal/testenv"
 )
 
+// The subcommands that run the benchmark's servers as child processes, and
+// the names of those servers in the report.
+const (
+	cmdFloor    = "floor"
+	cmdVerifier = "verifier"
+)
+
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "floor":
+		case cmdFloor:
 			os.Exit(floorMain(os.Args[2:]))
-		case "verifier":
+		case cmdVerifier:
 			os.Exit(verifierMain(os.Args[2:]))
 		}
 	}
@@ -112,7 +119,7 @@ func run(args []string) int {
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2)")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time of one load run (V1, V2)")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each load run")
-	fs.IntVar(&o.rounds, "rounds", 4, "alternating floor/keyward rounds per load row; medians are reported")
+	fs.IntVar(&o.rounds, "rounds", 6, "alternating floor/keyward rounds per load row; medians are reported")
 	fs.IntVar(&o.c1Keys, "c1-keys", 1000, "APIKeys applied at once (C1, C2)")
 	fs.IntVar(&o.c3Keys, "c3-keys", 200, "APIKeys created then deleted one at a time (C3)")
 	fs.DurationVar(&o.c1Wait, "c1-timeout", 3*time.Minute, "how long C1 waits for all keys to be Ready")

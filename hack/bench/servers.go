@@ -24,7 +24,9 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 
@@ -129,8 +131,11 @@ type verifierInfo struct {
 	// HeapAlloc is runtime.MemStats.HeapAlloc after two runtime.GC calls,
 	// once ready.
 	HeapAlloc uint64 `json:"heapAlloc"`
-	Keys      int    `json:"keys"`
-	pid       int
+	// GCCPU is the CPU time of one full garbage collection once ready
+	// (runtime/metrics /cpu/classes/gc/total, over 5 runtime.GC calls).
+	GCCPU time.Duration `json:"gcCPU"`
+	Keys  int           `json:"keys"`
+	pid   int
 }
 
 // verifierMain is "bench verifier": verifier.Start with the options
@@ -173,6 +178,7 @@ func verifierMain(args []string) int {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	info.HeapAlloc = ms.HeapAlloc
+	info.GCCPU = gcCPU(5)
 
 	pl, err := net.Listen("tcp", anyLoopback)
 	if err != nil {
@@ -190,7 +196,20 @@ func verifierMain(args []string) int {
 	return 0
 }
 
-// profileMux serves /cpu?seconds=N (a CPU profile) and /heap (a heap
+// gcCPU returns the CPU time of one full garbage collection, the mean of n.
+func gcCPU(n int) time.Duration {
+	sample := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(sample)
+	before := sample[0].Value.Float64()
+	for range n {
+		runtime.GC()
+	}
+	metrics.Read(sample)
+	return time.Duration((sample[0].Value.Float64() - before) / float64(n) * float64(time.Second))
+}
+
+// profileMux serves /cpu?seconds=N (a CPU profile), /trace?seconds=N (an
+// execution trace) and /heap (a heap
 // profile after a GC), without net/http/pprof's global registration.
 func profileMux() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -205,6 +224,18 @@ func profileMux() *http.ServeMux {
 		}
 		time.Sleep(time.Duration(sec) * time.Second)
 		pprof.StopCPUProfile()
+	})
+	mux.HandleFunc("/trace", func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || sec <= 0 || sec > 60 {
+			sec = 5
+		}
+		if err := trace.Start(w); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		time.Sleep(time.Duration(sec) * time.Second)
+		trace.Stop()
 	})
 	mux.HandleFunc("/heap", func(w http.ResponseWriter, _ *http.Request) {
 		runtime.GC()
