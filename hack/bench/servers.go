@@ -209,8 +209,8 @@ func gcCPU(n int) time.Duration {
 }
 
 // profileMux serves /cpu?seconds=N (a CPU profile), /trace?seconds=N (an
-// execution trace) and /heap (a heap
-// profile after a GC), without net/http/pprof's global registration.
+// execution trace) and /heap (a heap profile after a GC), without
+// net/http/pprof's global registration.
 func profileMux() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
