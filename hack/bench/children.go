@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 )
 
@@ -52,6 +53,8 @@ func startChild(name string, info any, args ...string) (*child, error) {
 func startProcess(name string, info any, bin string, args ...string) (*child, error) {
 	cmd := exec.Command(bin, args...) // #nosec G204 -- this program's own executable or the keyward binary it built
 	cmd.Stderr = &prefixWriter{prefix: name + ": ", w: os.Stderr}
+	// A child dies with the benchmark, wherever either is in its run.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err

@@ -37,9 +37,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -106,6 +110,27 @@ type bench struct {
 	mgr     *runningManager
 	started time.Time
 	loadavg string // /proc/loadavg when the run started
+
+	// interrupted stops what outlives this process (the control plane's
+	// kube-apiserver and etcd) should it be interrupted; set once the
+	// control plane runs.
+	interrupted atomic.Pointer[func()]
+}
+
+// stopOnSignal makes an interrupt or SIGTERM stop the control plane before
+// the process exits: otherwise kube-apiserver and etcd would run on,
+// loading the machine that the next run measures.
+func (b *bench) stopOnSignal() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-ch
+		logf("%s: stopping the control plane", s)
+		if stop := b.interrupted.Load(); stop != nil {
+			(*stop)()
+		}
+		os.Exit(130)
+	}()
 }
 
 func run(args []string) int {
@@ -153,6 +178,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
+	b.stopOnSignal()
 	if err := b.runAll(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
@@ -182,7 +208,9 @@ func (b *bench) runAll(ctx context.Context) error {
 		return err
 	}
 	b.cluster = c
-	defer c.stop()
+	stop := sync.OnceFunc(c.stop)
+	b.interrupted.Store(&stop)
+	defer stop()
 	// The manager serves the admission webhooks, which every keyward object
 	// goes through: it runs from here on.
 	if err := b.namespaces(ctx); err != nil {

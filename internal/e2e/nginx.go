@@ -167,8 +167,10 @@ func startNginx(bin, dir string, opts NginxOptions) (*Nginx, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = out, out
-	// Own process group, so that Stop can reach the workers too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group, so that Stop can reach the workers too; and
+	// stopped (SIGTERM: the master stops its workers) should the process
+	// that started it die without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
