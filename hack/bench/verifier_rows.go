@@ -507,7 +507,7 @@ func tickNote() string {
 	for sc.Scan() {
 		if hz, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
 			if n, err := strconv.Atoi(hz); err == nil && n > 0 {
-				return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d): with 16 connections the load generator and the server contend for the 2 cores, a request whose thread loses its core waits about a tick, and the p99 falls where the share of such requests crosses 1%%. Between 3 and 5 ms the tail is nearly flat, so a few tenths of a percentage point more requests waiting one tick move the p99 by about a millisecond.", time.Second/time.Duration(n), n)
+				return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d). With 16 connections the load generator and the server contend for the 2 cores, and every server's tail is nearly flat between 3 and 5 ms, about one tick: there, a few tenths of a percentage point more or fewer requests move the p99 by about a millisecond.", time.Second/time.Duration(n), n)
 			}
 		}
 	}
