@@ -57,9 +57,8 @@ type entry struct {
 	digest  keys.Digest
 	profile *profile
 	names   string    // the key ID, then the APIKey's name; in an arena
-	keyID   [1]string // X-Auth-Key's value: names[:idLen]
-	idLen   uint16
-	refusal Reason // ReasonOK for an active key, else why its state refuses it
+	keyID   [1]string // X-Auth-Key's value: the start of names
+	refusal Reason    // ReasonOK for an active key, else why its state refuses it
 	// expiresAt is Unix seconds; 0: never.
 	expiresAt int64
 
@@ -69,7 +68,7 @@ type entry struct {
 	queued   atomic.Bool
 }
 
-func (e *entry) apiKey() string { return e.names[e.idLen:] }
+func (e *entry) apiKey() string { return e.names[len(e.keyID[0]):] }
 
 // profile is what the keys of one application with the same scopes and
 // ranges have in common, header values included, so that an allowed
@@ -263,14 +262,19 @@ func refusalOf(s record.State) Reason {
 }
 
 // place puts an entry at t's next position, filled by fill, and returns the
-// position. Readers cannot reach it until the caller indexes it.
+// position. Readers cannot reach it until the caller indexes it. Callers
+// hold wmu.
 func (s *Store) place(t *keyTable, fill func(*entry)) uint32 {
 	pos := t.used
 	if int(pos/chunkSize) == len(t.chunks) {
 		chunk := new([chunkSize]entry)
-		s.mu.Lock()
-		t.chunks = append(t.chunks, chunk)
-		s.mu.Unlock()
+		if t == s.keys { // readers see this table's chunk list
+			s.mu.Lock()
+			t.chunks = append(t.chunks, chunk)
+			s.mu.Unlock()
+		} else {
+			t.chunks = append(t.chunks, chunk)
+		}
 	}
 	t.used++
 	fill(t.at(pos))
@@ -282,8 +286,7 @@ func (b *builder) fillFrom(rec *record.Record) func(*entry) {
 	return func(e *entry) {
 		e.digest = rec.Digest
 		e.names = b.str(rec.KeyID + rec.APIKey)
-		e.idLen = uint16(len(rec.KeyID)) // #nosec G115 -- record.Decode refuses a key ID longer than a key
-		e.keyID[0] = e.names[:e.idLen]
+		e.keyID[0] = e.names[:len(rec.KeyID)]
 		e.refusal = refusalOf(rec.State)
 		if !rec.ExpiresAt.IsZero() {
 			e.expiresAt = rec.ExpiresAt.Unix()
@@ -309,21 +312,26 @@ func (s *Store) putKey(obj any) {
 		return
 	}
 	pos := s.place(t, s.build.fillFrom(rec))
-	s.mu.Lock()
+	e := t.at(pos)
+	var prev *entry
 	if old, ok := t.byName[name]; ok {
-		// Keep the usage bookkeeping across updates of the record.
-		e, prev := t.at(pos), t.at(old)
-		e.lastUsed.Store(prev.lastUsed.Load())
-		e.reported.Store(prev.reported.Load())
-		if t.live(old) {
-			delete(t.index, prev.digest)
-		}
+		prev = t.at(old)
+		carryUsage(e, prev)
+	}
+	s.mu.Lock()
+	if prev != nil && t.live(t.byName[name]) {
+		delete(t.index, prev.digest)
 	}
 	// Should another Secret hold the same digest, the newer record wins;
 	// the other's name keeps a dead entry, which its delete ignores.
 	t.index[rec.Digest] = pos
 	t.byName[name] = pos
 	s.mu.Unlock()
+	if prev != nil {
+		// Keep the usage bookkeeping across updates of the record,
+		// with uses recorded in the old entry meanwhile.
+		carryUsage(e, prev)
+	}
 	s.compactIfSparse()
 }
 
@@ -365,9 +373,9 @@ func (s *Store) compactIfSparse() {
 	for d, p := range old.index {
 		src := old.at(p)
 		t.index[d] = s.place(t, func(e *entry) {
-			e.digest, e.idLen, e.refusal, e.expiresAt = src.digest, src.idLen, src.refusal, src.expiresAt
+			e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
 			e.names = b.str(src.names)
-			e.keyID[0] = e.names[:e.idLen]
+			e.keyID[0] = e.names[:len(src.keyID[0])]
 			e.profile = src.profile
 			b.profiles[src.profile.key] = src.profile
 			e.lastUsed.Store(src.lastUsed.Load())
@@ -421,15 +429,22 @@ func (s *Store) replaceKeys(list []any) {
 		pos := s.place(t, b.fillFrom(rec))
 		t.index[rec.Digest], t.byName[name] = pos, pos
 	}
+	// Keys that were held already keep their usage bookkeeping: copied
+	// before the new table answers, so that its first requests do not
+	// take every key for unreported, and again after, for the uses
+	// recorded in the old entries meanwhile.
+	carryAll := func() {
+		for d, np := range t.index {
+			if p, ok := old.index[d]; ok {
+				carryUsage(t.at(np), old.at(p))
+			}
+		}
+	}
+	carryAll()
 	s.mu.Lock()
 	s.keys, s.build = t, b
 	s.mu.Unlock()
-	// Keys that were held already keep their usage bookkeeping.
-	for d, np := range t.index {
-		if p, ok := old.index[d]; ok {
-			carryUsage(t.at(np), old.at(p))
-		}
-	}
+	carryAll()
 	s.keysSynced.Store(true)
 }
 
@@ -522,7 +537,7 @@ func objectNamespace(obj any) string {
 }
 
 // keyStore and groupStore adapt the Store to the reflector's store
-// interface: the reflector writes straight into the compact maps, so no
+// interface: the reflector writes straight into the key table, so no
 // informer cache holds a second copy of every Secret.
 type keyStore struct{ *Store }
 

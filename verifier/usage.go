@@ -43,8 +43,9 @@ func newUsageReporter(c client.Client, interval time.Duration, log logr.Logger) 
 	return &usageReporter{client: c, interval: interval, queue: make(chan *entry, 4096), log: log}
 }
 
-// used records a use of e at now. It is on the request path: two atomic
-// loads and a store, and rarely a non-blocking send.
+// used records a use of e at now. It is on the request path: an atomic
+// store and load, a compare-and-swap once per interval, and rarely a
+// non-blocking send.
 func (u *usageReporter) used(e *entry, now time.Time) {
 	ns := now.UnixNano()
 	e.lastUsed.Store(ns)
