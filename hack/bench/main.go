@@ -129,7 +129,11 @@ func (b *bench) stopOnSignal() {
 		if stop := b.interrupted.Load(); stop != nil {
 			(*stop)()
 		}
-		os.Exit(130)
+		code := 130 // 128 + SIGINT
+		if s == syscall.SIGTERM {
+			code = 143
+		}
+		os.Exit(code)
 	}()
 }
 

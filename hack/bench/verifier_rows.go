@@ -493,7 +493,7 @@ const lightConns = 2
 // tickNote says how often this kernel's scheduler ticks, when it can tell:
 // a thread that loses its core waits for about a tick, which is where a
 // saturated run's tail gathers.
-func tickNote() string {
+func tickNote(conns int) string {
 	f, err := os.Open("/proc/config.gz")
 	if err != nil {
 		return ""
@@ -507,7 +507,7 @@ func tickNote() string {
 	for sc.Scan() {
 		if hz, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
 			if n, err := strconv.Atoi(hz); err == nil && n > 0 {
-				return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d). With 16 connections the load generator and the server contend for the 2 cores, and every server's tail is nearly flat between 3 and 5 ms, about one tick: there, a few tenths of a percentage point more or fewer requests move the p99 by about a millisecond.", time.Second/time.Duration(n), n)
+				return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d); with %d connections the load generator and the server contend for the %d cores. Where the tail is nearly flat, around one tick, a few tenths of a percentage point more or fewer requests move the p99 by about a millisecond.", time.Second/time.Duration(n), n, conns, runtime.NumCPU())
 			}
 		}
 	}
@@ -561,7 +561,7 @@ func (b *bench) runV1(floor, timed floorInfo, ver, one verifierInfo, hk hashedKe
 				thousands(hk.Created), figure(o), usPerReq(o.cpu), o.rps/f.rps, float64(o.p99)/float64(f.p99), p99Ratio),
 			"The verifier's own time per request, from routing to the written answer (`keyward_verifier_request_duration_seconds`, every request of the rounds above): " + handlerTime + ". " + handlerNote,
 			fmt.Sprintf("The tail: share of requests slower than %s (medians over rounds): floor %s; verifier %s; floor with the verifier's timeouts %s; verifier holding one key %s.%s",
-				overMarksText(), f.tail(), k.tail(), t.tail(), o.tail(), tickNote()),
+				overMarksText(), f.tail(), k.tail(), t.tail(), o.tail(), tickNote(b.opts.conns)),
 			fmt.Sprintf("Light load, %d keep-alive connections (the same servers, %d rounds alternating): floor %s; verifier %s — %.2f× req/s, %.2f× p50, %.2f× p99. Server CPU per request: floor %s, verifier %s.",
 				lightConns, b.opts.rounds, figure(lf), figure(lk), lk.rps/lf.rps, float64(lk.p50)/float64(lf.p50), float64(lk.p99)/float64(lf.p99), usPerReq(lf.cpu), usPerReq(lk.cpu)),
 		}, append(s.details(), ls.details()...)...),
