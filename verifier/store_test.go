@@ -237,3 +237,21 @@ func TestStoreOneDigestInTwoSecrets(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// After a relist (a watch that could not be resumed), keys keep when they
+// were last used and reported, or every key in use would have its
+// lastUsedTime written again at once.
+func TestStoreRelistKeepsUsage(t *testing.T) {
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	k := newStoreKey(t, "used")
+	_ = ks.Add(k.secret())
+	e, _ := f.store.lookup(k.rec.Digest, "iot", "devices")
+	e.lastUsed.Store(42)
+	e.reported.Store(41)
+	_ = ks.Replace([]any{k.secret()}, "")
+	e, _ = f.store.lookup(k.rec.Digest, "iot", "devices")
+	if e.lastUsed.Load() != 42 || e.reported.Load() != 41 {
+		t.Errorf("after a relist: last used %d, reported %d; want 42, 41", e.lastUsed.Load(), e.reported.Load())
+	}
+}
