@@ -64,28 +64,27 @@ func newHashedKey(t *testing.T, ops, ns string, i int) *hashedKey {
 	}, plaintext: k.Plaintext(), id: k.ID()}
 }
 
-// EveryKeyThroughListAndWatch checks that the verifier tells every key
-// apart by its Secret through its initial list, then through watch events
-// (added, modified, deleted). The verifier trims the Secrets it lists and
-// watches to what it needs (verifier.slimSecret), to start in less memory.
-func EveryKeyThroughListAndWatch(t *testing.T, env *testenv.Env) {
+// createKeys creates n hashed Secrets for the KeyGroup "things" of ns, in
+// ops, numbered from first.
+func createKeys(t *testing.T, env *testenv.Env, ops, ns string, first, n int) []*hashedKey {
 	t.Helper()
-	ctx := context.Background()
-	ops, ns := env.Namespace(t), env.Namespace(t)
-	if err := env.Client.Create(ctx, testgen.KeyGroup(ns, "things")); err != nil {
-		t.Fatal(err)
-	}
-	var listed, watched []*hashedKey
-	for i := range 40 {
-		k := newHashedKey(t, ops, ns, i)
-		if err := env.Client.Create(ctx, k.secret); err != nil {
+	var out []*hashedKey
+	for i := range n {
+		k := newHashedKey(t, ops, ns, first+i)
+		if err := env.Client.Create(context.Background(), k.secret); err != nil {
 			t.Fatal(err)
 		}
-		listed = append(listed, k)
+		out = append(out, k)
 	}
+	return out
+}
 
-	vctx, cancel := context.WithCancel(ctx)
-	v, err := verifier.Start(vctx, env.Config, verifier.Options{
+// startVerifier runs a verifier on ops until the test ends and returns it
+// once ready.
+func startVerifier(t *testing.T, env *testenv.Env, ops string) *verifier.Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := verifier.Start(ctx, env.Config, verifier.Options{
 		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", LastUsedInterval: -1, Log: logf.Log.WithName("verifier"),
 	})
 	if err != nil {
@@ -102,49 +101,66 @@ func EveryKeyThroughListAndWatch(t *testing.T, env *testenv.Env) {
 		}
 		return nil
 	})
-	// check says what is wrong with the verifier's answer for k, or "".
-	check := func(k *hashedKey, status int, reason string) string {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+v.Addr+"/v1/verify/"+ns+"/things", nil)
-		req.Header.Set("Authorization", "Bearer "+k.plaintext)
-		req.Header.Set("X-Original-Method", "GET")
-		req.Header.Set("X-Original-URL", "https://api.example.com/v1/things/1")
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return err.Error()
-		}
-		resp.Body.Close()
-		got := resp.Header.Get("X-Auth-Reason")
-		if status == http.StatusOK {
-			got = resp.Header.Get("X-Auth-Key")
-			reason = k.id
-		}
-		if resp.StatusCode != status || got != reason {
-			return fmt.Sprintf("key of %s: %d %q, want %d %q", k.secret.Name, resp.StatusCode, got, status, reason)
-		}
-		return ""
+	return v
+}
+
+// asker asks a verifier about keys of the KeyGroup "things" of ns.
+type asker struct{ url string }
+
+// check says what is wrong with the verifier's answer for k, or "": a 200
+// must carry k's own key ID, a refusal the reason given.
+func (a asker) check(k *hashedKey, status int, reason string) string {
+	req, _ := http.NewRequest(http.MethodGet, a.url, nil)
+	req.Header.Set("Authorization", "Bearer "+k.plaintext)
+	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("X-Original-URL", "https://api.example.com/v1/things/1")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err.Error()
 	}
-	all := func(ks []*hashedKey, status int, reason string) func() error {
-		return func() error {
-			for _, k := range ks {
-				if msg := check(k, status, reason); msg != "" {
-					return fmt.Errorf("%s", msg)
-				}
+	_ = resp.Body.Close()
+	got := resp.Header.Get("X-Auth-Reason")
+	if status == http.StatusOK {
+		got, reason = resp.Header.Get("X-Auth-Key"), k.id
+	}
+	if resp.StatusCode != status || got != reason {
+		return fmt.Sprintf("key of %s: %d %q, want %d %q", k.secret.Name, resp.StatusCode, got, status, reason)
+	}
+	return ""
+}
+
+// all checks every key of ks, for testenv.Eventually.
+func (a asker) all(ks []*hashedKey, status int, reason string) func() error {
+	return func() error {
+		for _, k := range ks {
+			if msg := a.check(k, status, reason); msg != "" {
+				return fmt.Errorf("%s", msg)
 			}
-			return nil
 		}
+		return nil
 	}
-	if err := all(listed, http.StatusOK, "")(); err != nil {
+}
+
+// EveryKeyThroughListAndWatch checks that the verifier tells every key
+// apart by its Secret through its initial list, then through watch events
+// (added, modified, deleted). The verifier trims the Secrets it lists and
+// watches to what it needs (verifier.slimSecret), to start in less memory.
+func EveryKeyThroughListAndWatch(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	ctx := context.Background()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	if err := env.Client.Create(ctx, testgen.KeyGroup(ns, "things")); err != nil {
+		t.Fatal(err)
+	}
+	listed := createKeys(t, env, ops, ns, 0, 40)
+	v := startVerifier(t, env, ops)
+	a := asker{url: "http://" + v.Addr + "/v1/verify/" + ns + "/things"}
+	if err := a.all(listed, http.StatusOK, "")(); err != nil {
 		t.Fatalf("listed at start: %v", err)
 	}
 
-	for i := range 20 {
-		k := newHashedKey(t, ops, ns, 100+i)
-		if err := env.Client.Create(ctx, k.secret); err != nil {
-			t.Fatal(err)
-		}
-		watched = append(watched, k)
-	}
-	testenv.Eventually(t, 10*time.Second, all(watched, http.StatusOK, ""))
+	watched := createKeys(t, env, ops, ns, 100, 20)
+	testenv.Eventually(t, 10*time.Second, a.all(watched, http.StatusOK, ""))
 
 	revoked, deleted, kept := listed[:10], listed[10:20], append(listed[20:], watched...)
 	for _, k := range revoked {
@@ -162,9 +178,9 @@ func EveryKeyThroughListAndWatch(t *testing.T, env *testenv.Env) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 10*time.Second, all(revoked, http.StatusUnauthorized, "revoked"))
-	testenv.Eventually(t, 10*time.Second, all(deleted, http.StatusUnauthorized, "unknown"))
-	if err := all(kept, http.StatusOK, "")(); err != nil {
+	testenv.Eventually(t, 10*time.Second, a.all(revoked, http.StatusUnauthorized, "revoked"))
+	testenv.Eventually(t, 10*time.Second, a.all(deleted, http.StatusUnauthorized, "unknown"))
+	if err := a.all(kept, http.StatusOK, "")(); err != nil {
 		t.Fatalf("after other keys were revoked and deleted: %v", err)
 	}
 }
