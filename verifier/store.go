@@ -123,10 +123,18 @@ type keyTable struct {
 	byName map[nameKey]uint32     // position of each hashed Secret's entry
 	chunks []*[chunkSize]entry
 	used   uint32 // positions handed out
+
+	// Only writers touch these: the arena the entries' strings are cut
+	// from, and the profiles the entries use.
+	arena    strings.Builder
+	profiles map[profileKey]*profile
 }
 
 func newKeyTable(capacity int) *keyTable {
-	return &keyTable{index: make(map[keys.Digest]uint32, capacity), byName: make(map[nameKey]uint32, capacity)}
+	return &keyTable{
+		index: make(map[keys.Digest]uint32, capacity), byName: make(map[nameKey]uint32, capacity),
+		profiles: map[profileKey]*profile{},
+	}
 }
 
 func (t *keyTable) at(pos uint32) *entry { return &t.chunks[pos/chunkSize][pos%chunkSize] }
@@ -140,33 +148,24 @@ func (t *keyTable) live(pos uint32) bool {
 // dead is how many entries updates and deletes have left behind.
 func (t *keyTable) dead() int { return int(t.used) - len(t.index) }
 
-// builder is the write side's state beside a table: its current arena and
-// the profiles its entries use. Only writers touch it.
-type builder struct {
-	arena    strings.Builder
-	profiles map[profileKey]*profile
-}
-
-func newBuilder() *builder { return &builder{profiles: map[profileKey]*profile{}} }
-
 // str returns a copy of s cut from the current arena. A strings.Builder
 // never changes the bytes it has written, so the strings it has handed out
 // stay valid as it grows or is replaced.
-func (b *builder) str(s string) string {
+func (t *keyTable) str(s string) string {
 	if len(s) > arenaSize/8 {
 		return strings.Clone(s)
 	}
-	if b.arena.Cap()-b.arena.Len() < len(s) {
-		b.arena = strings.Builder{}
-		b.arena.Grow(arenaSize)
+	if t.arena.Cap()-t.arena.Len() < len(s) {
+		t.arena = strings.Builder{}
+		t.arena.Grow(arenaSize)
 	}
-	start := b.arena.Len()
-	b.arena.WriteString(s)
-	return b.arena.String()[start:]
+	start := t.arena.Len()
+	t.arena.WriteString(s)
+	return t.arena.String()[start:]
 }
 
 // profileFor returns the profile of rec's application, scopes and ranges.
-func (b *builder) profileFor(rec *record.Record) *profile {
+func (t *keyTable) profileFor(rec *record.Record) *profile {
 	k := profileKey{namespace: rec.Namespace, group: rec.KeyGroup, application: rec.Application, externalID: rec.ExternalID, scopes: strings.Join(rec.Scopes, ",")}
 	if rec.SourceRanges != nil {
 		parts := make([]string, len(rec.SourceRanges))
@@ -175,7 +174,7 @@ func (b *builder) profileFor(rec *record.Record) *profile {
 		}
 		k.sources = "[" + strings.Join(parts, ",") + "]"
 	}
-	if p := b.profiles[k]; p != nil {
+	if p := t.profiles[k]; p != nil {
 		return p
 	}
 	p := &profile{
@@ -194,7 +193,7 @@ func (b *builder) profileFor(rec *record.Record) *profile {
 		r := match.SourceRangesOf(rec.SourceRanges)
 		p.sources = &r
 	}
-	b.profiles[k] = p
+	t.profiles[k] = p
 	return p
 }
 
@@ -206,7 +205,6 @@ type Store struct {
 	wmu    sync.Mutex
 	mu     sync.RWMutex
 	keys   *keyTable
-	build  *builder
 	groups map[string]*group // "<namespace>/<name>"
 
 	keysSynced, groupsSynced atomic.Bool
@@ -218,7 +216,7 @@ func NewStore(m *metrics) *Store {
 	if m == nil {
 		m = newMetrics(nil)
 	}
-	return &Store{keys: newKeyTable(0), build: newBuilder(), groups: map[string]*group{}, metrics: m}
+	return &Store{keys: newKeyTable(0), groups: map[string]*group{}, metrics: m}
 }
 
 // Synced reports whether both the keys and the key groups have been listed.
@@ -261,10 +259,10 @@ func refusalOf(s record.State) Reason {
 	return ReasonRevoked
 }
 
-// place puts an entry at t's next position, filled by fill, and returns the
-// position. Readers cannot reach it until the caller indexes it. Callers
-// hold wmu.
-func (s *Store) place(t *keyTable, fill func(*entry)) uint32 {
+// place returns t's next position and its empty entry, for the caller to
+// fill: readers cannot reach it until the caller indexes it. Callers hold
+// wmu.
+func (s *Store) place(t *keyTable) (uint32, *entry) {
 	pos := t.used
 	if int(pos/chunkSize) == len(t.chunks) {
 		chunk := new([chunkSize]entry)
@@ -277,22 +275,20 @@ func (s *Store) place(t *keyTable, fill func(*entry)) uint32 {
 		}
 	}
 	t.used++
-	fill(t.at(pos))
-	return pos
+	return pos, t.at(pos)
 }
 
-// fillFrom writes rec into e, with its strings cut from b's arena.
-func (b *builder) fillFrom(rec *record.Record) func(*entry) {
-	return func(e *entry) {
-		e.digest = rec.Digest
-		e.names = b.str(rec.KeyID + rec.APIKey)
-		e.keyID[0] = e.names[:len(rec.KeyID)]
-		e.refusal = refusalOf(rec.State)
-		if !rec.ExpiresAt.IsZero() {
-			e.expiresAt = rec.ExpiresAt.Unix()
-		}
-		e.profile = b.profileFor(rec)
+// fill writes rec into e, an entry of t, with its strings cut from t's
+// arena.
+func (t *keyTable) fill(e *entry, rec *record.Record) {
+	e.digest = rec.Digest
+	e.names = t.str(rec.KeyID + rec.APIKey)
+	e.keyID[0] = e.names[:len(rec.KeyID)]
+	e.refusal = refusalOf(rec.State)
+	if !rec.ExpiresAt.IsZero() {
+		e.expiresAt = rec.ExpiresAt.Unix()
 	}
+	e.profile = t.profileFor(rec)
 }
 
 // putKey adds or replaces the key held in secret. A Secret that does not
@@ -311,8 +307,8 @@ func (s *Store) putKey(obj any) {
 		s.dropKey(name)
 		return
 	}
-	pos := s.place(t, s.build.fillFrom(rec))
-	e := t.at(pos)
+	pos, e := s.place(t)
+	t.fill(e, rec)
 	var prev *entry
 	if old, ok := t.byName[name]; ok {
 		prev = t.at(old)
@@ -368,20 +364,18 @@ func (s *Store) compactIfSparse() {
 	if dead := old.dead(); dead < compactAfter || dead <= len(old.index) {
 		return
 	}
-	t, b := newKeyTable(len(old.index)), newBuilder()
+	t := newKeyTable(len(old.index))
 	moved := make(map[uint32]uint32, len(old.index)) // old position → new
 	for d, p := range old.index {
 		src := old.at(p)
-		t.index[d] = s.place(t, func(e *entry) {
-			e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
-			e.names = b.str(src.names)
-			e.keyID[0] = e.names[:len(src.keyID[0])]
-			e.profile = src.profile
-			b.profiles[src.profile.key] = src.profile
-			e.lastUsed.Store(src.lastUsed.Load())
-			e.reported.Store(src.reported.Load())
-		})
-		moved[p] = t.index[d]
+		np, e := s.place(t)
+		e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
+		e.names = t.str(src.names)
+		e.keyID[0] = e.names[:len(src.keyID[0])]
+		e.profile = src.profile
+		t.profiles[src.profile.key] = src.profile
+		carryUsage(e, src)
+		t.index[d], moved[p] = np, np
 	}
 	for n, p := range old.byName {
 		if np, ok := moved[p]; ok {
@@ -389,7 +383,7 @@ func (s *Store) compactIfSparse() {
 		}
 	}
 	s.mu.Lock()
-	s.keys, s.build = t, b
+	s.keys = t
 	s.mu.Unlock()
 	// Uses recorded in the old entries while copying are kept.
 	for p, np := range moved {
@@ -411,7 +405,7 @@ func (s *Store) replaceKeys(list []any) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	old := s.keys
-	t, b := newKeyTable(len(list)), newBuilder()
+	t := newKeyTable(len(list))
 	for _, obj := range list {
 		secret, ok := obj.(*corev1.Secret)
 		if !ok {
@@ -426,7 +420,8 @@ func (s *Store) replaceKeys(list []any) {
 		if p, ok := t.byName[name]; ok && t.live(p) {
 			delete(t.index, t.at(p).digest)
 		}
-		pos := s.place(t, b.fillFrom(rec))
+		pos, e := s.place(t)
+		t.fill(e, rec)
 		t.index[rec.Digest], t.byName[name] = pos, pos
 	}
 	// Keys that were held already keep their usage bookkeeping: copied
@@ -442,7 +437,7 @@ func (s *Store) replaceKeys(list []any) {
 	}
 	carryAll()
 	s.mu.Lock()
-	s.keys, s.build = t, b
+	s.keys = t
 	s.mu.Unlock()
 	carryAll()
 	s.keysSynced.Store(true)
