@@ -231,10 +231,7 @@ func (r *APIKeyReconciler) applyHashedSecret(ctx context.Context, key *keywardv1
 	name := record.SecretName(string(key.UID))
 	labels := rec.Labels(string(key.UID))
 	labels[LabelManagedBy] = "keyward"
-	data := map[string][]byte{}
-	for k, v := range rec.Data() {
-		data[k] = []byte(v)
-	}
+	data := rec.SecretData()
 	ac := corev1ac.Secret(name, r.Namespace).
 		WithLabels(labels).
 		WithAnnotations(map[string]string{"keyward.dev/apikey": key.Namespace + "/" + key.Name}).

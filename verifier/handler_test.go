@@ -98,11 +98,7 @@ func (f *fixture) addKey(t testing.TB, name, ns, group string, state record.Stat
 	for _, c := range ranges {
 		rec.SourceRanges = append(rec.SourceRanges, netip.MustParsePrefix(c))
 	}
-	data := map[string][]byte{}
-	for k, v := range rec.Data() {
-		data[k] = []byte(v)
-	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + name}, Data: data}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + name}, Data: rec.SecretData()}
 	_ = keyStore{f.store}.Add(secret)
 	f.keys[name] = k.Plaintext()
 }

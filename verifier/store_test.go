@@ -50,11 +50,7 @@ func newStoreKey(t testing.TB, name string) *storeKey {
 }
 
 func (k *storeKey) secret() *corev1.Secret {
-	data := map[string][]byte{}
-	for n, v := range k.rec.Data() {
-		data[n] = []byte(v)
-	}
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + k.rec.APIKey}, Data: data}
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + k.rec.APIKey}, Data: k.rec.SecretData()}
 }
 
 // verify asks the handler about k as nginx would and says what is wrong

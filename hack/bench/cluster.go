@@ -118,17 +118,13 @@ func hashedSecret(ops, tenant, group string, i int, k keys.Key) *corev1.Secret {
 	}
 	labels := rec.Labels(uid)
 	labels["app.kubernetes.io/managed-by"] = "keyward"
-	data := map[string][]byte{}
-	for k, v := range rec.Data() {
-		data[k] = []byte(v)
-	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ops, Name: record.SecretName(uid), Labels: labels,
 			Annotations: map[string]string{"keyward.dev/apikey": tenant + "/" + rec.APIKey},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: data,
+		Data: rec.SecretData(),
 	}
 }
 

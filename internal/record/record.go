@@ -137,6 +137,16 @@ func (r *Record) Data() map[string]string {
 	return d
 }
 
+// SecretData is Data as a Secret's data.
+func (r *Record) SecretData() map[string][]byte {
+	d := r.Data()
+	out := make(map[string][]byte, len(d))
+	for k, v := range d {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
 // Labels returns the labels of the record's Secret.
 func (r *Record) Labels(apiKeyUID string) map[string]string {
 	return map[string]string{

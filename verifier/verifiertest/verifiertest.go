@@ -60,7 +60,7 @@ func newHashedKey(t *testing.T, ops, ns string, i int) *hashedKey {
 	}
 	return &hashedKey{secret: &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ops, Name: record.SecretName(uid), Labels: rec.Labels(uid)},
-		StringData: rec.Data(),
+		Data:       rec.SecretData(),
 	}, plaintext: k.Plaintext(), id: k.ID()}
 }
 
