@@ -20,6 +20,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -208,35 +209,30 @@ func gcCPU(n int) time.Duration {
 	return time.Duration((sample[0].Value.Float64() - before) / float64(n) * float64(time.Second))
 }
 
+// recording serves what start writes for ?seconds=N (5 by default, at
+// most 60), then stops it.
+func recording(start func(io.Writer) error, stop func()) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sec, err := strconv.Atoi(r.URL.Query().Get("seconds"))
+		if err != nil || sec <= 0 || sec > 60 {
+			sec = 5
+		}
+		if err := start(w); err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		time.Sleep(time.Duration(sec) * time.Second)
+		stop()
+	}
+}
+
 // profileMux serves /cpu?seconds=N (a CPU profile), /trace?seconds=N (an
 // execution trace) and /heap (a heap profile after a GC), without
 // net/http/pprof's global registration.
 func profileMux() *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/cpu", func(w http.ResponseWriter, r *http.Request) {
-		sec, err := strconv.Atoi(r.URL.Query().Get("seconds"))
-		if err != nil || sec <= 0 || sec > 60 {
-			sec = 5
-		}
-		if err := pprof.StartCPUProfile(w); err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
-			return
-		}
-		time.Sleep(time.Duration(sec) * time.Second)
-		pprof.StopCPUProfile()
-	})
-	mux.HandleFunc("/trace", func(w http.ResponseWriter, r *http.Request) {
-		sec, err := strconv.Atoi(r.URL.Query().Get("seconds"))
-		if err != nil || sec <= 0 || sec > 60 {
-			sec = 5
-		}
-		if err := trace.Start(w); err != nil {
-			http.Error(w, err.Error(), http.StatusConflict)
-			return
-		}
-		time.Sleep(time.Duration(sec) * time.Second)
-		trace.Stop()
-	})
+	mux.HandleFunc("/cpu", recording(pprof.StartCPUProfile, pprof.StopCPUProfile))
+	mux.HandleFunc("/trace", recording(trace.Start, trace.Stop))
 	mux.HandleFunc("/heap", func(w http.ResponseWriter, _ *http.Request) {
 		runtime.GC()
 		_ = pprof.Lookup("heap").WriteTo(w, 0)
