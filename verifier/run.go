@@ -239,7 +239,7 @@ func (c watchCounters) list(resource string, opts metav1.ListOptions, err error)
 
 // watch counts a watch that lists (a streaming list: sendInitialEvents,
 // which client-go uses where the API server supports it) as a list, and
-// wraps it to count 410s.
+// wraps it to count 410s and pass each object through slim (nil: none).
 func (c watchCounters) watch(resource string, opts metav1.ListOptions, w watch.Interface, err error, slim func(runtime.Object) runtime.Object) (watch.Interface, error) {
 	if err == nil && opts.SendInitialEvents != nil && *opts.SendInitialEvents {
 		c.lists.WithLabelValues(resource).Inc()
@@ -259,7 +259,7 @@ func slimSecret(obj runtime.Object) runtime.Object {
 		return obj
 	}
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion},
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion},
 		Data:       s.Data,
 	}
 }
@@ -320,7 +320,8 @@ func countExpired(c prometheus.Counter, slim func(runtime.Object) runtime.Object
 	}
 }
 
-// expiryWatch passes a watch's events through, counting 410 errors. Unlike
+// expiryWatch passes a watch's events through, counting 410 errors and
+// trimming objects with slim (bookmarks and errors pass as they are). Unlike
 // watch.Filter, it never blocks on a consumer that has stopped reading.
 type expiryWatch struct {
 	watch.Interface
