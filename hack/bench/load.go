@@ -73,7 +73,21 @@ type loadResult struct {
 	SlicesPerRequest                   float64
 	// Over is the share of answered requests slower than each of overMarks.
 	Over [len(overMarks)]float64
+	// Stalled is the share of the requests slower than stallMark that were
+	// slow together with at least half of the connections' requests: the
+	// server (or the load generator) was off the CPU for all of them at
+	// once, rather than one request being slow to answer. It is measured
+	// with minStallConns connections or more.
+	Stalled float64
 }
+
+// stallMark is the latency over which loadResult.Stalled looks at requests:
+// where a saturated run's tail gathers, near a 4 ms scheduler tick.
+const stallMark = 3 * time.Millisecond
+
+// minStallConns is the fewest connections with which loadResult.Stalled
+// means anything: with fewer, half of them is one or two requests.
+const minStallConns = 8
 
 // overMarks are the latencies at which loadResult.Over counts the tail.
 var overMarks = [...]time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 4 * time.Millisecond, 5 * time.Millisecond}
@@ -83,6 +97,9 @@ func (r loadResult) String() string {
 	if r.CPUPerRequest > 0 {
 		s += fmt.Sprintf(", server CPU %.1f µs/req, run-queue wait %.1f µs/req over %.2f slices/req (load generator's %.1f µs/req)", float64(r.CPUPerRequest)/float64(time.Microsecond),
 			float64(r.WaitPerRequest)/float64(time.Microsecond), r.SlicesPerRequest, float64(r.LoadWaitPerRequest)/float64(time.Microsecond))
+	}
+	if r.Stalled > 0 {
+		s += fmt.Sprintf(", stalls: %.0f%% of the requests over %s", 100*r.Stalled, fmtDur(stallMark))
 	}
 	return s + fmt.Sprintf(" (%d requests, %d non-200, %d errors)", r.Requests, r.Non200, r.Errors)
 }
@@ -162,6 +179,9 @@ func runLoad(spec loadSpec) (loadResult, error) {
 		return res, fmt.Errorf("load on %s: no request answered 200 (%d other answers %v, %d errors; last error: %v)",
 			spec.Addr, res.Non200, res.Status, res.Errors, lastError(workers))
 	}
+	if spec.Conns >= minStallConns {
+		res.Stalled = stalled(workers, spec.Conns)
+	}
 	slices.Sort(all)
 	for i, m := range overMarks {
 		at, _ := slices.BinarySearch(all, int64(m)+1)
@@ -222,6 +242,39 @@ type loadWorker struct {
 	errs    int64
 	status  map[int]int64
 	lastErr error
+	slow    []span // the measured requests slower than stallMark
+}
+
+// span is a request's start and end, in Unix nanoseconds.
+type span struct{ start, end int64 }
+
+// stalled returns the share of the workers' slow requests during whose
+// middle at least half of the conns connections were in a slow request.
+func stalled(workers []*loadWorker, conns int) float64 {
+	var slow []span
+	for _, w := range workers {
+		slow = append(slow, w.slow...)
+	}
+	if len(slow) == 0 {
+		return 0
+	}
+	starts, ends := make([]int64, len(slow)), make([]int64, len(slow))
+	for i, s := range slow {
+		starts[i], ends[i] = s.start, s.end
+	}
+	slices.Sort(starts)
+	slices.Sort(ends)
+	n := 0
+	for _, s := range slow {
+		// In flight at mid: started at or before it, not ended before it.
+		mid := s.start + (s.end-s.start)/2
+		begun, _ := slices.BinarySearch(starts, mid+1)
+		over, _ := slices.BinarySearch(ends, mid)
+		if 2*(begun-over) >= conns {
+			n++
+		}
+	}
+	return float64(n) / float64(len(slow))
 }
 
 func (w *loadWorker) run(measuring, stop *atomic.Bool, budget *atomic.Int64) {
@@ -269,6 +322,9 @@ func (w *loadWorker) run(measuring, stop *atomic.Bool, budget *atomic.Int64) {
 		w.ok++
 		if budget.Add(-1) >= 0 {
 			w.samples = append(w.samples, int64(d))
+			if d > stallMark {
+				w.slow = append(w.slow, span{t0.UnixNano(), t0.Add(d).UnixNano()})
+			}
 		}
 	}
 }

@@ -56,12 +56,15 @@ type floorInfo struct {
 // floorMain is "bench floor": V1's floor, a minimal net/http server that
 // answers every request 200 with the verifier's answer headers, and the
 // upstream behind nginx for V2, answering 200 "ok". Both listen on
-// 127.0.0.1 until stdin closes.
+// 127.0.0.1 until stdin closes. With -busy, the floor's answer costs that
+// much more CPU: V1's yardstick for how the saturated tail grows with the
+// work a handler does.
 func floorMain(args []string) int {
 	fs := flag.NewFlagSet("bench floor", flag.ContinueOnError)
 	keyID := fs.String("key-id", "kt_00000000", "X-Auth-Key to answer with")
 	namespace := fs.String("namespace", "bench", "X-Auth-Namespace to answer with")
 	timeouts := fs.Bool("verifier-timeouts", false, "serve with the verifier's http.Server timeouts (read, write, idle) instead of net/http's defaults")
+	busy := fs.Duration("busy", 0, "stay on the CPU this long in each answer (a busy loop), as a handler doing that much work would")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -81,6 +84,10 @@ func floorMain(args []string) int {
 		h["X-Auth-Namespace"] = hNS
 		h["X-Auth-External-Id"] = hExt
 		h["Content-Length"] = zero
+		if *busy > 0 {
+			for start := time.Now(); time.Since(start) < *busy; {
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 	})
 	ok := []byte("ok\n")

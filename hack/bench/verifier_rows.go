@@ -94,7 +94,18 @@ func (b *bench) runVerifier(ctx context.Context) error {
 			return err
 		}
 		defer stopOne()
-		if err := b.runV1(floor, timed, ver.info, one, hk); err != nil {
+		v1 := v1Servers{floor: floor, timed: timed, ver: ver.info, one: one}
+		for _, d := range busyFloors {
+			var bf floorInfo
+			c, err := startChild(cmdFloor, &bf, cmdFloor, "-key-id", hk.ValidID, "-namespace", benchTenant, "-busy", d.String())
+			if err != nil {
+				return err
+			}
+			defer c.stop()
+			bf.pid = c.cmd.Process.Pid
+			v1.busy = append(v1.busy, bf)
+		}
+		if err := b.runV1(v1, hk); err != nil {
 			return err
 		}
 	}
@@ -408,15 +419,17 @@ type stat struct {
 	p50, p99 time.Duration
 	cpu      time.Duration // server CPU per request; 0 if not measured
 	over     [len(overMarks)]float64
+	stalled  float64
 }
 
 func (s *series) median(i int) stat {
-	var rps []float64
+	var rps, stalled []float64
 	var p50, p99, cpu []time.Duration
 	for _, r := range s.runs[i] {
 		rps, p50, p99, cpu = append(rps, r.RPS), append(p50, r.P50), append(p99, r.P99), append(cpu, r.CPUPerRequest)
+		stalled = append(stalled, r.Stalled)
 	}
-	st := stat{rps: median(rps), p50: median(p50), p99: median(p99), cpu: median(cpu)}
+	st := stat{rps: median(rps), p50: median(p50), p99: median(p99), cpu: median(cpu), stalled: median(stalled)}
 	for m := range overMarks {
 		var shares []float64
 		for _, r := range s.runs[i] {
@@ -514,19 +527,47 @@ func tickNote(conns int) string {
 	return ""
 }
 
+// busyFloors are the extra CPU per answer of V1's busy floors.
+var busyFloors = []time.Duration{time.Microsecond, 2 * time.Microsecond}
+
+// v1Servers are the servers V1 loads in turn: the floor, the verifier, and
+// the controls that tell their difference apart.
+type v1Servers struct {
+	floor floorInfo
+	// timed is the floor with the verifier's http.Server settings.
+	timed floorInfo
+	ver   verifierInfo
+	// one is the verifier holding only the key asked about.
+	one verifierInfo
+	// busy are the floor spending each of busyFloors more on the CPU.
+	busy []floorInfo
+}
+
 // runV1 loads the verifier and the floor directly.
-func (b *bench) runV1(floor, timed floorInfo, ver, one verifierInfo, hk hashedKeys) error {
+func (b *bench) runV1(v v1Servers, hk hashedKeys) error {
+	floor, timed, ver, one := v.floor, v.timed, v.ver, v.one
 	req := httpRequest("keyward-verifier", verifyPath,
 		"Authorization", "Bearer "+hk.Valid,
 		"X-Original-Method", "GET",
 		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
 		"X-Request-ID", "0123456789abcdef0123456789abcdef")
-	s, err := b.alternate("V1", []string{cmdFloor, cmdVerifier, "floor with the verifier's server timeouts", "verifier holding only this key"},
-		b.spec(floor.Auth, req, floor.pid), b.spec(ver.Addr, req, ver.pid), b.spec(timed.Auth, req, timed.pid), b.spec(one.Addr, req, one.pid))
+	names := []string{cmdFloor, cmdVerifier, "floor with the verifier's server timeouts", "verifier holding only this key"}
+	specs := []loadSpec{b.spec(floor.Auth, req, floor.pid), b.spec(ver.Addr, req, ver.pid), b.spec(timed.Auth, req, timed.pid), b.spec(one.Addr, req, one.pid)}
+	for i, bf := range v.busy {
+		names = append(names, fmt.Sprintf("floor busy %s", busyFloors[i]))
+		specs = append(specs, b.spec(bf.Auth, req, bf.pid))
+	}
+	s, err := b.alternate("V1", names, specs...)
 	if err != nil {
 		return err
 	}
 	f, k, t, o := s.median(0), s.median(1), s.median(2), s.median(3)
+	var busyText []string
+	for i := range v.busy {
+		bs := s.median(4 + i)
+		busyText = append(busyText, fmt.Sprintf("%s more: %s, server CPU %s — %.2f× the floor's req/s, **%.2f× its p99**",
+			busyFloors[i], figure(bs), usPerReq(bs.cpu), bs.rps/f.rps, float64(bs.p99)/float64(f.p99)))
+	}
 	// The same two servers with few connections: neither process then
 	// saturates the cores, so latency is the path's, not the queue's.
 	light := func(spec loadSpec) loadSpec { spec.Conns = lightConns; return spec }
@@ -542,10 +583,15 @@ func (b *bench) runV1(floor, timed floorInfo, ver, one verifierInfo, hk hashedKe
 	}
 	same := sameAnswer(floor.Auth, ver.Addr, hk.Valid)
 	rpsRatio, p99Ratio := k.rps/f.rps, float64(k.p99)/float64(f.p99)
+	busyRatio := ""
+	if n := len(v.busy); n > 0 {
+		bs := s.median(4 + n - 1)
+		busyRatio = fmt.Sprintf("; a floor busy %s more per answer: %.2f× p99", busyFloors[n-1], float64(bs.p99)/float64(f.p99))
+	}
 	r := b.add(&row{
 		ID: "V1", What: fmt.Sprintf("verifier, keep-alive, %s keys, a valid key: req/s; p50 / p99", thousands(hk.Created)),
 		Figure: figure(k), Floor: figure(f),
-		Ratio:  fmt.Sprintf("%.2f× req/s; %.2f× p99 (light load: %.2f× p99)", rpsRatio, p99Ratio, float64(lk.p99)/float64(lf.p99)),
+		Ratio:  fmt.Sprintf("%.2f× req/s; %.2f× p99 (light load: %.2f× p99%s)", rpsRatio, p99Ratio, float64(lk.p99)/float64(lf.p99), busyRatio),
 		Target: "≥ 0.85× req/s; p99 ≤ 1.2×", Met: met(rpsRatio >= 0.85 && p99Ratio <= 1.2),
 		Command: b.command("V1"),
 		Details: append([]string{
@@ -562,6 +608,9 @@ func (b *bench) runV1(floor, timed floorInfo, ver, one verifierInfo, hk hashedKe
 			"The verifier's own time per request, from routing to the written answer (`keyward_verifier_request_duration_seconds`, every request of the rounds above): " + handlerTime + ". " + handlerNote,
 			fmt.Sprintf("The tail: share of requests slower than %s (medians over rounds): floor %s; verifier %s; floor with the verifier's timeouts %s; verifier holding one key %s.%s",
 				overMarksText(), f.tail(), k.tail(), t.tail(), o.tail(), tickNote(b.opts.conns)),
+			fmt.Sprintf("Stalls: of the requests slower than %s, %.0f%% (floor) and %.0f%% (verifier) were slow while at least half of the %d connections were waiting over %s too: moments when the server process, or the load generator, was off the CPU for all of them, rather than one answer being slow (medians over rounds; the verifier holding one key %.0f%%).",
+				fmtDur(stallMark), 100*f.stalled, 100*k.stalled, b.opts.conns, fmtDur(stallMark), 100*o.stalled),
+			busyNote(busyText),
 			fmt.Sprintf("Light load, %d keep-alive connections (the same servers, %d rounds alternating): floor %s; verifier %s — %.2f× req/s, %.2f× p50, %.2f× p99. Server CPU per request: floor %s, verifier %s.",
 				lightConns, b.opts.rounds, figure(lf), figure(lk), lk.rps/lf.rps, float64(lk.p50)/float64(lf.p50), float64(lk.p99)/float64(lf.p99), usPerReq(lf.cpu), usPerReq(lk.cpu)),
 		}, append(s.details(), ls.details()...)...),
@@ -570,6 +619,16 @@ func (b *bench) runV1(floor, timed floorInfo, ver, one verifierInfo, hk hashedKe
 		b.profileMissed(r, ver, b.spec(ver.Addr, req, 0), "v1", &floor, b.spec(floor.Auth, req, 0))
 	}
 	return nil
+}
+
+// busyNote says how the floor's saturated p99 grew with CPU spent in each
+// answer.
+func busyNote(runs []string) string {
+	if len(runs) == 0 {
+		return ""
+	}
+	return "How the saturated p99 grows with the CPU a handler spends: the floor, alternated with the others, staying on the CPU (a busy loop) for " + strings.Join(runs, "; ") +
+		". The verifier's handler parses the call, checks, hashes and looks up the key, normalises the path and matches the scopes: `BenchmarkServeHTTP` (verifier/handler_test.go) times it without the network."
 }
 
 // runV2 loads nginx whose auth location answers 200 itself (the floor),
