@@ -43,11 +43,21 @@ func newUsageReporter(c client.Client, interval time.Duration, log logr.Logger) 
 	return &usageReporter{client: c, interval: interval, queue: make(chan *entry, 4096), log: log}
 }
 
+// usageResolution is how far behind a key's recorded last use may be. The
+// status field is written to the second, and a store on every request
+// would pass the entry's cache line back and forth between the cores that
+// answer for the same key: with a second's slack, a busy key's entry is
+// written once a second and only read otherwise.
+const usageResolution = time.Second
+
 // used records a use of e at now. It is on the request path: an atomic
-// store and load, a compare-and-swap once per interval, and rarely a
-// non-blocking send.
+// load, then at most once per usageResolution a store and a load, a
+// compare-and-swap once per interval, and rarely a non-blocking send.
 func (u *usageReporter) used(e *entry, now time.Time) {
 	ns := now.UnixNano()
+	if ns-e.lastUsed.Load() < int64(usageResolution) {
+		return
+	}
 	e.lastUsed.Store(ns)
 	if ns-e.reported.Load() < int64(u.interval) || !e.queued.CompareAndSwap(false, true) {
 		return

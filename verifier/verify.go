@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyward/keyward/internal/keys"
@@ -69,6 +70,26 @@ type Handler struct {
 	trusted *match.TrustedProxies
 	now     func() time.Time
 	usage   *usageReporter // nil: last use is not recorded
+	date    atomic.Pointer[httpDate]
+}
+
+// httpDate is the Date header of the answers given in one second.
+type httpDate struct {
+	unix  int64
+	value []string
+}
+
+// dateHeader is the Date header for an answer given at now, formatted once
+// per second and shared. Setting it spares net/http its own clock read and
+// formatting for every answer.
+func (h *Handler) dateHeader(now time.Time) []string {
+	sec := now.Unix()
+	if d := h.date.Load(); d != nil && d.unix == sec {
+		return d.value
+	}
+	d := &httpDate{unix: sec, value: []string{now.UTC().Format(http.TimeFormat)}}
+	h.date.Store(d)
+	return d.value
 }
 
 // NewHandler returns a Handler answering from store, trusting client
@@ -77,17 +98,20 @@ func NewHandler(store *Store, trusted *match.TrustedProxies, usage *usageReporte
 	return &Handler{store: store, trusted: trusted, now: time.Now, usage: usage}
 }
 
-// ServeHTTP routes a call to its dialect, verifies it and answers.
+// ServeHTTP routes a call to its dialect, verifies it and answers. It
+// reads the clock once: the same instant judges expiry, records the use,
+// dates the answer and starts the latency measured.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	now := h.now()
 	req, ok := h.parse(r)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	d := h.Verify(&req)
+	d := h.verify(&req, now)
+	w.Header()["Date"] = h.dateHeader(now)
 	h.answer(w, &req, d)
-	h.store.metrics.observe(d.group, d.Reason, time.Since(start))
+	h.store.metrics.observe(d.group, d.Reason, time.Since(now))
 }
 
 // parse reads the namespace and group from the URL and the original
@@ -192,7 +216,10 @@ func firstHeader(h http.Header, names ...string) string {
 }
 
 // Verify decides a request. It never allocates on the allowed path.
-func (h *Handler) Verify(req *Request) Decision {
+func (h *Handler) Verify(req *Request) Decision { return h.verify(req, h.now()) }
+
+// verify decides a request at now.
+func (h *Handler) verify(req *Request, now time.Time) Decision {
 	// Credential: Bearer, then rest_api_key=, then X-API-Key.
 	plaintext, ok := match.Credential(req.Authorization, req.XAPIKey)
 	if !ok {
@@ -209,7 +236,6 @@ func (h *Handler) Verify(req *Request) Decision {
 	}
 	// State, with expiry judged by the clock too: the controller's update
 	// may lag expiresAt by a moment.
-	now := h.now()
 	if r := stateReason(e, now); r != ReasonOK {
 		return Decision{Reason: r, entry: e, group: g}
 	}
