@@ -24,12 +24,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 )
 
 // v3Args are the arguments of the go test that V3 runs and parses.
-var v3Args = []string{"test", "-run=^$", "-bench=BenchmarkVerify$|BenchmarkDigestFloor", "-benchmem", "-count=5", "./verifier/"}
+var v3Args = []string{"test", "-run=^$", "-bench=BenchmarkVerify$|BenchmarkDigestFloor|BenchmarkServeHTTP", "-benchmem", "-count=5", "./verifier/"}
 
 // goBenchmark is one parsed benchmark line.
 type goBenchmark struct {
@@ -51,8 +52,8 @@ func (b *bench) runV3(ctx context.Context) error {
 	}
 	_ = os.WriteFile(filepath.Join(b.dir, "v3-gotest.txt"), out, 0o600)
 	res := parseGoBench(out)
-	verify, floor := res["BenchmarkVerify"], res["BenchmarkDigestFloor"]
-	if verify == nil || floor == nil {
+	verify, floor, serve, par := res["BenchmarkVerify"], res["BenchmarkDigestFloor"], res["BenchmarkServeHTTP"], res["BenchmarkServeHTTPParallel"]
+	if verify == nil || floor == nil || serve == nil || par == nil {
 		return fmt.Errorf("V3: benchmarks missing from the output:\n%s", out)
 	}
 	ns, fns := median(verify.nsPerOp), median(floor.nsPerOp)
@@ -68,6 +69,8 @@ func (b *bench) runV3(ctx context.Context) error {
 			fmt.Sprintf("`BenchmarkVerify` (verifier/handler_test.go): %s ns/op, %s allocs/op, %s B/op over %d runs; `BenchmarkDigestFloor`: %s ns/op. Medians reported.",
 				floatList(verify.nsPerOp, "%.1f"), floatList(verify.allocsPerOp, "%.0f"), floatList(verify.bytesPerOp, "%.0f"), len(verify.nsPerOp), floatList(floor.nsPerOp, "%.1f")),
 			"The ratio is what verifying costs beyond hashing the key: parsing the credential, checking its checksum, the map lookup, the state, path normalisation and the scope match.",
+			fmt.Sprintf("The whole handler, from the routed request to the written answer headers (reading the headers, the verification, the answer, the metrics), without the network: `BenchmarkServeHTTP` %.0f ns/op (median of %s), %.0f allocs/op. The same on all %d cores at once for one key (`BenchmarkServeHTTPParallel`): %.0f ns per answer, so %.0f ns of CPU each, where cores that shared nothing would each spend what one core does alone. V1 compares these with a floor made busier by 1 and 2 µs per answer.",
+				median(serve.nsPerOp), floatList(serve.nsPerOp, "%.0f"), median(serve.allocsPerOp), runtime.NumCPU(), median(par.nsPerOp), median(par.nsPerOp)*float64(runtime.NumCPU())),
 		},
 	})
 	return nil
