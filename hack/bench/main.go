@@ -261,6 +261,16 @@ func (b *bench) add(r *row) *row {
 	return r
 }
 
+// row returns the row with this id, or nil if it has not been added.
+func (b *bench) row(id string) *row {
+	for _, r := range b.rows {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
 func (b *bench) command(ids string) string {
 	return "go run ./hack/bench -only " + ids
 }
