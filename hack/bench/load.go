@@ -165,16 +165,7 @@ func runLoad(spec loadSpec) (loadResult, error) {
 	wg.Wait()
 
 	res := loadResult{Elapsed: elapsed, Status: map[int]int64{}}
-	var all []int64
-	for _, w := range workers {
-		res.Requests += w.ok
-		res.Non200 += w.non200
-		res.Errors += w.errs
-		all = append(all, w.samples...)
-		for s, n := range w.status {
-			res.Status[s] += n
-		}
-	}
+	all := res.add(workers)
 	if res.Requests == 0 {
 		return res, fmt.Errorf("load on %s: no request answered 200 (%d other answers %v, %d errors; last error: %v)",
 			spec.Addr, res.Non200, res.Status, res.Errors, lastError(workers))
@@ -198,6 +189,22 @@ func runLoad(spec loadSpec) (loadResult, error) {
 		res.SlicesPerRequest = float64(slices1-slices0) / float64(n)
 	}
 	return res, nil
+}
+
+// add counts the workers' answers into r and returns their latency
+// samples, unsorted.
+func (r *loadResult) add(workers []*loadWorker) []int64 {
+	var all []int64
+	for _, w := range workers {
+		r.Requests += w.ok
+		r.Non200 += w.non200
+		r.Errors += w.errs
+		all = append(all, w.samples...)
+		for s, n := range w.status {
+			r.Status[s] += n
+		}
+	}
+	return all
 }
 
 func lastError(workers []*loadWorker) error {
