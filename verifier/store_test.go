@@ -211,6 +211,42 @@ func TestStoreAnswersWhileKeysChange(t *testing.T) {
 	}
 }
 
+// A refused key stays refused when compaction moves it: a refusal lost in
+// the copy would turn a revoked key back on.
+func TestStoreCompactionKeepsEveryRefusal(t *testing.T) {
+	withCompactAfter(t, 64)
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	states := map[record.State]Reason{
+		record.StateActive: ReasonOK, record.StateDisabled: ReasonDisabled,
+		record.StateRevoked: ReasonRevoked, record.StateExpired: ReasonExpired,
+	}
+	var held []*storeKey
+	for state := range states {
+		for i := range 25 {
+			k := newStoreKey(t, fmt.Sprintf("%s-%02d", state, i))
+			k.rec.State = state
+			held = append(held, k)
+			_ = ks.Add(k.secret())
+		}
+	}
+	before := f.store.keys
+	// Keys that come and go leave dead entries until the store compacts.
+	for i := range 400 {
+		k := newStoreKey(t, fmt.Sprintf("churn-%03d", i))
+		_ = ks.Add(k.secret())
+		_ = ks.Delete(k.secret())
+	}
+	if f.store.keys == before {
+		t.Fatal("the store never compacted: the test proves nothing")
+	}
+	for _, k := range held {
+		if msg := verifyKey(f.handler, k, states[k.rec.State]); msg != "" {
+			t.Error(msg)
+		}
+	}
+}
+
 // Two hashed Secrets should never hold one digest; if they do, the newer
 // answers, and deleting the older does not take the newer with it.
 func TestStoreOneDigestInTwoSecrets(t *testing.T) {
