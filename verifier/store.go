@@ -291,6 +291,18 @@ func (t *keyTable) fill(e *entry, rec *record.Record) {
 	e.profile = t.profileFor(rec)
 }
 
+// refill writes src, an entry of another table, into e, an entry of t, as
+// fill would have from src's record: its strings cut from t's arena, its
+// profile t's, its usage kept. Every field fill writes is copied here.
+func (t *keyTable) refill(e, src *entry) {
+	e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
+	e.names = t.str(src.names)
+	e.keyID[0] = e.names[:len(src.keyID[0])]
+	e.profile = src.profile
+	t.profiles[src.profile.key] = src.profile
+	carryUsage(e, src)
+}
+
 // putKey adds or replaces the key held in secret. A Secret that does not
 // decode is dropped, so a damaged record can never let a request through.
 func (s *Store) putKey(obj any) {
@@ -310,12 +322,13 @@ func (s *Store) putKey(obj any) {
 	pos, e := s.place(t)
 	t.fill(e, rec)
 	var prev *entry
-	if old, ok := t.byName[name]; ok {
+	old, had := t.byName[name]
+	if had {
 		prev = t.at(old)
 		carryUsage(e, prev)
 	}
 	s.mu.Lock()
-	if prev != nil && t.live(t.byName[name]) {
+	if had && t.live(old) {
 		delete(t.index, prev.digest)
 	}
 	// Should another Secret hold the same digest, the newer record wins;
@@ -369,12 +382,7 @@ func (s *Store) compactIfSparse() {
 	for d, p := range old.index {
 		src := old.at(p)
 		np, e := s.place(t)
-		e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
-		e.names = t.str(src.names)
-		e.keyID[0] = e.names[:len(src.keyID[0])]
-		e.profile = src.profile
-		t.profiles[src.profile.key] = src.profile
-		carryUsage(e, src)
+		t.refill(e, src)
 		t.index[d], moved[p] = np, np
 	}
 	for n, p := range old.byName {
