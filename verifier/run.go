@@ -258,7 +258,14 @@ func slimSecret(obj runtime.Object) runtime.Object {
 	if !ok {
 		return obj
 	}
-	return &corev1.Secret{
+	slim := slim(s)
+	return &slim
+}
+
+// slim is s with only what the verifier reads: its name, namespace,
+// resource version and data.
+func slim(s *corev1.Secret) corev1.Secret {
+	return corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion},
 		Data:       s.Data,
 	}
@@ -275,7 +282,7 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 			counters.list("secrets", opts, err)
 			if err == nil {
 				for i := range list.Items {
-					list.Items[i] = *slimSecret(&list.Items[i]).(*corev1.Secret)
+					list.Items[i] = slim(&list.Items[i])
 				}
 			}
 			return list, err
