@@ -50,7 +50,7 @@ func TestRoundTrip(t *testing.T) {
 		r.ExpiresAt, r.SourceRanges, r.ExternalID = time.Time{}, nil, ""
 		return r
 	}()} {
-		got, err := Decode(bytesOf(r.Data()))
+		got, err := Decode(r.SecretData())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func TestDecodeRefusesDamage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := bytesOf(sample().Data())
+			d := sample().SecretData()
 			tt.change(d)
 			_, err := Decode(d)
 			if err == nil || !strings.Contains(err.Error(), tt.field) {
@@ -104,7 +104,7 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
-		again, err := Decode(bytesOf(r.Data()))
+		again, err := Decode(r.SecretData())
 		if err != nil {
 			t.Fatalf("re-decoding %+v: %v", r, err)
 		}

@@ -104,12 +104,12 @@ func (t *TrustedProxies) Prefixes() []string {
 // ClientAddr returns the client address of a request. remoteAddr is the
 // connecting peer ("host:port", "[v6]:port" or a bare IP). When the peer is
 // a trusted proxy the result is X-Real-IP if it parses, else the nearest
-// untrusted X-Forwarded-For hop; in every other case (untrusted peer,
-// headers absent or garbage) it is the peer's own address. Addresses are
-// returned unmapped ("::ffff:1.2.3.4" is 1.2.3.4) and without zone. ok is
-// false only when the address that would be used does not parse, which
-// includes an unparseable peer: headers are never believed from a peer
-// whose address is unknown.
+// untrusted X-Forwarded-For hop (the nearest hop when all are trusted); in
+// every other case (untrusted peer, headers absent or garbage) it is the
+// peer's own address. Addresses are returned unmapped ("::ffff:1.2.3.4"
+// is 1.2.3.4) and without zone. ok is false only when the address that
+// would be used does not parse, which includes an unparseable peer: headers
+// are never believed from a peer whose address is unknown.
 //
 // Each proxy appends the peer it saw to X-Forwarded-For, and the client
 // writes whatever it likes at the left. So the list is read from the right:
