@@ -76,6 +76,7 @@ type apiKeyScope struct {
 	app    *keywardv1alpha1.Application
 	group  *keywardv1alpha1.KeyGroup
 	hashed *corev1.Secret // nil until the key is minted
+	bound  binding        // the parents the key is bound to
 
 	phase   keywardv1alpha1.APIKeyPhase
 	reason  string
@@ -95,7 +96,7 @@ func (s *apiKeyScope) minted() bool { return s.hashed != nil }
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
 // +kubebuilder:rbac:groups="",namespace=keyward-system,resources=secrets,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// The grant of the scopes of a key admitted before its Application.
+// The grant of a key's scopes, asked again just before it is minted.
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // Reconcile brings one APIKey to the phase its spec and its surroundings

@@ -52,6 +52,8 @@ const (
 	ReasonDeliverySecretConflict = "DeliverySecretConflict"
 	ReasonKeyLost                = "KeyLost"
 	ReasonScopeNotGranted        = "ScopeNotGranted"
+	ReasonApplicationReplaced    = "ApplicationReplaced"
+	ReasonKeyGroupReplaced       = "KeyGroupReplaced"
 )
 
 // load fetches what the key's phase depends on: its Application, the
@@ -83,7 +85,34 @@ func (r *APIKeyReconciler) load(ctx context.Context, s *apiKeyScope) error {
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", ns, s.key.Name, err)
 	}
+	s.bound = boundParents(s.key, s.hashed)
 	return nil
+}
+
+// binding names the parents a key is bound to; an empty field binds
+// nothing (yet).
+type binding struct {
+	application, groupUID string
+	// group is the KeyGroup's name, for a key minted before keys were
+	// bound by UID: its record names the group it was issued for.
+	group string
+}
+
+// boundParents is what the key is bound to: once minted, the UIDs its
+// hashed Secret records (only keyward writes there); before, the UIDs the
+// mutating webhook recorded when it admitted the key.
+func boundParents(k *keywardv1alpha1.APIKey, hashed *corev1.Secret) binding {
+	if hashed != nil {
+		return binding{
+			application: string(hashed.Data[record.DataApplicationUID]),
+			groupUID:    string(hashed.Data[record.DataKeyGroupUID]),
+			group:       string(hashed.Data[record.DataKeyGroup]),
+		}
+	}
+	return binding{
+		application: k.Annotations[keywardv1alpha1.AnnotationApplicationUID],
+		groupUID:    k.Annotations[keywardv1alpha1.AnnotationKeyGroupUID],
+	}
 }
 
 // decide sets the phase the key should be in. Revoked, Expired and Rejected
@@ -151,12 +180,22 @@ func (s *apiKeyScope) decideParents() bool {
 	switch {
 	case s.app == nil:
 		s.setMissing(ReasonApplicationNotFound, fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace))
+	case s.bound.application != "" && s.bound.application != string(s.app.UID):
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationReplaced, fmt.Sprintf(
+			"Application %s was deleted and created again after the key was admitted under it; a key never moves to a new Application: create a new APIKey", s.app.Name))
+	case s.bound.group != "" && s.bound.group != string(s.app.Spec.KeyGroup):
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationReplaced, fmt.Sprintf(
+			"Application %s now belongs to KeyGroup %s, not to KeyGroup %s the key was issued for; a key never moves to another KeyGroup: create a new APIKey",
+			s.app.Name, s.app.Spec.KeyGroup, s.bound.group))
 	case s.app.Spec.Revoked || s.app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
 		s.set(keywardv1alpha1.APIKeyRevoked, ReasonApplicationRevoked, fmt.Sprintf("Application %s is revoked; none of its keys work", s.app.Name))
 	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
 	case s.group == nil:
 		s.setMissing(ReasonKeyGroupNotFound, fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name))
+	case s.bound.groupUID != "" && s.bound.groupUID != string(s.group.UID):
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyGroupReplaced, fmt.Sprintf(
+			"KeyGroup %s was deleted and created again after the key was admitted under it; a key never moves to a new KeyGroup: create a new APIKey", s.group.Name))
 	default:
 		return true
 	}
@@ -227,27 +266,31 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	// After admit's read of the API server, so a key minted a moment ago
 	// is never judged again; and only for a key that has a slot, so a key
 	// waiting for older ones does not ask every second.
-	if granted, err := r.checkDeferredGrants(ctx, s); err != nil || !granted {
+	if granted, err := r.checkGrants(ctx, s); err != nil || !granted {
 		return err
 	}
 	return r.mint(ctx, s)
 }
 
-// checkDeferredGrants checks, for a key admitted before its Application
-// existed (keyward.dev/grant-check), that its creator may grant each of its
-// scopes, as admission would have: a scope not granted rejects the key.
-// Keys without the annotation were checked at admission.
-func (r *APIKeyReconciler) checkDeferredGrants(ctx context.Context, s *apiKeyScope) (bool, error) {
+// checkGrants checks, just before minting, that the key's creator (the
+// identity the mutating webhook recorded in keyward.dev/grant-check) may
+// grant each of its scopes of the KeyGroup it is about to be minted for. A
+// scope not granted, or no identity recorded, rejects the key. Admission
+// checked the grant too, but against the group of that moment.
+func (r *APIKeyReconciler) checkGrants(ctx context.Context, s *apiKeyScope) (bool, error) {
 	v, ok := s.key.Annotations[keywardv1alpha1.AnnotationGrantCheck]
 	if !ok {
-		return true, nil
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+			"the key has no recorded creator (annotation %s, set by the admission webhook), so the grant of its scopes cannot be checked; create the APIKey again",
+			keywardv1alpha1.AnnotationGrantCheck))
+		return false, nil
 	}
 	user, err := grants.ParseIdentity(v)
 	if err != nil {
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, err.Error()+"; create the APIKey again")
 		return false, nil
 	}
-	group := string(s.app.Spec.KeyGroup)
+	group := s.group.Name
 	for _, sc := range s.key.Spec.Scopes {
 		ok, err := grants.CanGrant(ctx, r.Client, user, s.key.Namespace, group, string(sc))
 		if err != nil {
@@ -255,8 +298,8 @@ func (r *APIKeyReconciler) checkDeferredGrants(ctx context.Context, s *apiKeySco
 		}
 		if !ok {
 			s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
-				"user %q, who created the key before Application %s existed, may not grant scope %q: needs %s; create a new APIKey as a user who may",
-				user.Username, s.app.Name, sc, grants.Permission(s.key.Namespace, group, string(sc))))
+				"user %q, who created the key, may not grant scope %q of KeyGroup %s: needs %s; create a new APIKey as a user who may",
+				user.Username, sc, group, grants.Permission(s.key.Namespace, group, string(sc))))
 			return false, nil
 		}
 	}

@@ -178,6 +178,10 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 	if s.app != nil {
 		rec.KeyGroup = string(s.app.Spec.KeyGroup)
 		rec.ExternalID = s.app.Spec.ExternalID
+		rec.ApplicationUID = string(s.app.UID)
+	}
+	if s.group != nil {
+		rec.KeyGroupUID = string(s.group.UID)
 	}
 	for _, sc := range k.Spec.Scopes {
 		rec.Scopes = append(rec.Scopes, string(sc))
@@ -197,9 +201,15 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 		if err != nil {
 			return nil, fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
 		}
-		rec.Digest, rec.KeyID = old.Digest, old.KeyID
-		if rec.KeyGroup == "" {
-			rec.KeyGroup = old.KeyGroup
+		// A minted key keeps its group and the UIDs it is bound to; a
+		// record written before keys were bound by UID is bound now, to
+		// parents that decide has found to be the ones it names.
+		rec.Digest, rec.KeyID, rec.KeyGroup = old.Digest, old.KeyID, old.KeyGroup
+		if old.ApplicationUID != "" {
+			rec.ApplicationUID = old.ApplicationUID
+		}
+		if old.KeyGroupUID != "" {
+			rec.KeyGroupUID = old.KeyGroupUID
 		}
 	}
 	return rec, nil

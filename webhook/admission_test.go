@@ -616,7 +616,7 @@ func TestKeyBeforeItsApplication(t *testing.T) {
 		err := update(ctx, c, k.DeepCopy(), func(k *keywardv1alpha1.APIKey) {
 			k.Annotations[keywardv1alpha1.AnnotationGrantCheck] = `{"username":"root"}`
 		})
-		rejected(t, err, "metadata.annotations[keyward.dev/grant-check]", "is set by keyward when the key is created before its Application and cannot be changed")
+		rejected(t, err, "metadata.annotations[keyward.dev/grant-check]", "is set by keyward when the key is created and cannot be changed")
 	}
 
 	// The Application arrives; alice may not grant "read": Rejected.
@@ -637,7 +637,7 @@ func TestKeyBeforeItsApplication(t *testing.T) {
 		return msg
 	}
 	got := reason("early", keywardv1alpha1.APIKeyRejected)
-	if want := `ScopeNotGranted: user "alice", who created the key before Application acme existed, may not grant scope "read": needs verb "grant" on scopes.keyward.dev named "things.read" in namespace "` + ns + `"`; !strings.HasPrefix(got, want) {
+	if want := `ScopeNotGranted: user "alice", who created the key, may not grant scope "read" of KeyGroup things: needs verb "grant" on scopes.keyward.dev named "things.read" in namespace "` + ns + `"`; !strings.HasPrefix(got, want) {
 		t.Errorf("Ready = %q, want it to start with %q", got, want)
 	}
 	if k.Status.KeyID != "" {
@@ -659,14 +659,28 @@ func TestKeyBeforeItsApplication(t *testing.T) {
 	create(t, testgen.Application(ns, "second", "things"))
 	reason("early-granted", keywardv1alpha1.APIKeyActive)
 
-	// Once the Application exists, admission checks the grant itself and
-	// records nothing, whatever the request carried.
+	// Once the Application exists, admission checks the grant itself, and
+	// still records the creator, whatever the request carried, and binds
+	// the key to the Application and KeyGroup it is admitted under.
 	late := testgen.APIKey(ns, "late", "acme", testgen.WithScopes("read"), forged)
 	testenv.Eventually(t, 30*time.Second, func() error { return alice.Create(ctx, late.DeepCopy()) })
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(late), k); err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := k.Annotations[keywardv1alpha1.AnnotationGrantCheck]; ok {
-		t.Errorf("a key created after its Application carries grant-check %q", v)
+	if user, err := grants.ParseIdentity(k.Annotations[keywardv1alpha1.AnnotationGrantCheck]); err != nil || user.Username != "alice" {
+		t.Errorf("grant-check of a key created after its Application records %q (%v), want alice", k.Annotations[keywardv1alpha1.AnnotationGrantCheck], err)
+	}
+	a, g := &keywardv1alpha1.Application{}, &keywardv1alpha1.KeyGroup{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "acme"}, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: string(a.Spec.KeyGroup)}, g); err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Annotations[keywardv1alpha1.AnnotationApplicationUID]; got != string(a.UID) {
+		t.Errorf("application-uid = %q, want %q", got, a.UID)
+	}
+	if got := k.Annotations[keywardv1alpha1.AnnotationKeyGroupUID]; got != string(g.UID) {
+		t.Errorf("keygroup-uid = %q, want %q", got, g.UID)
 	}
 }

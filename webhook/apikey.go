@@ -147,7 +147,7 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 	var v validation
 	if old == nil {
 		v.errs = append(v.errs, validateCreatedBy(nil, k, in.user)...)
-		v.errs = append(v.errs, validateGrantCheck(nil, k, in.user, in.app == nil)...)
+		v.errs = append(v.errs, validateKeyAnnotations(nil, k, in.user, in.app, in.group)...)
 		v.errs = append(v.errs, validateApplicationOfKey(k, in.app)...)
 		if in.group != nil {
 			v.errs = append(v.errs, validateScopes(k, in.group)...)
@@ -183,7 +183,7 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
 	}
 	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
-	v.errs = append(v.errs, validateGrantCheck(old, k, nil, false)...)
+	v.errs = append(v.errs, validateKeyAnnotations(old, k, nil, nil, nil)...)
 	return v
 }
 

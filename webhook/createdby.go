@@ -106,11 +106,11 @@ func setAnnotations(obj metav1.Object, values map[string]string) {
 	obj.SetAnnotations(a)
 }
 
-// restoreCreatedBy puts back the creator annotations (and the grant check
-// of a key created before its Application) that obj lost since old.
+// restoreCreatedBy puts back the creator annotations (and a key's identity
+// and parent UIDs) that obj lost since old.
 func restoreCreatedBy(obj, old metav1.Object) {
 	back := map[string]string{}
-	for _, k := range append(createdByAnnotations, keywardv1alpha1.AnnotationGrantCheck) {
+	for _, k := range append(createdByAnnotations, keyAnnotations...) {
 		v, had := old.GetAnnotations()[k]
 		if _, has := obj.GetAnnotations()[k]; had && !has {
 			back[k] = v

@@ -30,16 +30,18 @@ import (
 )
 
 // APIKeyDefaulter is the mutating webhook of APIKeys: the creator
-// annotations and the finalizer (CreatedByDefaulter), and, for a key whose
-// Application does not exist yet, keyward.dev/grant-check, so that GitOps
-// tools may apply an Application and its keys together.
+// annotations and the finalizer (CreatedByDefaulter); the creator's whole
+// identity in keyward.dev/grant-check, for the controller's grant check just
+// before it mints; and the UIDs of the Application and KeyGroup the key is
+// admitted under (keyward.dev/application-uid, keyward.dev/keygroup-uid),
+// which bind the key to them for good.
 type APIKeyDefaulter struct {
 	CreatedByDefaulter[*keywardv1alpha1.APIKey]
 	lookup
 }
 
-// Default records the creator and, when admission cannot check the grant
-// of the key's scopes, who the controller must check it for.
+// Default records the creator and the parents the key is admitted under,
+// overwriting whatever the request carried.
 func (d *APIKeyDefaulter) Default(ctx context.Context, k *keywardv1alpha1.APIKey) error {
 	if err := d.CreatedByDefaulter.Default(ctx, k); err != nil {
 		return err
@@ -51,42 +53,72 @@ func (d *APIKeyDefaulter) Default(ctx context.Context, k *keywardv1alpha1.APIKey
 	if req.Operation != admissionv1.Create {
 		return nil
 	}
-	app, _, err := d.applicationAndGroup(ctx, k.Namespace, string(k.Spec.Application))
+	app, group, err := d.applicationAndGroup(ctx, k.Namespace, string(k.Spec.Application))
 	if err != nil {
 		return internalError(err)
 	}
-	want := ""
-	if app == nil {
-		if want, err = grants.Identity(req.UserInfo); err != nil {
-			return internalError(err)
-		}
+	identity, err := grants.Identity(req.UserInfo)
+	if err != nil {
+		return internalError(err)
 	}
-	setAnnotations(k, map[string]string{keywardv1alpha1.AnnotationGrantCheck: want})
+	want := bindingAnnotations(app, group)
+	want[keywardv1alpha1.AnnotationGrantCheck] = identity
+	setAnnotations(k, want)
 	return nil
 }
 
-// validateGrantCheck checks keyward.dev/grant-check: on create (old nil) it
-// is absent, or the identity of the requesting user (user nil: not known,
-// not checked), and present when the key's Application does not exist;
-// afterwards it never changes.
-func validateGrantCheck(old, k metav1.Object, user *authenticationv1.UserInfo, appMissing bool) field.ErrorList {
-	p := annotationsPath.Key(keywardv1alpha1.AnnotationGrantCheck)
-	got, has := k.GetAnnotations()[keywardv1alpha1.AnnotationGrantCheck]
+// bindingAnnotations are the parent UIDs a key admitted under app and group
+// carries; a value of "" means the annotation must be absent. A key is
+// bound only when both exist: one admitted before its Application or
+// KeyGroup is bound by the controller when it mints.
+func bindingAnnotations(app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) map[string]string {
+	m := map[string]string{keywardv1alpha1.AnnotationApplicationUID: "", keywardv1alpha1.AnnotationKeyGroupUID: ""}
+	if app != nil && group != nil {
+		m[keywardv1alpha1.AnnotationApplicationUID] = string(app.UID)
+		m[keywardv1alpha1.AnnotationKeyGroupUID] = string(group.UID)
+	}
+	return m
+}
+
+// keyAnnotations are the annotations keyward sets on an APIKey when it is
+// created and that never change afterwards.
+var keyAnnotations = []string{
+	keywardv1alpha1.AnnotationGrantCheck, keywardv1alpha1.AnnotationApplicationUID, keywardv1alpha1.AnnotationKeyGroupUID,
+}
+
+// validateKeyAnnotations checks the annotations the mutating webhook sets
+// on an APIKey: on create (old nil) they are the requesting user's identity
+// (user nil: not known, not checked) and the UIDs of app and group, or no
+// UIDs; after that they never change.
+func validateKeyAnnotations(old, k metav1.Object, user *authenticationv1.UserInfo, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) field.ErrorList {
+	var errs field.ErrorList
 	if old != nil {
-		if was, had := old.GetAnnotations()[keywardv1alpha1.AnnotationGrantCheck]; had != has || was != got {
-			return field.ErrorList{field.Forbidden(p, hintGrantCheck)}
+		for _, a := range keyAnnotations {
+			was, had := old.GetAnnotations()[a]
+			is, has := k.GetAnnotations()[a]
+			if had != has || was != is {
+				errs = append(errs, field.Forbidden(annotationsPath.Key(a), hintKeyAnnotation))
+			}
 		}
-		return nil
+		return errs
 	}
 	if user == nil {
 		return nil
 	}
-	want, err := grants.Identity(*user)
-	switch {
-	case err != nil:
-		return field.ErrorList{field.InternalError(p, err)}
-	case has && got != want, !has && appMissing:
-		return field.ErrorList{field.Forbidden(p, hintGrantCheckForged)}
+	identity, err := grants.Identity(*user)
+	if err != nil {
+		return field.ErrorList{field.InternalError(annotationsPath.Key(keywardv1alpha1.AnnotationGrantCheck), err)}
 	}
-	return nil
+	want := bindingAnnotations(app, group)
+	want[keywardv1alpha1.AnnotationGrantCheck] = identity
+	for _, a := range keyAnnotations {
+		got, has := k.GetAnnotations()[a]
+		// A parent created between the mutating webhook's look and this
+		// one leaves a key unbound, which the controller binds at mint.
+		unbound := !has && a != keywardv1alpha1.AnnotationGrantCheck
+		if got != want[a] && !unbound {
+			errs = append(errs, field.Forbidden(annotationsPath.Key(a), hintKeyAnnotationForged))
+		}
+	}
+	return errs
 }

@@ -59,8 +59,8 @@ const (
 	hintKeyPrefix           = "field is immutable: keys already issued carry it; create a new KeyGroup for another prefix"
 	hintCreatedBy           = "is set by keyward when the object is created and cannot be changed"
 	hintCreatedByForged     = "is set by keyward to the user who creates the object (%q)"
-	hintGrantCheck          = "is set by keyward when the key is created before its Application and cannot be changed"
-	hintGrantCheckForged    = "is set by keyward, to the identity of the user who creates a key before its Application; do not set it"
+	hintKeyAnnotation       = "is set by keyward when the key is created and cannot be changed"
+	hintKeyAnnotationForged = "is set by keyward when the key is created (the creator's identity, and the UIDs of the Application and KeyGroup it is admitted under); do not set it"
 )
 
 // Group kinds for apierrors.NewInvalid.

@@ -223,12 +223,28 @@ func withGrantCheck(user authenticationv1.UserInfo) testgen.APIKeyOption {
 	}
 }
 
+// boundTo records the parent UIDs, as the mutating webhook does.
+func boundTo(app, group string) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) {
+		k.Annotations[keywardv1alpha1.AnnotationApplicationUID] = app
+		k.Annotations[keywardv1alpha1.AnnotationKeyGroupUID] = group
+	}
+}
+
+// without removes an annotation.
+func without(annotation string) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) { delete(k.Annotations, annotation) }
+}
+
 func TestValidateAPIKey(t *testing.T) {
 	spec := field.NewPath("spec")
 	ann := field.NewPath("metadata", "annotations")
 	group := testgen.KeyGroup("ns", "things")
+	group.UID = "group-uid"
 	lifetime := testgen.KeyGroup("ns", "things", testgen.WithMaxKeyLifetime(30*24*time.Hour))
+	lifetime.UID = "group-uid"
 	app := testgen.Application("ns", "acme", "things", testgen.WithExternalID("EUI-1"))
+	app.UID = "app-uid"
 	app.Status.Phase = keywardv1alpha1.ApplicationActive
 	revokedApp := app.DeepCopy()
 	revokedApp.Spec.Revoked = true
@@ -237,6 +253,7 @@ func TestValidateAPIKey(t *testing.T) {
 	key := func(opts ...testgen.APIKeyOption) *keywardv1alpha1.APIKey {
 		k := testgen.APIKey("ns", "k", "acme")
 		k.Annotations = by(alice)
+		withGrantCheck(alice)(k)
 		for _, o := range opts {
 			o(k)
 		}
@@ -260,19 +277,46 @@ func TestValidateAPIKey(t *testing.T) {
 		{name: "valid, group not there yet", new: key(testgen.WithScopes("anything")), in: with(func(c *keyContext) { c.group = nil })},
 		{
 			name: "no application yet: admitted, with the creator recorded for the controller's grant check",
-			new:  key(withGrantCheck(alice)), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
+			new:  key(), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
 		},
 		{
-			name: "no application yet, no grant check recorded", new: key(), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
-			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheckForged)},
+			name: "no grant check recorded", new: key(without(keywardv1alpha1.AnnotationGrantCheck)), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintKeyAnnotationForged)},
 		},
 		{
 			name: "grant check recorded for someone else", new: key(withGrantCheck(authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}})), in: in,
-			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheckForged)},
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintKeyAnnotationForged)},
 		},
 		{
 			name: "grant check changed", old: key(withGrantCheck(alice)), new: key(withGrantCheck(authenticationv1.UserInfo{Username: "root"})), in: in,
-			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintGrantCheck)},
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationGrantCheck), hintKeyAnnotation)},
+		},
+		{name: "bound to the application and group it is admitted under", new: key(boundTo("app-uid", "group-uid")), in: in},
+		{
+			name: "bound to another application", new: key(boundTo("other-app-uid", "group-uid")), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationApplicationUID), hintKeyAnnotationForged)},
+		},
+		{
+			name: "bound to another group", new: key(boundTo("app-uid", "other-group-uid")), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationKeyGroupUID), hintKeyAnnotationForged)},
+		},
+		{
+			name: "bound while the application does not exist", new: key(boundTo("app-uid", "group-uid")), in: with(func(c *keyContext) { c.app, c.group = nil, nil }),
+			errs: field.ErrorList{
+				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationApplicationUID), hintKeyAnnotationForged),
+				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationKeyGroupUID), hintKeyAnnotationForged),
+			},
+		},
+		{
+			name: "binding changed", old: key(boundTo("app-uid", "group-uid")), new: key(boundTo("app-uid", "new-group-uid")), in: in,
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationKeyGroupUID), hintKeyAnnotation)},
+		},
+		{
+			name: "binding dropped", old: key(boundTo("app-uid", "group-uid")), new: key(without(keywardv1alpha1.AnnotationApplicationUID)), in: in,
+			errs: field.ErrorList{
+				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationApplicationUID), hintKeyAnnotation),
+				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationKeyGroupUID), hintKeyAnnotation),
+			},
 		},
 		{
 			name: "revoked application", new: key(), in: with(func(c *keyContext) { c.app = revokedApp }),
@@ -290,7 +334,7 @@ func TestValidateAPIKey(t *testing.T) {
 			},
 		},
 		{
-			name: "forged creator", new: func() *keywardv1alpha1.APIKey { k := key(); k.Annotations = by(robot); return k }(), in: in,
+			name: "forged creator", new: func() *keywardv1alpha1.APIKey { k := key(); k.Annotations = by(robot); withGrantCheck(alice)(k); return k }(), in: in,
 			errs: field.ErrorList{
 				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationCreatedBy), `is set by keyward to the user who creates the object ("alice")`),
 				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationCreatedByUID), `is set by keyward to the user who creates the object ("")`),
@@ -325,6 +369,7 @@ func TestValidateAPIKey(t *testing.T) {
 				k := key(testgen.WithScopes("read", "write"), testgen.WithSecretName("b"), at(2*time.Hour))
 				k.Spec.Application = "other"
 				k.Annotations = by(robot)
+				withGrantCheck(alice)(k)
 				return k
 			}(),
 			errs: field.ErrorList{

@@ -32,13 +32,23 @@ const (
 	// told apart. Set by the mutating webhook; immutable afterwards.
 	AnnotationCreatedByUID = "keyward.dev/created-by-uid"
 
-	// AnnotationGrantCheck holds, on an APIKey created before its
-	// Application, the identity of its creator (JSON: user, uid, groups,
-	// extra) as the API server authenticated it. Admission could not check
-	// the grant of the key's scopes without the Application's KeyGroup, so
-	// the controller checks it with this identity before it issues the
-	// key. Set by the mutating webhook; immutable afterwards.
+	// AnnotationGrantCheck holds, on every APIKey, the identity of its
+	// creator (JSON: user, uid, groups, extra) as the API server
+	// authenticated it. The controller asks again, with this identity and
+	// just before it mints, whether the creator may grant each of the key's
+	// scopes of the KeyGroup it actually mints for. Set by the mutating
+	// webhook on create, overwriting any value sent; immutable afterwards.
 	AnnotationGrantCheck = "keyward.dev/grant-check"
+
+	// AnnotationApplicationUID and AnnotationKeyGroupUID bind an APIKey to
+	// the Application and KeyGroup it was admitted under. The mutating
+	// webhook sets them on create when both exist (and removes any value
+	// sent otherwise); they are immutable afterwards. The controller
+	// records the UIDs it mints under in the hashed Secret, and a key whose
+	// Application or KeyGroup was deleted and created again under the same
+	// name is Rejected: a key never moves to a new parent.
+	AnnotationApplicationUID = "keyward.dev/application-uid"
+	AnnotationKeyGroupUID    = "keyward.dev/keygroup-uid"
 
 	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
 	// must equal the application's externalID (or its name when it has none).

@@ -55,6 +55,11 @@ const (
 	DataState        = "state"
 	DataExpiresAt    = "expires-at"
 	DataSourceRanges = "source-ranges"
+	// DataApplicationUID and DataKeyGroupUID are the UIDs of the
+	// Application and KeyGroup the key was minted under. Records written
+	// before they existed lack them; the manager adds them.
+	DataApplicationUID = "application-uid"
+	DataKeyGroupUID    = "keygroup-uid"
 )
 
 // Data keys of a delivery Secret.
@@ -107,6 +112,9 @@ type Record struct {
 	ExpiresAt time.Time
 	// SourceRanges are the key's own; nil means the group's apply.
 	SourceRanges []netip.Prefix
+	// ApplicationUID and KeyGroupUID bind the key to its parents; empty in
+	// a record written before binding existed.
+	ApplicationUID, KeyGroupUID string
 }
 
 // Data encodes the record as Secret data.
@@ -123,6 +131,12 @@ func (r *Record) Data() map[string]string {
 	}
 	if r.ExternalID != "" {
 		d[DataExternalID] = r.ExternalID
+	}
+	if r.ApplicationUID != "" {
+		d[DataApplicationUID] = r.ApplicationUID
+	}
+	if r.KeyGroupUID != "" {
+		d[DataKeyGroupUID] = r.KeyGroupUID
 	}
 	if !r.ExpiresAt.IsZero() {
 		d[DataExpiresAt] = r.ExpiresAt.UTC().Format(time.RFC3339)
@@ -176,6 +190,9 @@ func Decode(data map[string][]byte) (*Record, error) {
 		APIKey:      get(DataAPIKey),
 		ExternalID:  get(DataExternalID),
 		State:       State(get(DataState)),
+
+		ApplicationUID: get(DataApplicationUID),
+		KeyGroupUID:    get(DataKeyGroupUID),
 	}
 	d, err := keys.ParseDigest(get(DataDigest))
 	if err != nil {

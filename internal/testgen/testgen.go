@@ -122,11 +122,19 @@ func WithExternalID(id string) ApplicationOption {
 // APIKeyOption changes an APIKey.
 type APIKeyOption func(*keywardv1alpha1.APIKey)
 
+// AdminIdentity is the keyward.dev/grant-check value of the keys APIKey
+// returns: a cluster administrator, who may grant every scope. Where the
+// mutating webhook runs it overwrites it with the real creator; without
+// the webhook (controller tests) it is the creator the controller asks
+// about before minting.
+const AdminIdentity = `{"username":"testgen-admin","groups":["system:masters","system:authenticated"]}`
+
 // APIKey returns a valid APIKey of the application with the given scopes
-// ("read" when none are given).
+// ("read" when none are given), created by AdminIdentity.
 func APIKey(namespace, name, application string, opts ...APIKeyOption) *keywardv1alpha1.APIKey {
 	k := &keywardv1alpha1.APIKey{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+			Annotations: map[string]string{keywardv1alpha1.AnnotationGrantCheck: AdminIdentity}},
 		Spec: keywardv1alpha1.APIKeySpec{
 			Application: keywardv1alpha1.ObjectName(application),
 			Scopes:      []keywardv1alpha1.ScopeName{"read"},
