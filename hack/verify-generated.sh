@@ -20,6 +20,7 @@ rm -rf config/crd/bases config/rbac/role.yaml config/webhook/manifests.yaml
 "$gen" crd paths="./api/..." output:crd:artifacts:config=config/crd/bases
 "$gen" rbac:roleName=keyward-manager paths="{./controllers/...,./webhook/...}" output:rbac:artifacts:config=config/rbac
 "$gen" webhook paths="./webhook/..." output:webhook:artifacts:config=config/webhook
+go run ./hack/webhookconditions config/webhook/manifests.yaml
 
 status=0
 for f in api/v1alpha1/zz_generated.deepcopy.go config/rbac/role.yaml config/webhook/manifests.yaml config/crd/bases/*.yaml; do

@@ -1,0 +1,267 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package outage tests that an incident can be stopped while keyward's
+// webhook endpoint is unreachable: a key can be disabled and revoked, and
+// the verifier refuses it within a second, while every other change to a
+// key is still refused (failurePolicy: Fail).
+package outage
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/verifier"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	w := io.Discard
+	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
+		w = os.Stderr
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+	testenv.Main(m, &env, testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
+		Paths: []string{filepath.Join("..", "..", "config", "webhook", "manifests.yaml")},
+	}})
+}
+
+// startManager runs keyward's manager, with its webhooks on envtest's
+// webhook address or without them, until the returned stop is called.
+func startManager(t *testing.T, ops string, webhooks bool) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	o := manager.Options{Namespace: ops, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true}
+	if webhooks {
+		wo := env.WebhookOptions()
+		o.Webhooks = &manager.WebhookOptions{
+			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir, CertMode: manager.CertModeExternal,
+		}
+	}
+	mgr, err := manager.New(ctx, env.Config, o)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// verify asks the verifier about a GET of /v1/things/1 with key, as
+// ingress-nginx would, and returns the status and reason.
+func verify(t *testing.T, base, ns, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/verify/"+ns+"/things", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Original-Method", "GET")
+	req.Header.Set("X-Original-URL", "https://api.example.com/v1/things/1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Auth-Reason")
+}
+
+// refusedWithin polls the verifier until it refuses key for reason, and
+// returns how long that took from start, failing after 10 s.
+func refusedWithin(t *testing.T, base, ns, key, reason string, start time.Time) time.Duration {
+	t.Helper()
+	for {
+		if code, got := verify(t, base, ns, key); code == http.StatusUnauthorized && got == reason {
+			return time.Since(start)
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the verifier did not refuse the key as %s within 10s", reason)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// patchKey merge-patches the APIKey name with change.
+func patchKey(ctx context.Context, ns, name string, change func(*keywardv1alpha1.APIKey)) error {
+	k := &keywardv1alpha1.APIKey{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
+		return err
+	}
+	patch := client.MergeFrom(k.DeepCopy())
+	change(k)
+	return env.Client.Patch(ctx, k, patch)
+}
+
+// TestSwitchOffWhileWebhookDown: with the webhook endpoint unreachable and
+// the controllers running, a key is disabled and revoked and the verifier
+// refuses it within a second; any other change, a switch-off combined with
+// another change included, is still refused.
+func TestSwitchOffWhileWebhookDown(t *testing.T) {
+	ctx := context.Background()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	stopWebhooks := startManager(t, ops, true)
+	vctx, cancel := context.WithCancel(ctx)
+	v, err := verifier.Start(vctx, env.Config, verifier.Options{
+		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", Log: logf.Log.WithName("verifier"),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := v.Wait(); err != nil {
+			t.Errorf("verifier: %v", err)
+		}
+	})
+	base := "http://" + v.Addr
+
+	// With the webhooks up: a group, an application, three working keys.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return env.Client.Create(ctx, testgen.KeyGroup(ns, "things"))
+	})
+	if err := env.Client.Create(ctx, testgen.Application(ns, "acme", "things")); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"incident", "combined", "other"}
+	plaintext := map[string]string{}
+	for _, n := range names {
+		if err := env.Client.Create(ctx, testgen.APIKey(ns, n, "acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range names {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			k := &keywardv1alpha1.APIKey{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, k); err != nil {
+				return err
+			}
+			if !meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady) {
+				return fmt.Errorf("APIKey %s not Ready", n)
+			}
+			s := &corev1.Secret{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, s); err != nil {
+				return err
+			}
+			plaintext[n] = string(s.Data[record.DeliveryAPIKey])
+			if code, _ := verify(t, base, ns, plaintext[n]); code != http.StatusOK {
+				return fmt.Errorf("APIKey %s answers %d", n, code)
+			}
+			return nil
+		})
+	}
+
+	// The webhook endpoint goes away; the controllers go on.
+	stopWebhooks()
+	startManager(t, ops, false)
+	unreachable := func(t *testing.T, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+			t.Errorf("want the change refused for the unreachable webhook, got %v", err)
+		}
+	}
+
+	t.Run("disable, then revoke", func(t *testing.T) {
+		start := time.Now()
+		if err := patchKey(ctx, ns, "incident", func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true }); err != nil {
+			t.Fatalf("disabling the key with the webhook down: %v", err)
+		}
+		if d := refusedWithin(t, base, ns, plaintext["incident"], "disabled", start); d > time.Second {
+			t.Errorf("disabled key refused after %v, want within 1s", d)
+		} else {
+			t.Logf("disabled key refused %v after the patch was sent", d)
+		}
+		start = time.Now()
+		if err := patchKey(ctx, ns, "incident", func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true }); err != nil {
+			t.Fatalf("revoking the key with the webhook down: %v", err)
+		}
+		if d := refusedWithin(t, base, ns, plaintext["incident"], "revoked", start); d > time.Second {
+			t.Errorf("revoked key refused after %v, want within 1s", d)
+		} else {
+			t.Logf("revoked key refused %v after the patch was sent", d)
+		}
+		// Switching it back on is not a switch-off.
+		unreachable(t, patchKey(ctx, ns, "incident", func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = false }))
+	})
+
+	t.Run("anything else is refused", func(t *testing.T) {
+		for _, tt := range []struct {
+			name   string
+			change func(*keywardv1alpha1.APIKey)
+		}{
+			{"scope change", func(k *keywardv1alpha1.APIKey) { k.Spec.Scopes = append(k.Spec.Scopes, "write") }},
+			{"annotation change", func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "mallory" }},
+			{"annotation added", func(k *keywardv1alpha1.APIKey) { k.Annotations["example.com/note"] = "x" }},
+			{"label added with a revoke", func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Revoked = true
+				k.Labels = map[string]string{"team": "x"}
+			}},
+			{"revoke with a description", func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true; k.Spec.Description = "leaked" }},
+			{"disable with a later expiry", func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Disabled = true
+				at := metav1.NewTime(time.Now().Add(24 * time.Hour))
+				k.Spec.ExpiresAt = &at
+			}},
+			{"revoke with new source ranges", func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Revoked = true
+				k.Spec.AllowedSourceRanges = []keywardv1alpha1.CIDR{"0.0.0.0/0"}
+			}},
+			{"finalizer removed with a revoke", func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true; k.Finalizers = nil }},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				unreachable(t, patchKey(ctx, ns, "combined", tt.change))
+			})
+		}
+		if code, _ := verify(t, base, ns, plaintext["combined"]); code != http.StatusOK {
+			t.Errorf("a refused change switched the key off (%d)", code)
+		}
+		if code, _ := verify(t, base, ns, plaintext["other"]); code != http.StatusOK {
+			t.Errorf("another key stopped working (%d)", code)
+		}
+	})
+}
