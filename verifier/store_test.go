@@ -57,7 +57,7 @@ func (k *storeKey) secret() *corev1.Secret {
 // with the answer, or "".
 func verifyKey(h *Handler, k *storeKey, want Reason) string {
 	req := &Request{Namespace: "iot", KeyGroup: "devices", Method: "GET", URI: "/status",
-		Authorization: "Bearer " + k.plaintext, Client: netip.MustParseAddr("203.0.113.9")}
+		Authorization: []string{"Bearer " + k.plaintext}, Client: netip.MustParseAddr("203.0.113.9")}
 	d := h.Verify(req)
 	switch {
 	case d.Reason != want:

@@ -21,9 +21,22 @@ limitations under the License.
 // The request path, in this file, top to bottom: route → original method
 // and path → credential → checksum → digest → lookup → group → state →
 // path → source → scope → answer. Nothing on it calls the API server.
+//
+// The request judged must be the request the upstream will serve. A proxy
+// sets its own headers and passes the client's on, so a call may carry
+// several statements of the original request, some forged: in the verify
+// dialect the URI from X-Original-URL, X-Original-URI and X-Forwarded-Uri,
+// the method from X-Original-Method and X-Forwarded-Method, every line of
+// each. The first is judged and all must agree (the same normalised path,
+// the same method); a method-override header (X-HTTP-Method-Override,
+// X-HTTP-Method, X-Method-Override) must name the judged method, in every
+// dialect. Anything else is "403 path". More than one credential is
+// "401 malformed". The common case, one statement of each, allocates
+// nothing more than a single one did.
 package verifier
 
 import (
+	"errors"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -43,18 +56,66 @@ const (
 // Request is one verification, as the proxy described it.
 type Request struct {
 	Namespace, KeyGroup string
-	// Method and URI are the original request's; URI may be an absolute
-	// URL (X-Original-URL) or a path with a query.
+	// Method and URI are the original request's, as judged; URI may be an
+	// absolute URL (X-Original-URL) or a path with a query.
 	Method, URI string
-	// AltMethod and AltURI are the other header family's (X-Forwarded-*
-	// when X-Original-* were given), when a request carries both. A proxy
-	// sets one family and passes the client's headers through, so a client
-	// can forge the other: the two must then agree.
-	AltMethod, AltURI string
-	// Authorization and XAPIKey are the credential headers.
-	Authorization, XAPIKey string
+	// Authorization and XAPIKey are the credential headers' lines.
+	Authorization, XAPIKey []string
 	// Client is the original client's address; invalid if unknown.
 	Client netip.Addr
+
+	// stated is everything else the call says about the original
+	// request; Method and URI must agree with all of it.
+	stated statements
+}
+
+// The headers that state the original request, in the order that picks
+// the one judged (the first present).
+var (
+	uriHeaders      = [...]string{"X-Original-Url", "X-Original-Uri", "X-Forwarded-Uri"}
+	methodHeaders   = [...]string{"X-Original-Method", "X-Forwarded-Method"}
+	overrideHeaders = [...]string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+)
+
+// statements are the lines of every header that states the original
+// request, as net/http holds them (no copy).
+type statements struct {
+	uris      [len(uriHeaders)][]string
+	methods   [len(methodHeaders)][]string
+	overrides [len(overrideHeaders)][]string
+}
+
+// agree reports whether every statement describes the request judged:
+// each URI line the same normalised path (a line equal to the judged URI
+// is not normalised again; an empty one states nothing and disagrees),
+// each method line the same method, each method override the same method
+// up to case.
+func (s *statements) agree(method, uri, path string) bool {
+	for _, lines := range s.methods {
+		for _, m := range lines {
+			if m != method {
+				return false
+			}
+		}
+	}
+	for _, lines := range s.overrides {
+		for _, m := range lines {
+			if !strings.EqualFold(m, method) {
+				return false
+			}
+		}
+	}
+	for _, lines := range s.uris {
+		for _, u := range lines {
+			if u == uri {
+				continue
+			}
+			if p, err := match.PathFromURL(u); u == "" || err != nil || p != path {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Decision is the answer to a Request.
@@ -124,15 +185,19 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	case strings.HasPrefix(raw, verifyPrefix):
 		rest = raw[len(verifyPrefix):]
 		// ingress-nginx and nginx auth_request, then Traefik ForwardAuth
-		// and Gateway API ExternalAuth.
-		req.Method = firstHeader(r.Header, "X-Original-Method")
-		req.URI = firstHeader(r.Header, "X-Original-Url", "X-Original-Uri")
-		fwdMethod, fwdURI := firstHeader(r.Header, "X-Forwarded-Method"), firstHeader(r.Header, "X-Forwarded-Uri")
-		switch {
-		case req.URI == "" && req.Method == "":
-			req.Method, req.URI = fwdMethod, fwdURI
-		case fwdMethod != "" || fwdURI != "":
-			req.AltMethod, req.AltURI = fwdMethod, fwdURI
+		// and Gateway API ExternalAuth: every line of every header, the
+		// first judged.
+		for i, name := range uriHeaders {
+			req.stated.uris[i] = r.Header[name]
+			if v := req.stated.uris[i]; req.URI == "" && len(v) > 0 {
+				req.URI = v[0]
+			}
+		}
+		for i, name := range methodHeaders {
+			req.stated.methods[i] = r.Header[name]
+			if v := req.stated.methods[i]; req.Method == "" && len(v) > 0 {
+				req.Method = v[0]
+			}
 		}
 	case strings.HasPrefix(raw, envoyPrefix):
 		// Envoy ext_authz HTTP with path_prefix: the original path follows
@@ -141,6 +206,9 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 		req.Method = r.Method
 	default:
 		return req, false
+	}
+	for i, name := range overrideHeaders {
+		req.stated.overrides[i] = r.Header[name]
 	}
 	ns, rest, ok := strings.Cut(rest, "/")
 	if !ok || ns == "" {
@@ -164,8 +232,8 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	req.Namespace, req.KeyGroup = ns, name
 	// The names are canonical already: index the map, as Get would after
 	// checking and canonicalising each name again.
-	req.Authorization = headerValue(r.Header, "Authorization")
-	req.XAPIKey = headerValue(r.Header, "X-Api-Key")
+	req.Authorization = r.Header["Authorization"]
+	req.XAPIKey = r.Header["X-Api-Key"]
 	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), headerList(r.Header, "X-Forwarded-For"))
 	return req, true
 }
@@ -206,23 +274,18 @@ func headerList(h http.Header, name string) string {
 	return strings.Join(v, ",")
 }
 
-func firstHeader(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h[n]; len(v) > 0 && v[0] != "" {
-			return v[0]
-		}
-	}
-	return ""
-}
-
 // Verify decides a request. It never allocates on the allowed path.
 func (h *Handler) Verify(req *Request) Decision { return h.verify(req, h.now()) }
 
 // verify decides a request at now.
 func (h *Handler) verify(req *Request, now time.Time) Decision {
-	// Credential: Bearer, then rest_api_key=, then X-API-Key.
-	plaintext, ok := match.Credential(req.Authorization, req.XAPIKey)
-	if !ok {
+	// Credential: Bearer, then rest_api_key=, then X-API-Key; more than
+	// one is malformed.
+	plaintext, err := match.Credential(req.Authorization, req.XAPIKey)
+	switch {
+	case errors.Is(err, match.ErrAmbiguousCredential):
+		return h.deny(req, ReasonMalformed, nil)
+	case err != nil:
 		return h.deny(req, ReasonMissing, nil)
 	}
 	// Checksum before any lookup: garbage costs a CRC, not a hash.
@@ -240,10 +303,9 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 		return Decision{Reason: r, entry: e, group: g}
 	}
 	// Path: decoded once, dot segments resolved, slashes collapsed; what
-	// cannot be normalised safely is refused.
-	// A proxy that sent no original URI or method gets no benefit of doubt.
-	path, err := match.PathFromURL(req.URI)
-	if err != nil || req.URI == "" || req.Method == "" || !altAgrees(req, path) {
+	// cannot be normalised safely, or is stated ambiguously, is refused.
+	path, ok := judgedPath(req)
+	if !ok {
 		return Decision{Reason: ReasonPath, entry: e, group: g}
 	}
 	// Source: the key's own ranges, else the group's.
@@ -260,14 +322,19 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 	return Decision{Reason: ReasonOK, entry: e, group: g}
 }
 
-// altAgrees reports whether the other header family, if the request carries
-// it, describes the same request.
-func altAgrees(req *Request, path string) bool {
-	if req.AltMethod == "" && req.AltURI == "" {
-		return true
+// judgedPath is the normalised path of the original request, or false
+// when it cannot be judged safely: a proxy that sent no original URI or
+// method gets no benefit of doubt, a path that does not normalise safely
+// is refused, and so is a request whose statements disagree.
+func judgedPath(req *Request) (string, bool) {
+	if req.URI == "" || req.Method == "" {
+		return "", false
 	}
-	alt, err := match.PathFromURL(req.AltURI)
-	return err == nil && alt == path && req.AltMethod == req.Method
+	path, err := match.PathFromURL(req.URI)
+	if err != nil || !req.stated.agree(req.Method, req.URI, path) {
+		return "", false
+	}
+	return path, true
 }
 
 // stateReason says why a key's state refuses it, or ReasonOK.

@@ -45,6 +45,14 @@ func benchScopes(tb testing.TB) []*Scope {
 
 var sinkString string
 
+// Header lines, as net/http holds them.
+var (
+	bearerLine   = []string{"Bearer kw_0123456789abcdef"}
+	basicLine    = []string{"Basic Zm9vOmJhcg=="}
+	apiKeyLine   = []string{" kw_0123456789abcdef "}
+	otherKeyLine = []string{"kw_fedcba9876543210"}
+)
+
 func TestAllocs(t *testing.T) {
 	scopes := benchScopes(t)
 	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8"})
@@ -61,8 +69,9 @@ func TestAllocs(t *testing.T) {
 		{"PathFromURL/clean", 0, func() { sinkString, _ = PathFromURL(fullURL) }},
 		{"NormalizePath/dirty", 1, func() { sinkString, _ = NormalizePath(dirtyURI) }},
 		{"NormalizePath/refused", 0, func() { sinkString, _ = NormalizePath("/a/..%2fadmin") }},
-		{"Credential/bearer", 0, func() { sinkString, _ = Credential("Bearer kw_0123456789abcdef", "") }},
-		{"Credential/xapikey", 0, func() { sinkString, _ = Credential("Basic Zm9vOmJhcg==", " kw_0123456789abcdef ") }},
+		{"Credential/bearer", 0, func() { sinkString, _ = Credential(bearerLine, nil) }},
+		{"Credential/xapikey", 0, func() { sinkString, _ = Credential(basicLine, apiKeyLine) }},
+		{"Credential/ambiguous", 0, func() { sinkString, _ = Credential(bearerLine, otherKeyLine) }},
 		{"Rule.Matches", 0, func() { _ = rule.Matches("POST", "/integration/device/abc") }},
 		{"Any", 0, func() { sinkString, _ = Any(scopes, "POST", "/integration/device/abc") }},
 		{"ClientAddr/trusted", 0, func() { _, _ = tp.ClientAddr("10.1.2.3:5555", "", "198.51.100.1, 10.0.0.1") }},
@@ -117,8 +126,9 @@ func BenchmarkCredential(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			auth, xkey := lines(bc.auth), lines(bc.xkey)
 			for b.Loop() {
-				sinkString, _ = Credential(bc.auth, bc.xkey)
+				sinkString, _ = Credential(auth, xkey)
 			}
 		})
 	}

@@ -16,12 +16,26 @@ limitations under the License.
 
 package match
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 const restAPIKeyPrefix = "rest_api_key="
 
-// Credential extracts the API key from the Authorization and X-API-Key
-// header values, in this order:
+// Why Credential found no key. Neither error holds any of its input.
+var (
+	// ErrNoCredential: no header carries a key.
+	ErrNoCredential = errors.New("match: no credential")
+	// ErrAmbiguousCredential: more than one credential, which the verifier
+	// refuses as malformed rather than choose: two Authorization lines, two
+	// X-API-Key lines, or Authorization and X-API-Key carrying different
+	// keys.
+	ErrAmbiguousCredential = errors.New("match: more than one credential")
+)
+
+// Credential extracts the API key from the lines of the Authorization and
+// X-API-Key headers (as net/http holds them), in this order:
 //
 //  1. "Authorization: Bearer <key>" (scheme case-insensitive, separated from
 //     the key by one or more spaces or tabs);
@@ -32,25 +46,56 @@ const restAPIKeyPrefix = "rest_api_key="
 // Authorization header in any other form (Basic, "Bearer" without a key) is
 // ignored and X-API-Key is consulted. A key must be non-empty and contain no
 // space, tab or control character; a source whose key does not qualify is
-// skipped. The returned key is a substring of an argument: Credential never
-// allocates.
-func Credential(authorization, xAPIKey string) (key string, ok bool) {
-	if a := trimBlank(authorization); a != "" {
-		if len(a) > len("bearer") && strings.EqualFold(a[:len("bearer")], "bearer") &&
-			isBlank(a[len("bearer")]) {
-			if k := trimBlank(a[len("bearer"):]); validKey(k) {
-				return k, true
-			}
-		} else if strings.HasPrefix(a, restAPIKeyPrefix) {
-			if k := trimBlank(a[len(restAPIKeyPrefix):]); validKey(k) {
-				return k, true
-			}
-		}
+// skipped.
+//
+// More than one line of either header is ErrAmbiguousCredential, whatever
+// the lines hold, and so are keys in both headers unless they are the same
+// key. No key at all is ErrNoCredential. The returned key is a substring of
+// an argument: Credential never allocates.
+func Credential(authorization, xAPIKey []string) (string, error) {
+	if len(authorization) > 1 || len(xAPIKey) > 1 {
+		return "", ErrAmbiguousCredential
 	}
-	if k := trimBlank(xAPIKey); validKey(k) {
-		return k, true
+	var a, x string
+	if len(authorization) == 1 {
+		a = authorizationKey(authorization[0])
 	}
-	return "", false
+	if len(xAPIKey) == 1 {
+		x = apiKey(xAPIKey[0])
+	}
+	switch {
+	case a != "" && x != "" && a != x:
+		return "", ErrAmbiguousCredential
+	case a != "":
+		return a, nil
+	case x != "":
+		return x, nil
+	}
+	return "", ErrNoCredential
+}
+
+// authorizationKey is the key an Authorization value carries, or "".
+func authorizationKey(v string) string {
+	a := trimBlank(v)
+	var k string
+	switch {
+	case len(a) > len("bearer") && strings.EqualFold(a[:len("bearer")], "bearer") && isBlank(a[len("bearer")]):
+		k = trimBlank(a[len("bearer"):])
+	case strings.HasPrefix(a, restAPIKeyPrefix):
+		k = trimBlank(a[len(restAPIKeyPrefix):])
+	}
+	if !validKey(k) {
+		return ""
+	}
+	return k
+}
+
+// apiKey is the key an X-API-Key value carries, or "".
+func apiKey(v string) string {
+	if k := trimBlank(v); validKey(k) {
+		return k
+	}
+	return ""
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }

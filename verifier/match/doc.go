@@ -43,12 +43,20 @@ limitations under the License.
 //   - bytes that are not valid UTF-8 after decoding (this also refuses
 //     overlong encodings such as "%C0%AE");
 //   - a path that does not start with "/" and paths longer than
-//     [MaxPathLength] bytes.
+//     [MaxPathLength] bytes;
+//   - double encoding: a '%' produced by decoding and followed by two hex
+//     digits ("%2541", "%252e%252e", "%25%34%31"), which a backend that
+//     decodes again would read as another path than the one matched.
 //
-// Decoding happens once: a '%' produced by decoding ("%252e" -> "%2e") is a
-// literal percent sign and is never decoded again, so "%252e%252e" is the
-// harmless literal segment "%2e%2e", not "..". Decoded "%2e" is a dot, so
+// Decoding happens once: a '%' produced by decoding is a literal percent
+// sign and is never decoded again; it is allowed only where it cannot be
+// read as an escape ("/100%25", "/a%25zz"). Decoded "%2e" is a dot, so
 // "%2e%2e" and ".%2e" are dot segments and are resolved like "..".
+//
+// An absolute URL ([PathFromURL]) must have a path: its authority ends
+// only at the first '/' and may hold only RFC 3986 authority characters,
+// so that a client's Host header cannot move where the path starts.
+//
 // A trailing slash is kept ("/a/" stays "/a/", "/a//" becomes "/a/", and a
 // final "." or ".." segment leaves one: "/a/b/.." is "/a/"), and case is
 // preserved: matching is case-sensitive.
@@ -77,7 +85,9 @@ limitations under the License.
 // case-insensitive), then "Authorization: rest_api_key=<key>", then the
 // X-API-Key header. An Authorization header in any other form (Basic,
 // Bearer without a key, a key containing blanks or control characters) is
-// ignored and X-API-Key is consulted.
+// ignored and X-API-Key is consulted. More than one credential is refused
+// ([ErrAmbiguousCredential]), never chosen from: two lines of either
+// header, or the two headers carrying different keys.
 //
 // # Client addresses
 //

@@ -117,8 +117,14 @@ func checkNormalized(t *testing.T, raw, out string) {
 	}
 }
 
-// FuzzCredential checks that Credential never panics and returns a
-// non-empty, blank-free key that is a substring of one of its inputs.
+// FuzzCredential checks that Credential never panics and that, with auth
+// and xkey split into header lines at '\n' (none for ""):
+//
+//   - more than one line of either header is ErrAmbiguousCredential;
+//   - a key returned is non-empty, blank-free and a substring of a line;
+//   - when both headers carry a key, they are the same key or the answer
+//     is ErrAmbiguousCredential; a key in only one header is returned;
+//   - otherwise the answer is ErrNoCredential.
 func FuzzCredential(f *testing.F) {
 	for _, s := range [][2]string{
 		{"Bearer kw_abc", ""},
@@ -130,26 +136,62 @@ func FuzzCredential(f *testing.F) {
 		{"", "kw_x"},
 		{"", ""},
 		{"Bearer kw abc", "\x00"},
+		{"Bearer kw_abc", "kw_other"},
+		{"Bearer kw_abc", "kw_abc"},
+		{"Bearer kw_a\nBearer kw_b", ""},
+		{"", "kw_a\nkw_a"},
 	} {
 		f.Add(s[0], s[1])
 	}
+	split := func(v string) []string {
+		if v == "" {
+			return nil
+		}
+		return strings.Split(v, "\n")
+	}
 	f.Fuzz(func(t *testing.T, auth, xkey string) {
-		k, ok := Credential(auth, xkey)
-		if !ok {
-			if k != "" {
-				t.Fatalf("Credential(%q, %q) = %q, false", auth, xkey, k)
+		al, xl := split(auth), split(xkey)
+		k, err := Credential(al, xl)
+		if err != nil {
+			if k != "" || !errors.Is(err, ErrAmbiguousCredential) && !errors.Is(err, ErrNoCredential) {
+				t.Fatalf("Credential(%q, %q) = %q, %v", al, xl, k, err)
+			}
+		} else if !validKey(k) || strings.ContainsAny(k, " \t") {
+			t.Fatalf("Credential(%q, %q) = %q: invalid key", al, xl, k)
+		}
+		if len(al) > 1 || len(xl) > 1 {
+			if !errors.Is(err, ErrAmbiguousCredential) {
+				t.Fatalf("Credential(%q, %q) = %q, %v; want ErrAmbiguousCredential for more than one line", al, xl, k, err)
 			}
 			return
 		}
-		if !validKey(k) || strings.ContainsAny(k, " \t") {
-			t.Fatalf("Credential(%q, %q) = %q: invalid key", auth, xkey, k)
+		var a, x string
+		if len(al) == 1 {
+			a = authorizationKey(al[0])
+			if a != "" && !strings.Contains(al[0], a) {
+				t.Fatalf("authorizationKey(%q) = %q: not a substring", al[0], a)
+			}
 		}
-		if !strings.Contains(auth, k) && !strings.Contains(xkey, k) {
-			t.Fatalf("Credential(%q, %q) = %q: not a substring of the input", auth, xkey, k)
+		if len(xl) == 1 {
+			x = apiKey(xl[0])
 		}
-		// Authorization wins when it carries a key.
-		if xk := trimBlank(xkey); validKey(xk) && k != xk && !strings.Contains(auth, k) {
-			t.Fatalf("Credential(%q, %q) = %q: neither source", auth, xkey, k)
+		var want string
+		var wantErr error
+		switch {
+		case a != "" && x != "" && a != x:
+			wantErr = ErrAmbiguousCredential
+		case a != "":
+			want = a
+		case x != "":
+			want = x
+		default:
+			wantErr = ErrNoCredential
+		}
+		if k != want || !errors.Is(err, wantErr) || (err == nil) != (wantErr == nil) {
+			t.Fatalf("Credential(%q, %q) = %q, %v; want %q, %v", al, xl, k, err, want, wantErr)
+		}
+		if err == nil && !strings.Contains(auth, k) && !strings.Contains(xkey, k) {
+			t.Fatalf("Credential(%q, %q) = %q: not a substring of the input", al, xl, k)
 		}
 	})
 }

@@ -61,8 +61,17 @@ var byteClass = func() (t [256]uint8) {
 // absolute ("https://host/a/b?x=1", as ingress-nginx's X-Original-URL) or a
 // plain path with an optional query (X-Original-URI, X-Forwarded-Uri, an
 // Envoy :path). The scheme and authority are stripped when present, then
-// the result is handed to NormalizePath, which ignores the query. An
-// absolute URL with no path ("http://host", "http://host?x") yields "/".
+// the result is handed to NormalizePath, which ignores the query.
+//
+// An absolute URL's authority ends only at the first '/', and every byte
+// of it must be an RFC 3986 authority character (see authorityChar): a
+// '?', '#', '\', blank, control or non-ASCII byte there is ErrUnsafePath.
+// The proxy builds such a URL from the client's Host header
+// ($scheme://$http_host$request_uri), so ending the authority anywhere
+// else would let the client choose the path judged ("Host: a:?" would make
+// "http://a:?/admin" judge "/"). An absolute URL without a path ("http://host",
+// "http://host?x") is refused too: nginx's $request_uri always starts with
+// '/', so only a forged header can lack one.
 func PathFromURL(raw string) (string, error) {
 	p, err := stripSchemeHost(raw)
 	if err != nil {
@@ -70,6 +79,23 @@ func PathFromURL(raw string) (string, error) {
 	}
 	return NormalizePath(p)
 }
+
+// authorityChar holds the bytes RFC 3986 allows in an authority
+// (userinfo "@" host ":" port): unreserved (ALPHA DIGIT - . _ ~), '%' of
+// pct-encoded, sub-delims (! $ & ' ( ) * + , ; =), ':', '@', and '[' ']'
+// of an IP literal.
+var authorityChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~%!$&'()*+,;=:@[]" {
+		t[c] = true
+	}
+	return t
+}()
 
 // stripSchemeHost returns raw without a leading "scheme://authority".
 // Input that starts with "/" (including "//x", a path with an empty first
@@ -94,31 +120,16 @@ func stripSchemeHost(raw string) (string, error) {
 		return "", ErrUnsafePath
 	}
 	rest := raw[i+3:]
-	end := len(rest)
 	for j := 0; j < len(rest); j++ {
 		c := rest[j]
-		if c == '/' || c == '?' || c == '#' {
-			end = j
-			break
+		if c == '/' {
+			return rest[j:], nil
 		}
-		if byteClass[c] == clsBad || c == ' ' {
-			// Control characters or a backslash in the authority: some
-			// URL parsers treat '\' as '/', so refuse rather than guess
-			// where the path starts.
+		if !authorityChar[c] {
 			return "", ErrUnsafePath
 		}
 	}
-	if end == len(rest) {
-		return "/", nil
-	}
-	switch rest[end] {
-	case '/':
-		return rest[end:], nil
-	case '?':
-		return "/", nil
-	default: // '#'
-		return "", ErrUnsafePath
-	}
+	return "", ErrUnsafePath // no path
 }
 
 // NormalizePath returns the path of raw (a request path with an optional
@@ -229,9 +240,11 @@ func normalizeSlow(p string) (string, error) {
 }
 
 // appendDecoded appends the percent-decoding of the raw segment s to out,
-// refusing bad bytes (literal or decoded), encoded slashes, literal '#'
-// and invalid escapes.
+// refusing bad bytes (literal or decoded), encoded slashes, literal '#',
+// invalid escapes and double encoding.
 func appendDecoded(out []byte, s string) ([]byte, bool) {
+	mark := len(out)
+	percent := false // a '%' was decoded: look for double encoding
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch byteClass[c] {
@@ -249,12 +262,27 @@ func appendDecoded(out []byte, s string) ([]byte, bool) {
 			if cls := byteClass[c]; cls == clsBad || cls == clsSlash {
 				return out, false
 			}
+			percent = percent || c == '%'
 		default: // clsBad, clsHash ('/' never occurs inside a segment)
 			return out, false
 		}
 		out = append(out, c)
 	}
-	return out, true
+	return out, !percent || !doubleEncoded(out[mark:])
+}
+
+// doubleEncoded reports whether the decoded segment seg holds a '%'
+// followed by two hex digits ("%2541" and "%25%34%31" both decode to
+// "%41"): a backend that decodes again would see another path than the
+// one matched. Every '%' in seg was decoded from "%25": a literal one
+// always starts an escape.
+func doubleEncoded(seg []byte) bool {
+	for i := 0; i+2 < len(seg); i++ {
+		if seg[i] == '%' && unhex(seg[i+1]) <= 0xf && unhex(seg[i+2]) <= 0xf {
+			return true
+		}
+	}
+	return false
 }
 
 func unhex(c byte) byte {

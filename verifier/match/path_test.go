@@ -19,6 +19,7 @@ package match
 import (
 	"errors"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -71,12 +72,24 @@ var pathCases = []struct {
 	{"/a/b/%2e%2e/%2e%2e", "/"},
 	{"/a/b/%2e%2e/%2e%2e/%2e%2e", bad},
 	{"/a/%2e%2e%2e", "/a/..."},
-	// decode once: %25 is a literal percent afterwards
-	{"/%252e%252e/admin", "/%2e%2e/admin"},
-	{"/a/%252e%252e/", "/a/%2e%2e/"},
+	// decode once: %25 is a literal percent afterwards, refused where it
+	// would read as an escape (double encoding)
+	{"/%252e%252e/admin", bad},
+	{"/a/%252e%252e/", bad},
 	{"/a%25", "/a%"},
-	{"/a%2525", "/a%25"},
-	{"/a%252F", "/a%2F"},
+	{"/100%25", "/100%"},
+	{"/100%25/x", "/100%/x"},
+	{"/a%25zz", "/a%zz"},
+	{"/a%25z1", "/a%z1"},
+	{"/a%254", "/a%4"},
+	{"/a%2525", bad},
+	{"/a%252F", bad},
+	{"/a%2541", bad},
+	{"/a%25%34%31", bad},
+	{"/a%25%341", bad},
+	{"/a%254%31", bad},
+	{"/a%25/41", "/a%/41"},
+	{"/%25%25ab", bad},
 	// encoded slash and backslash, literal backslash
 	{"/a%2Fb", bad},
 	{"/a%2fb", bad},
@@ -143,12 +156,29 @@ var pathCases = []struct {
 	{"/" + strings.Repeat("a", MaxPathLength-1) + "?" + strings.Repeat("q", 100), "/" + strings.Repeat("a", MaxPathLength-1)},
 	{"/" + strings.Repeat("%61", 2000), "/" + strings.Repeat("a", 2000)},
 	{strings.Repeat("/a", 600) + "/%2e", strings.Repeat("/a", 600) + "/"},
-	// absolute URLs (PathFromURL only)
+	// absolute URLs (PathFromURL only): the authority ends only at the
+	// first '/' and holds only RFC 3986 authority characters; a URL
+	// without a path is refused (nginx's $request_uri always has one).
 	{"https://host/a/b?x=1", "/a/b"},
-	{"http://host", "/"},
+	{"http://host", bad},
 	{"http://host/", "/"},
-	{"http://host?x=1", "/"},
-	{"http://host:8080", "/"},
+	{"http://host?x=1", bad},
+	{"http://host:8080", bad},
+	{"http://api.example.com:?/admin", bad},
+	{"http://api.example.com:?", bad},
+	{"http://api.example.com?/admin", bad},
+	{"http://api.example.com:443/admin", "/admin"},
+	{"http://h%41st:1/a", "/a"},
+	{"http://a-b.c_d~e!$&'()*+,;=@x:1/a", "/a"},
+	{"http://ho\x7fst/a", bad},
+	{"http://hé/a", bad},
+	{"http://h\"/a", bad},
+	{"http://h</a", bad},
+	{"http://h{}/a", bad},
+	{"http://h|/a", bad},
+	{"http://h^/a", bad},
+	{"http://h`/a", bad},
+	{"http://h\t/a", bad},
 	{"HTTP://Host:8080/A/./b", "/A/b"},
 	{"http://user:pw@host/a", "/a"},
 	{"http://[::1]:8080/a//b", "/a/b"},
@@ -221,6 +251,10 @@ func check(t *testing.T, fn, in, got string, err error, want string) {
 	}
 }
 
+// doubleEncodedRE finds, in a decoded segment, a '%' that still reads as
+// an escape.
+var doubleEncodedRE = regexp.MustCompile(`%[0-9A-Fa-f]{2}`)
+
 // refNormalize is a slow, obviously-written reference implementation of
 // the NormalizePath contract, used as a differential oracle.
 func refNormalize(raw string) (string, bool) {
@@ -242,6 +276,9 @@ func refNormalize(raw string) (string, bool) {
 			if c := d[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ';' {
 				return "", false
 			}
+		}
+		if doubleEncodedRE.MatchString(d) {
+			return "", false
 		}
 		switch d {
 		case "", ".":

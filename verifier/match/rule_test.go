@@ -278,9 +278,6 @@ func TestNoBypass(t *testing.T) {
 		{"POST", "/integration/device/x?next=/admin", "device"},
 		{"POST", "https://api.example.com/integration/device/abc?token=1", "device"},
 		{"POST", "http://api.example.com:8080//integration/device/./abc", "device"},
-		// Decoded once: the backend sees the literal segment "%2e%2e",
-		// which is not a dot segment, so this stays under the prefix.
-		{"POST", "/integration/device/%252e%252e/%252e%252e/admin", "device"},
 		{"POST", "/integration/device/caf%C3%A9", "device"},
 		{"GET", "/status", "status"},
 		{"GET", "/status?verbose=1", "status"},
@@ -305,6 +302,8 @@ func TestNoBypass(t *testing.T) {
 		"/integration/device/x#/../../admin",
 		"/integration/device/../../../admin",
 		"/integration/device/..%5c..%5cadmin",
+		// Double encoding: a backend that decodes again would climb out.
+		"/integration/device/%252e%252e/%252e%252e/admin",
 	} {
 		if _, err := PathFromURL(raw); !errors.Is(err, ErrUnsafePath) {
 			t.Errorf("PathFromURL(%q) error = %v, want ErrUnsafePath", raw, err)
