@@ -17,11 +17,14 @@ limitations under the License.
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // Echoed is what an Echo server answers: the request it received.
@@ -63,4 +66,53 @@ func DecodeEcho(r io.Reader) (Echoed, error) {
 	var e Echoed
 	err := json.NewDecoder(r).Decode(&e)
 	return e, err
+}
+
+// AnyHost starts an upstream that answers every request whose head it can
+// read with 200 and the body "ok", whatever its Host, and returns its URL.
+// net/http's server refuses Host headers that nginx accepts and passes on
+// ("api.example.com?"), so a test of what passes nginx's auth needs this
+// upstream to tell "allowed" from "refused by the backend". It stops in
+// t.Cleanup.
+func AnyHost(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go answerAnyHost(c)
+		}
+	}()
+	return "http://" + l.Addr().String()
+}
+
+// answerAnyHost reads requests on c until their head ends and answers
+// each with 200.
+func answerAnyHost(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" || line == "\n" {
+				break
+			}
+		}
+		// nginx sends the auth location's bodyless requests and, here,
+		// bodyless GETs upstream.
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+			return
+		}
+	}
 }

@@ -75,7 +75,31 @@ type NginxOptions struct {
 	// passes only WWW-Authenticate, on 401); what a configuration-snippet
 	// would add.
 	ExposeAuthReason bool
+
+	// Plain renders a minimal plain nginx auth_request configuration instead
+	// of ingress-nginx's: "location / { auth_request /auth; proxy_pass
+	// upstream; }" and an internal /auth location that proxies to AuthURL
+	// with the body off and only X-Original-URI $request_uri and
+	// X-Original-Method $request_method set, passing every client header on
+	// (nginx's documented example, docs/ingress-nginx.md "plain nginx").
+	// ResponseHeaders and ExposeAuthReason apply; the other ingress-nginx
+	// options do not.
+	Plain bool
+	// ClearClientStatements, with Plain, also clears in the /auth location
+	// the headers a client could send to state another original request
+	// (X-Original-URL, X-Forwarded-Uri, X-Forwarded-Method and the
+	// method-override headers), as docs/ingress-nginx.md recommends.
+	ClearClientStatements bool
+	// URIHeader, for tests only, names a header added to the auth
+	// subrequest carrying nginx's normalised $uri of the original request,
+	// or "(control)" when $uri holds a control character, which cannot
+	// travel in a header. Empty: no such header.
+	URIHeader string
 }
+
+// URIHeaderControl is the URIHeader value for a $uri holding a control
+// character.
+const URIHeaderControl = "(control)"
 
 // Nginx is a running nginx configured like ingress-nginx with auth-url.
 type Nginx struct {
@@ -142,7 +166,11 @@ func startNginx(bin, dir string, opts NginxOptions) (*Nginx, error) {
 		}
 	}
 	var conf bytes.Buffer
-	if err := confTemplate.Execute(&conf, data); err != nil {
+	tmpl := confTemplate
+	if opts.Plain {
+		tmpl = plainTemplate
+	}
+	if err := tmpl.Execute(&conf, data); err != nil {
 		return nil, fmt.Errorf("render nginx.conf: %w", err)
 	}
 	confPath := filepath.Join(dir, "nginx.conf")
@@ -207,6 +235,17 @@ func newConfData(dir string, opts NginxOptions) (confData, error) {
 		AuthMethod:       opts.AuthMethod,
 		AuthKeepalive:    opts.AuthKeepalive,
 		ExposeAuthReason: opts.ExposeAuthReason,
+		ClearStatements:  opts.ClearClientStatements,
+		URIHeader:        opts.URIHeader,
+	}
+	if opts.Plain && (opts.AuthReturn200 || opts.AuthMethod != "" || opts.AuthKeepalive != 0) {
+		return d, fmt.Errorf("NginxOptions.Plain: AuthReturn200, AuthMethod and AuthKeepalive are ingress-nginx's")
+	}
+	if opts.ClearClientStatements && !opts.Plain {
+		return d, fmt.Errorf("NginxOptions.ClearClientStatements needs Plain")
+	}
+	if opts.URIHeader != "" && !validHeader.MatchString(opts.URIHeader) {
+		return d, fmt.Errorf("NginxOptions.URIHeader: invalid header name %q", opts.URIHeader)
 	}
 	if d.WorkerProcesses <= 0 {
 		d.WorkerProcesses = 1

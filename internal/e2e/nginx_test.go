@@ -17,6 +17,7 @@ limitations under the License.
 package e2e
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // stubAuth is a stand-in verifier: 200 with X-Auth-Application: stub for
@@ -424,9 +426,116 @@ func TestNginxOptionsRejected(t *testing.T) {
 		{AuthURL: "http://localhost:1/v", Upstream: "http://127.0.0.1:1"},
 		{AuthURL: "http://127.0.0.1:1/v;x", Upstream: "http://127.0.0.1:1"},
 		{AuthURL: "http://127.0.0.1:1/v", Upstream: "http://127.0.0.1:1", ResponseHeaders: []string{"X Bad"}},
+		{AuthURL: "http://127.0.0.1:1/v", Upstream: "http://127.0.0.1:1", Plain: true, AuthMethod: "GET"},
+		{AuthURL: "http://127.0.0.1:1/v", Upstream: "http://127.0.0.1:1", ClearClientStatements: true},
+		{AuthURL: "http://127.0.0.1:1/v", Upstream: "http://127.0.0.1:1", URIHeader: "X Bad"},
 	} {
 		if _, err := newConfData(t.TempDir(), o); err == nil {
 			t.Errorf("%+v: accepted", o)
 		}
 	}
+}
+
+// The plain auth_request configuration states the original request only in
+// X-Original-URI and X-Original-Method, and passes the client's headers on:
+// a client-sent X-Original-URL reaches the verifier (issue 14, bypass 3),
+// which must therefore refuse statements that disagree.
+func TestPlainNginx(t *testing.T) {
+	t.Parallel()
+	n, stub := setup(t, NginxOptions{Plain: true, ResponseHeaders: headers})
+
+	const uri = "/api/items?x=1"
+	resp, body := do(t, http.MethodPost, n.URL+uri, "payload", map[string]string{"Authorization": "Bearer good"})
+	e := echoed(t, resp, body)
+	if e.Method != http.MethodPost || e.URI != uri || e.Body != "payload" {
+		t.Errorf("upstream got %s %s %q, want POST %s with the body", e.Method, e.URI, e.Body, uri)
+	}
+	wantHeader(t, "upstream", e.Headers, "X-Auth-Application", "stub")
+	r := stub.only(t)
+	if r.Path != verifyPath || r.Body != "" {
+		t.Errorf("verifier got %s with body %q, want %s without one", r.Path, r.Body, verifyPath)
+	}
+	wantHeader(t, "verifier", r.Header, "X-Original-URI", uri)
+	wantHeader(t, "verifier", r.Header, "X-Original-Method", "POST")
+	wantNoHeader(t, "verifier", r.Header, "X-Original-URL")
+
+	// The attack: the client states another request, and nginx passes it.
+	resp, body = do(t, http.MethodGet, n.URL+"/forbidden", "", map[string]string{
+		"Authorization": "Bearer good", "X-Original-URL": "/allowed", "X-Forwarded-Uri": "/allowed",
+		"X-HTTP-Method-Override": "DELETE",
+	})
+	echoed(t, resp, body)
+	r = stub.only(t)
+	wantHeader(t, "verifier", r.Header, "X-Original-URI", "/forbidden")
+	wantHeader(t, "verifier", r.Header, "X-Original-URL", "/allowed")
+	wantHeader(t, "verifier", r.Header, "X-Forwarded-Uri", "/allowed")
+	wantHeader(t, "verifier", r.Header, "X-Http-Method-Override", "DELETE")
+}
+
+// With ClearClientStatements (docs/ingress-nginx.md's hardening), no
+// client-sent statement of the request reaches the verifier.
+func TestPlainNginxClearsClientStatements(t *testing.T) {
+	t.Parallel()
+	n, stub := setup(t, NginxOptions{Plain: true, ClearClientStatements: true, ResponseHeaders: headers})
+	forged := map[string]string{
+		"X-Original-URL": "/allowed", "X-Forwarded-Uri": "/allowed", "X-Forwarded-Method": "GET",
+		"X-HTTP-Method-Override": "GET", "X-HTTP-Method": "GET", "X-Method-Override": "GET",
+	}
+	hdr := map[string]string{"Authorization": "Bearer good"}
+	for k, v := range forged {
+		hdr[k] = v
+	}
+	resp, body := do(t, http.MethodDelete, n.URL+"/forbidden", "", hdr)
+	echoed(t, resp, body)
+	r := stub.only(t)
+	wantHeader(t, "verifier", r.Header, "X-Original-URI", "/forbidden")
+	wantHeader(t, "verifier", r.Header, "X-Original-Method", "DELETE")
+	for k := range forged {
+		wantNoHeader(t, "verifier", r.Header, k)
+	}
+	wantHeader(t, "verifier", r.Header, "Authorization", "Bearer good")
+}
+
+// URIHeader hands the auth subrequest nginx's normalised $uri of the
+// original request, with both configurations.
+func TestNginxURIHeader(t *testing.T) {
+	t.Parallel()
+	for _, plain := range []bool{false, true} {
+		n, stub := setup(t, NginxOptions{Plain: plain, URIHeader: "X-Test-Uri"})
+		for _, c := range []struct{ target, uri string }{
+			{"/a/./b/../c%41?x=/y", "/a/cA"},
+			{"//a//b/", "/a/b/"},
+			{"/a%20b", "/a b"},
+			{"/a%01b", URIHeaderControl},
+			{"/a%7fb", URIHeaderControl},
+		} {
+			status := rawStatus(t, n.URL, "GET "+c.target+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer good\r\nConnection: close\r\n\r\n")
+			if status != http.StatusOK {
+				t.Errorf("plain %v, %s: status %d", plain, c.target, status)
+				continue
+			}
+			wantHeader(t, "verifier", stub.only(t).Header, "X-Test-Uri", c.uri)
+		}
+	}
+}
+
+// rawStatus sends request as it is on a new connection to base's host and
+// returns the response's status code.
+func rawStatus(t *testing.T, base, request string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
