@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -149,8 +150,18 @@ func ptrTrue() *bool { b := true; return &b }
 func TestInstallDryRun(t *testing.T) {
 	ensureNamespace(t, "keyward-system")
 	certManagerCRDs(t)
-	for _, dir := range []string{"default", "certmanager"} {
-		t.Run(dir, func(t *testing.T) {
+	// config/networkpolicy is a component: built on top of config/default
+	// from a kustomization under bin/ (kustomize takes no absolute bases).
+	np := filepath.Join(env.Root, "bin", "kustomize-networkpolicy")
+	if err := os.MkdirAll(np, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(np, "kustomization.yaml"),
+		[]byte("resources: [../../config/default]\ncomponents: [../../config/networkpolicy]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"default", "certmanager", "../bin/kustomize-networkpolicy"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
 			objs := build(t, dir)
 			kinds := map[string]int{}
 			for _, u := range objs {
@@ -163,6 +174,9 @@ func TestInstallDryRun(t *testing.T) {
 				if kinds[want] == 0 {
 					t.Errorf("config/%s has no %s: %v", dir, want, kinds)
 				}
+			}
+			if strings.HasSuffix(dir, "networkpolicy") && kinds["NetworkPolicy"] != 1 {
+				t.Errorf("the NetworkPolicy component adds no NetworkPolicy: %v", kinds)
 			}
 			if dir == "certmanager" && kinds["Certificate"] == 0 {
 				t.Errorf("the cert-manager overlay has no Certificate: %v", kinds)

@@ -34,7 +34,7 @@ import (
 // does not run in this package's tests).
 func createdBy(user, uid string) testgen.APIKeyOption {
 	return func(k *keywardv1alpha1.APIKey) {
-		k.Annotations = map[string]string{keywardv1alpha1.AnnotationCreatedBy: user}
+		k.Annotations[keywardv1alpha1.AnnotationCreatedBy] = user
 		if uid != "" {
 			k.Annotations[keywardv1alpha1.AnnotationCreatedByUID] = uid
 		}

@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // ApplicationReconciler admits Applications against their group's
@@ -53,9 +54,16 @@ type ApplicationReconciler struct {
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications,verbs=get;list;watch
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications/status,verbs=get;patch;update
 
-// ReasonWaitingForOlderApplications says the group is full unless an older
-// application that is still being admitted turns out not to need its slot.
-const ReasonWaitingForOlderApplications = "WaitingForOlderApplications"
+// Condition reasons of an Application's Ready condition.
+const (
+	// ReasonWaitingForOlderApplications says the group is full unless an
+	// older application that is still being admitted turns out not to need
+	// its slot.
+	ReasonWaitingForOlderApplications = "WaitingForOlderApplications"
+	// ReasonDuplicateExternalID says an older application of the group
+	// holds the same externalID.
+	ReasonDuplicateExternalID = "DuplicateExternalID"
+)
 
 // Reconcile decides an Application's phase and counts its keys. A failure
 // is reported in the Synced condition and retried with backoff.
@@ -161,6 +169,15 @@ func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1
 			return keywardv1alpha1.ApplicationRejected, c.Reason, c.Message, nil
 		}
 		return keywardv1alpha1.ApplicationRejected, ReasonLimitExceeded, "", nil
+	}
+	if older, err := r.olderHolderOfExternalID(ctx, app); err != nil {
+		return "", "", "", err
+	} else if older != "" {
+		return keywardv1alpha1.ApplicationRejected, ReasonDuplicateExternalID, fmt.Sprintf(
+			"Application %s of KeyGroup %s, created before this one, has the same externalID %q; none of this application's keys work: "+
+				"create a new Application with another externalID", older, app.Spec.KeyGroup, app.Spec.ExternalID), nil
+	}
+	switch {
 	case group == nil:
 		return keywardv1alpha1.ApplicationPending, ReasonKeyGroupNotFound,
 			fmt.Sprintf("KeyGroup %q does not exist in namespace %s; waiting for it", app.Spec.KeyGroup, app.Namespace), nil
@@ -182,6 +199,26 @@ func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1
 			"KeyGroup %s has %d/%d active applications and %d older applications admitted first", group.Name, active, limit, waiting), nil
 	}
 	return keywardv1alpha1.ApplicationActive, ReasonActive, "the application may hold keys", nil
+}
+
+// olderHolderOfExternalID names an application of app's group, created
+// before it, that holds the same externalID: admission refuses a duplicate,
+// and of two that raced past it the newer is rejected. It reads the API
+// server, so that an older application the cache does not show yet counts.
+func (r *ApplicationReconciler) olderHolderOfExternalID(ctx context.Context, app *keywardv1alpha1.Application) (string, error) {
+	if app.Spec.ExternalID == "" {
+		return "", nil
+	}
+	var list keywardv1alpha1.ApplicationList
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexApplicationKeyGroup: string(app.Spec.KeyGroup)}); err != nil {
+		return "", fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", app.Namespace, app.Spec.KeyGroup, err)
+	}
+	for _, o := range rules.ExternalIDHolders(app, list.Items) {
+		if rules.ApplicationCreatedBefore(o, app) {
+			return o.Name, nil
+		}
+	}
+	return "", nil
 }
 
 // occupiedSlots counts the group's applications that hold a slot against

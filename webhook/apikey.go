@@ -19,10 +19,13 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/klog/v2"
@@ -33,6 +36,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // APIKeyValidator is the validating webhook of APIKeys: their rules on
@@ -107,8 +111,9 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 // ValidateUpdate checks a change to an APIKey.
 func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardv1alpha1.APIKey) (admission.Warnings, error) {
 	var in keyContext
-	if !old.Spec.ExpiresAt.Equal(k.Spec.ExpiresAt) {
-		// Only a changed expiry is checked against the group again.
+	if !old.Spec.ExpiresAt.Equal(k.Spec.ExpiresAt) || !slices.Equal(old.Spec.AllowedSourceRanges, k.Spec.AllowedSourceRanges) {
+		// Only a changed expiry or source ranges are checked against the
+		// group again.
 		var err error
 		if in, err = v.context(ctx, k); err != nil {
 			return nil, internalError(err)
@@ -152,6 +157,7 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 		if in.group != nil {
 			v.errs = append(v.errs, validateScopes(k, in.group)...)
 			v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+			v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 		}
 		if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
 			v.warn(WarnAlreadyExpired)
@@ -181,6 +187,9 @@ func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
 	}
 	if in.group != nil && !os.ExpiresAt.Equal(ns.ExpiresAt) {
 		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+	}
+	if in.group != nil && !slices.Equal(os.AllowedSourceRanges, ns.AllowedSourceRanges) {
+		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 	}
 	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
 	v.errs = append(v.errs, validateKeyAnnotations(old, k, nil, nil, nil)...)
@@ -227,6 +236,25 @@ func scopeNames(g *keywardv1alpha1.KeyGroup) []string {
 	return names
 }
 
+// validateSourceRanges keeps a key's own allowedSourceRanges within its
+// group's, when the group sets any.
+func validateSourceRanges(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) field.ErrorList {
+	var errs field.ErrorList
+	for _, i := range rules.SourceRangesOutside(k.Spec.AllowedSourceRanges, g.Spec.AllowedSourceRanges) {
+		errs = append(errs, field.Invalid(specPath.Child("allowedSourceRanges").Index(i), string(k.Spec.AllowedSourceRanges[i]), fmt.Sprintf(
+			"is not within the allowedSourceRanges of KeyGroup %q (%s); use ranges inside them, or none to inherit the group's", g.Name, joinCIDRs(g.Spec.AllowedSourceRanges))))
+	}
+	return errs
+}
+
+func joinCIDRs(cidrs []keywardv1alpha1.CIDR) string {
+	s := make([]string, len(cidrs))
+	for i, c := range cidrs {
+		s[i] = string(c)
+	}
+	return strings.Join(s, ", ")
+}
+
 // validateLifetime keeps a key's expiresAt within its group's
 // maxKeyLifetime, counted from the key's creation (from now while it is
 // being created and has no creationTimestamp yet).
@@ -259,20 +287,14 @@ func validateAPIKeyDelete(k *keywardv1alpha1.APIKey, in keyContext) field.ErrorL
 		return nil
 	}
 	g := in.group
-	var why string
-	switch g.Spec.DeletionProtection.Confirm {
-	case keywardv1alpha1.ConfirmNever:
+	c := rules.DeletionConfirmation(g, []*metav1.Time{k.Status.LastUsedTime}, in.now)
+	if !c.Needed {
 		return nil
-	case keywardv1alpha1.ConfirmAlways:
-		why = fmt.Sprintf("KeyGroup %q asks to confirm deleting any of its keys", g.Name)
-	default: // RecentlyUsed, the default
-		window := g.RecentUseWindow()
-		last := k.Status.LastUsedTime
-		if last == nil || !last.Add(window).After(in.now) {
-			return nil
-		}
+	}
+	why := fmt.Sprintf("KeyGroup %q asks to confirm deleting any of its keys", g.Name)
+	if !c.Always {
 		why = fmt.Sprintf("KeyGroup %q asks to confirm deleting keys used within %s, and this key was last used at %s",
-			g.Name, window, last.UTC().Format(time.RFC3339))
+			g.Name, c.Window, c.LastUsed.UTC().Format(time.RFC3339))
 	}
 	what := fmt.Sprintf("the externalID of Application %q", in.app.Name)
 	if in.app.Spec.ExternalID == "" {

@@ -19,38 +19,48 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // ApplicationValidator is the validating webhook of Applications.
 type ApplicationValidator struct {
 	lookup
+	// Clock tells the time for deletion protection.
+	Clock clock.PassiveClock
 }
+
+func (v *ApplicationValidator) now() time.Time { return v.Clock.Now() }
 
 var _ admission.Validator[*keywardv1alpha1.Application] = &ApplicationValidator{}
 
-// ValidateCreate checks a new Application, and its group's maxApplications.
+// ValidateCreate checks a new Application, its externalID and its group's
+// maxApplications.
 func (v *ApplicationValidator) ValidateCreate(ctx context.Context, a *keywardv1alpha1.Application) (admission.Warnings, error) {
 	val := validateApplication(nil, a, requestUser(ctx))
 	group, err := v.group(ctx, a.Namespace, string(a.Spec.KeyGroup))
 	if err != nil {
 		return nil, internalError(err)
 	}
+	siblings, err := v.applicationsOf(ctx, a.Namespace, string(a.Spec.KeyGroup))
+	if err != nil {
+		return nil, internalError(err)
+	}
+	val.errs = append(val.errs, externalIDTaken(a, siblings)...)
 	switch {
 	case group == nil:
 		val.warn(WarnKeyGroupNotFound, a.Spec.KeyGroup, a.Namespace)
 	case !a.Spec.Revoked:
-		n, err := v.countApplications(ctx, a, group)
-		if err != nil {
-			return nil, internalError(err)
-		}
+		n := countApplications(a, siblings)
 		val.errs = append(val.errs, applicationLimit(group, n)...)
 	}
 	return result(kindApplication, a.Name, val)
@@ -58,12 +68,47 @@ func (v *ApplicationValidator) ValidateCreate(ctx context.Context, a *keywardv1a
 
 // ValidateUpdate checks a change to an Application.
 func (v *ApplicationValidator) ValidateUpdate(ctx context.Context, old, a *keywardv1alpha1.Application) (admission.Warnings, error) {
-	return result(kindApplication, a.Name, validateApplication(old, a, requestUser(ctx)))
+	val := validateApplication(old, a, requestUser(ctx))
+	if old.Spec.ExternalID == "" && a.Spec.ExternalID != "" {
+		siblings, err := v.applicationsOf(ctx, a.Namespace, string(a.Spec.KeyGroup))
+		if err != nil {
+			return nil, internalError(err)
+		}
+		val.errs = append(val.errs, externalIDTaken(a, siblings)...)
+	}
+	return result(kindApplication, a.Name, val)
 }
 
-// ValidateDelete lets every deletion through.
-func (v *ApplicationValidator) ValidateDelete(context.Context, *keywardv1alpha1.Application) (admission.Warnings, error) {
-	return nil, nil
+// ValidateDelete asks for keyward.dev/confirm-delete when the group's
+// deletionProtection protects one of the application's keys, as deleting
+// the key itself would.
+func (v *ApplicationValidator) ValidateDelete(ctx context.Context, a *keywardv1alpha1.Application) (admission.Warnings, error) {
+	if !a.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	group, err := v.group(ctx, a.Namespace, string(a.Spec.KeyGroup))
+	if err != nil || group == nil {
+		return nil, internalErrorOrNil(err)
+	}
+	used, err := v.lastUses(ctx, a.Namespace, a.Name)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	c := rules.DeletionConfirmation(group, used, v.now())
+	return v.confirmDelete(ctx, kindApplication, a, c, group, a.ConfirmationValue(),
+		fmt.Sprintf("the externalID of the Application (or its name, %q, when it has none)", a.Name))
+}
+
+// externalIDTaken refuses an externalID that another Application of the
+// group holds.
+func externalIDTaken(a *keywardv1alpha1.Application, siblings []keywardv1alpha1.Application) field.ErrorList {
+	holders := rules.ExternalIDHolders(a, siblings)
+	if len(holders) == 0 {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(specPath.Child("externalID"), a.Spec.ExternalID, fmt.Sprintf(
+		"is already the externalID of Application %q of KeyGroup %q; an externalID names one customer within a KeyGroup: choose another",
+		holders[0].Name, a.Spec.KeyGroup))}
 }
 
 // validateApplication checks an Application being created (old nil) by
@@ -79,6 +124,9 @@ func validateApplication(old, a *keywardv1alpha1.Application, user *authenticati
 	}
 	if old.Spec.Revoked && !a.Spec.Revoked {
 		v.errs = append(v.errs, field.Forbidden(specPath.Child("revoked"), hintRevokedApplication))
+	}
+	if old.Spec.ExternalID != "" && old.Spec.ExternalID != a.Spec.ExternalID {
+		v.errs = append(v.errs, field.Forbidden(specPath.Child("externalID"), fmt.Sprintf("%s (it is %q)", hintExternalIDSet, old.Spec.ExternalID)))
 	}
 	v.errs = append(v.errs, validateCreatedBy(old, a, nil)...)
 	return v
@@ -96,22 +144,27 @@ func applicationLimit(g *keywardv1alpha1.KeyGroup, n int) field.ErrorList {
 			"revoke or delete one of its applications, or raise spec.limits.maxApplications of the group", g.Name, n, limit))}
 }
 
-// countApplications counts, from the cache, the applications of group
-// other than a that hold or are about to hold a slot: Active ones and
-// those the controller has not decided on yet. The controller decides the
-// same way, and remains the judge when two creations race.
-func (v *ApplicationValidator) countApplications(ctx context.Context, a *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup) (int, error) {
+// applicationsOf lists, from the cache, the Applications of a group.
+func (v *ApplicationValidator) applicationsOf(ctx context.Context, namespace, group string) ([]keywardv1alpha1.Application, error) {
 	var list keywardv1alpha1.ApplicationList
-	if err := v.cache.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingFields{controllers.IndexApplicationKeyGroup: g.Name}); err != nil {
-		return 0, fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", g.Namespace, g.Name, err)
+	if err := v.cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexApplicationKeyGroup: group}); err != nil {
+		return nil, fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", namespace, group, err)
 	}
+	return list.Items, nil
+}
+
+// countApplications counts the applications of the group other than a that
+// hold or are about to hold a slot: Active ones and those the controller
+// has not decided on yet. The controller decides the same way, and remains
+// the judge when two creations race.
+func countApplications(a *keywardv1alpha1.Application, siblings []keywardv1alpha1.Application) int {
 	n := 0
-	for i := range list.Items {
-		if o := &list.Items[i]; o.Name != a.Name && occupiesApplicationSlot(o) {
+	for i := range siblings {
+		if o := &siblings[i]; o.Name != a.Name && occupiesApplicationSlot(o) {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 func occupiesApplicationSlot(a *keywardv1alpha1.Application) bool {

@@ -24,14 +24,22 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/rules"
 	"github.com/keyward/keyward/verifier/match"
 )
 
 // KeyGroupValidator is the validating webhook of KeyGroups.
-type KeyGroupValidator struct{}
+type KeyGroupValidator struct {
+	lookup
+	// Clock tells the time for deletion protection.
+	Clock clock.PassiveClock
+}
 
 var _ admission.Validator[*keywardv1alpha1.KeyGroup] = &KeyGroupValidator{}
 
@@ -45,9 +53,27 @@ func (v *KeyGroupValidator) ValidateUpdate(_ context.Context, old, g *keywardv1a
 	return result(kindKeyGroup, g.Name, validateKeyGroup(old, g))
 }
 
-// ValidateDelete lets every deletion through.
-func (v *KeyGroupValidator) ValidateDelete(context.Context, *keywardv1alpha1.KeyGroup) (admission.Warnings, error) {
-	return nil, nil
+// ValidateDelete asks for keyward.dev/confirm-delete, equal to the group's
+// name, when its deletionProtection protects one of its keys, as deleting
+// the key itself would.
+func (v *KeyGroupValidator) ValidateDelete(ctx context.Context, g *keywardv1alpha1.KeyGroup) (admission.Warnings, error) {
+	if !g.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	var apps keywardv1alpha1.ApplicationList
+	if err := v.cache.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{controllers.IndexApplicationKeyGroup: g.Name}); err != nil {
+		return nil, internalError(fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", g.Namespace, g.Name, err))
+	}
+	names := make([]string, 0, len(apps.Items))
+	for i := range apps.Items {
+		names = append(names, apps.Items[i].Name)
+	}
+	used, err := v.lastUses(ctx, g.Namespace, names...)
+	if err != nil {
+		return nil, internalError(err)
+	}
+	c := rules.DeletionConfirmation(g, used, v.Clock.Now())
+	return v.confirmDelete(ctx, kindKeyGroup, g, c, g, g.Name, fmt.Sprintf("the KeyGroup's name, %q", g.Name))
 }
 
 // validation is what a validate function found: errors refuse the

@@ -52,7 +52,9 @@ func MatchConditions() []admissionregistrationv1.MatchCondition {
 // switchOffFields going from false (or absent) to true.
 func switchOffOnly() string {
 	quote := func(names []string) string { return "['" + strings.Join(names, "', '") + "']" }
-	set := func(obj, f string) string { return "(has(" + obj + ".spec." + f + ") && " + obj + ".spec." + f + " == true)" }
+	set := func(obj, f string) string {
+		return "(has(" + obj + ".spec." + f + ") && " + obj + ".spec." + f + " == true)"
+	}
 	// unchanged says that every key of obj.part but those in skip is in
 	// old.part with the same value, and that old.part has no other key.
 	unchanged := func(part, skip string) string {

@@ -334,7 +334,12 @@ func TestValidateAPIKey(t *testing.T) {
 			},
 		},
 		{
-			name: "forged creator", new: func() *keywardv1alpha1.APIKey { k := key(); k.Annotations = by(robot); withGrantCheck(alice)(k); return k }(), in: in,
+			name: "forged creator", new: func() *keywardv1alpha1.APIKey {
+				k := key()
+				k.Annotations = by(robot)
+				withGrantCheck(alice)(k)
+				return k
+			}(), in: in,
 			errs: field.ErrorList{
 				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationCreatedBy), `is set by keyward to the user who creates the object ("alice")`),
 				field.Forbidden(ann.Key(keywardv1alpha1.AnnotationCreatedByUID), `is set by keyward to the user who creates the object ("")`),

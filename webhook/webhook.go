@@ -50,13 +50,13 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
 
-// Webhook configurations: one validating webhook per kind (the APIKey one
-// also on DELETE, for deletion protection) and a mutating webhook that
+// Webhook configurations: one validating webhook per kind (each also on
+// DELETE, for deletion protection) and a mutating webhook that
 // records the creating user on Applications and APIKeys. The service name
 // and namespace are kustomize's to rewrite (config/webhook).
 //
-// +kubebuilder:webhook:path=/validate-keyward-dev-v1alpha1-keygroup,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,groups=keyward.dev,resources=keygroups,verbs=create;update,versions=v1alpha1,name=vkeygroup.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
-// +kubebuilder:webhook:path=/validate-keyward-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,groups=keyward.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=vapplication.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
+// +kubebuilder:webhook:path=/validate-keyward-dev-v1alpha1-keygroup,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,groups=keyward.dev,resources=keygroups,verbs=create;update;delete,versions=v1alpha1,name=vkeygroup.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
+// +kubebuilder:webhook:path=/validate-keyward-dev-v1alpha1-application,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,groups=keyward.dev,resources=applications,verbs=create;update;delete,versions=v1alpha1,name=vapplication.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
 // +kubebuilder:webhook:path=/validate-keyward-dev-v1alpha1-apikey,mutating=false,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,groups=keyward.dev,resources=apikeys,verbs=create;update;delete,versions=v1alpha1,name=vapikey.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
 // +kubebuilder:webhook:path=/mutate-keyward-dev-v1alpha1-application,mutating=true,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,reinvocationPolicy=IfNeeded,groups=keyward.dev,resources=applications,verbs=create;update,versions=v1alpha1,name=mapplication.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
 // +kubebuilder:webhook:path=/mutate-keyward-dev-v1alpha1-apikey,mutating=true,failurePolicy=fail,sideEffects=None,matchPolicy=Equivalent,timeoutSeconds=5,reinvocationPolicy=IfNeeded,groups=keyward.dev,resources=apikeys,verbs=create;update,versions=v1alpha1,name=mapikey.keyward.dev,admissionReviewVersions=v1,serviceName=webhook,serviceNamespace=system
@@ -87,10 +87,10 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	l := lookup{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	errs := []error{
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.KeyGroup{}).
-			WithValidator(&KeyGroupValidator{}).
+			WithValidator(&KeyGroupValidator{lookup: l, Clock: o.Clock}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.Application{}).
-			WithValidator(&ApplicationValidator{lookup: l}).
+			WithValidator(&ApplicationValidator{lookup: l, Clock: o.Clock}).
 			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.Application]{}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).

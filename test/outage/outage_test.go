@@ -265,3 +265,86 @@ func TestSwitchOffWhileWebhookDown(t *testing.T) {
 		}
 	})
 }
+
+// TestBreakGlassWhileManagerDown: with the whole manager down, an
+// administrator marks a key's hashed record revoked; the verifier refuses
+// the key within a second, and the manager, once back, keeps it revoked
+// (it never reverts a terminal state) and reports it in the APIKey.
+func TestBreakGlassWhileManagerDown(t *testing.T) {
+	ctx := context.Background()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	stop := startManager(t, ops, true)
+	vctx, cancel := context.WithCancel(ctx)
+	v, err := verifier.Start(vctx, env.Config, verifier.Options{
+		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", Log: logf.Log.WithName("verifier"),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := v.Wait(); err != nil {
+			t.Errorf("verifier: %v", err)
+		}
+	})
+	base := "http://" + v.Addr
+	testenv.Eventually(t, 30*time.Second, func() error { return env.Client.Create(ctx, testgen.KeyGroup(ns, "things")) })
+	if err := env.Client.Create(ctx, testgen.Application(ns, "acme", "things")); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Create(ctx, testgen.APIKey(ns, "leaked", "acme")); err != nil {
+		t.Fatal(err)
+	}
+	k := &keywardv1alpha1.APIKey{}
+	var plaintext string
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "leaked"}, k); err != nil {
+			return err
+		}
+		s := &corev1.Secret{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, s); err != nil {
+			return err
+		}
+		plaintext = string(s.Data[record.DeliveryAPIKey])
+		if code, _ := verify(t, base, ns, plaintext); code != http.StatusOK {
+			return fmt.Errorf("the key answers %d", code)
+		}
+		return nil
+	})
+
+	stop()
+	hashed := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ops, Name: record.SecretName(string(k.UID))}, hashed); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	patch := client.MergeFrom(hashed.DeepCopy())
+	hashed.Data[record.DataState] = []byte(record.StateRevoked)
+	if err := env.Client.Patch(ctx, hashed, patch); err != nil {
+		t.Fatalf("marking the hashed record revoked: %v", err)
+	}
+	if d := refusedWithin(t, base, ns, plaintext, "revoked", start); d > time.Second {
+		t.Errorf("break-glass revocation refused after %v, want within 1s", d)
+	}
+
+	startManager(t, ops, true)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "leaked"}, k); err != nil {
+			return err
+		}
+		if k.Status.Phase != keywardv1alpha1.APIKeyRevoked {
+			return fmt.Errorf("APIKey phase %q, want Revoked", k.Status.Phase)
+		}
+		return nil
+	})
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(hashed), hashed); err != nil {
+		t.Fatal(err)
+	}
+	if got := record.State(hashed.Data[record.DataState]); got != record.StateRevoked {
+		t.Errorf("the manager put the hashed record back to %q", got)
+	}
+	if code, reason := verify(t, base, ns, plaintext); code != http.StatusUnauthorized || reason != "revoked" {
+		t.Errorf("after the manager came back the key answers %d %s", code, reason)
+	}
+}
