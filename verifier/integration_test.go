@@ -18,6 +18,7 @@ package verifier_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -50,6 +51,13 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A fuzz worker runs only the fuzz target, which needs no control
+		// plane. One started here would outlive a worker the fuzzing
+		// coordinator kills, and hold the worker's pipes open.
+		os.Exit(m.Run())
+	}
 	w := io.Discard
 	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
 		w = os.Stderr
