@@ -31,8 +31,9 @@ limitations under the License.
 // the same method); a method-override header (X-HTTP-Method-Override,
 // X-HTTP-Method, X-Method-Override) must name the judged method, in every
 // dialect. Anything else is "403 path". More than one credential is
-// "401 malformed". The common case, one statement of each, allocates
-// nothing more than a single one did.
+// "401 malformed". Checking costs no allocation when the statements are
+// byte for byte the one judged, or clean paths (ingress-nginx's
+// X-Original-URL beside X-Original-URI); a dirty one is normalised once.
 package verifier
 
 import (
