@@ -148,7 +148,7 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			name: "Application maxApplications",
 			setup: func(t *testing.T, ns string) {
 				create(t, in(ns, group(testgen.WithLimits(1, 10)), app())...)
-				waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+				waitAppActive(t, ns, "acme")
 			},
 			act:   createObj(testgen.Application("", "second", "things")),
 			field: "spec.keyGroup", want: []string{`KeyGroup "things" already has 1/1 applications`},
@@ -276,7 +276,7 @@ func used(t *testing.T, ns, name string, when time.Time) {
 func TestEleventhKeyRejected(t *testing.T) {
 	ns := env.Namespace(t)
 	create(t, in(ns, group(testgen.WithLimits(10, 10)), app())...)
-	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	waitAppActive(t, ns, "acme")
 	for i := range 10 {
 		create(t, in(ns, key(fmt.Sprintf("k%d", i)))...)
 	}

@@ -149,21 +149,33 @@ func (v *APIKeyValidator) ValidateDelete(ctx context.Context, k *keywardv1alpha1
 
 // validateAPIKey checks an APIKey being created (old nil) or changed.
 func validateAPIKey(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
-	var v validation
 	if old == nil {
-		v.errs = append(v.errs, validateCreatedBy(nil, k, in.user)...)
-		v.errs = append(v.errs, validateKeyAnnotations(nil, k, in.user, in.app, in.group)...)
-		v.errs = append(v.errs, validateApplicationOfKey(k, in.app)...)
-		if in.group != nil {
-			v.errs = append(v.errs, validateScopes(k, in.group)...)
-			v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
-			v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
-		}
-		if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
-			v.warn(WarnAlreadyExpired)
-		}
-		return v
+		return validateNewAPIKey(k, in)
 	}
+	return validateAPIKeyChange(old, k, in)
+}
+
+// validateNewAPIKey checks an APIKey being created.
+func validateNewAPIKey(k *keywardv1alpha1.APIKey, in keyContext) validation {
+	var v validation
+	v.errs = append(v.errs, validateCreatedBy(nil, k, in.user)...)
+	v.errs = append(v.errs, validateKeyAnnotations(nil, k, in.user, in.app, in.group)...)
+	v.errs = append(v.errs, validateApplicationOfKey(k, in.app)...)
+	if in.group != nil {
+		v.errs = append(v.errs, validateScopes(k, in.group)...)
+		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
+	}
+	if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
+		v.warn(WarnAlreadyExpired)
+	}
+	return v
+}
+
+// validateAPIKeyChange checks a change to an APIKey: immutable and one-way
+// fields, and what changed against the group (in.group, when loaded).
+func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validation {
+	var v validation
 	spec, os, ns := specPath, old.Spec, k.Spec
 	if os.Application != ns.Application {
 		v.errs = append(v.errs, field.Forbidden(spec.Child("application"), hintKeyApplication))

@@ -83,7 +83,7 @@ func hashedSecret(t *testing.T, k *keywardv1alpha1.APIKey) *corev1.Secret {
 
 // recreateApplication deletes the Application acme as c and creates it again,
 // in group.
-func recreateApplication(t *testing.T, c client.Client, ns, group string) *keywardv1alpha1.Application {
+func recreateApplication(t *testing.T, c client.Client, ns, group string) {
 	t.Helper()
 	ctx := context.Background()
 	old := &keywardv1alpha1.Application{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "acme"}}
@@ -97,11 +97,9 @@ func recreateApplication(t *testing.T, c client.Client, ns, group string) *keywa
 		}
 		return fmt.Errorf("Application %s/acme still there (%v)", ns, err)
 	})
-	a := testgen.Application(ns, "acme", group)
-	if err := c.Create(ctx, a); err != nil {
+	if err := c.Create(ctx, testgen.Application(ns, "acme", group)); err != nil {
 		t.Fatal(err)
 	}
-	return a
 }
 
 // TestReplacedApplicationNeverInheritsKeys is the first bypass of the
@@ -124,7 +122,7 @@ func TestReplacedApplicationNeverInheritsKeys(t *testing.T) {
 	alice := as(t, "alice", "")
 
 	testenv.Eventually(t, 30*time.Second, func() error { return alice.Create(ctx, testgen.Application(ns, "acme", "staging")) })
-	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	waitAppActive(t, ns, "acme")
 
 	t.Run("before it is minted", func(t *testing.T) {
 		blocker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "blocked-key"}}
@@ -151,7 +149,7 @@ func TestReplacedApplicationNeverInheritsKeys(t *testing.T) {
 		// The Application is production's now: make it staging's again,
 		// with a key minted under it.
 		recreateApplication(t, alice, ns, "staging")
-		waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+		waitAppActive(t, ns, "acme")
 		testenv.Eventually(t, 30*time.Second, func() error {
 			return alice.Create(ctx, testgen.APIKey(ns, "minted", "acme", testgen.WithScopes("read")))
 		})
@@ -189,7 +187,7 @@ func TestReplacedKeyGroupNeverInheritsKeys(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t)
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
-	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	waitAppActive(t, ns, "acme")
 	blocker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "k-key"}}
 	create(t, blocker, testgen.APIKey(ns, "k", "acme"))
 	k := waitKeyReason(t, ns, "k", keywardv1alpha1.APIKeyPending, "DeliverySecretConflict")

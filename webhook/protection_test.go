@@ -112,7 +112,7 @@ func TestExternalIDIsOneCustomer(t *testing.T) {
 	mustUpdate(t, a, func(a *keywardv1alpha1.Application) { a.Spec.ExternalID = "EUI-LATE" })
 	rejected(t, update(ctx, env.Client, a, func(a *keywardv1alpha1.Application) { a.Spec.ExternalID = "EUI-OTHER" }),
 		"spec.externalID", `Forbidden: is set once and cannot change, since backends take it as the customer's identity; create a new Application for another customer (it is "EUI-LATE")`)
-	waitAppPhase(t, ns, "late", keywardv1alpha1.ApplicationActive)
+	waitAppActive(t, ns, "late")
 	got := &keywardv1alpha1.Application{}
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(a), got); err != nil {
 		t.Fatal(err)

@@ -191,7 +191,8 @@ func waitKeyPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPha
 	return k
 }
 
-func waitAppPhase(t *testing.T, ns, name string, phase keywardv1alpha1.ApplicationPhase) {
+func waitAppActive(t *testing.T, ns, name string) {
+	const phase = keywardv1alpha1.ApplicationActive
 	t.Helper()
 	a := &keywardv1alpha1.Application{}
 	testenv.Eventually(t, 30*time.Second, func() error {
