@@ -32,8 +32,9 @@ import (
 //   - a successful output starts with "/", has no empty, "." or ".." segment
 //     except that it may end in a single "/" (no "//", no "/./" or "/../",
 //     no final "/." or "/.."), contains no '\', NUL or other control
-//     character and no ';', is valid UTF-8 and is no longer than the input's
-//     path part;
+//     character and no ';', no '%' followed by two hex digits (a backend
+//     decoding again would see another path), is valid UTF-8 and is no
+//     longer than the input's path part;
 //   - idempotence: the output may contain a literal '%' (from "%25"), '?'
 //     (from "%3F") or '#' (from "%23"), which mean something else when the
 //     output is parsed again. What holds precisely is:
@@ -105,6 +106,8 @@ func checkNormalized(t *testing.T, raw, out string) {
 		t.Fatalf("NormalizePath(%q) = %q: contains a dot segment", raw, out)
 	case strings.ContainsAny(out, "\\;\x7f"):
 		t.Fatalf("NormalizePath(%q) = %q: contains a forbidden character", raw, out)
+	case doubleEncodedRE.MatchString(out):
+		t.Fatalf("NormalizePath(%q) = %q: a backend decoding again would see another path", raw, out)
 	case !utf8.ValidString(out):
 		t.Fatalf("NormalizePath(%q) = %q: invalid UTF-8", raw, out)
 	case len(out) > len(p) && (raw != "" || out != "/"):
