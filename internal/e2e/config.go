@@ -444,6 +444,17 @@ http {
             set $keyward_test_uri $uri;
 {{- end}}
             auth_request /auth;
+{{- if .ClearStatements}}
+            # The backend never sees a client's statement of another request
+            # (an empty value drops the header).
+            proxy_set_header X-Original-URL "";
+            proxy_set_header X-Original-URI "";
+            proxy_set_header X-Forwarded-Uri "";
+            proxy_set_header X-Forwarded-Method "";
+            proxy_set_header X-HTTP-Method-Override "";
+            proxy_set_header X-HTTP-Method "";
+            proxy_set_header X-Method-Override "";
+{{- end}}
 {{- range .ResponseHeaders}}
             auth_request_set $authHeader{{.Index}} $upstream_http_{{.Var}};
             proxy_set_header '{{.Name}}' $authHeader{{.Index}};
@@ -463,14 +474,11 @@ http {
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Original-Method $request_method;
 {{- if .ClearStatements}}
-            # Clear what a client could send to state another request
-            # (an empty value drops the header).
+            # Nor does the verifier: it judges nginx's statement alone. The
+            # method overrides still reach it, which refuses a mismatch.
             proxy_set_header X-Original-URL "";
             proxy_set_header X-Forwarded-Uri "";
             proxy_set_header X-Forwarded-Method "";
-            proxy_set_header X-HTTP-Method-Override "";
-            proxy_set_header X-HTTP-Method "";
-            proxy_set_header X-Method-Override "";
 {{- end}}
 {{- if .URIHeader}}
             proxy_set_header {{.URIHeader}} $keyward_test_uri_header;

@@ -85,10 +85,13 @@ type NginxOptions struct {
 	// ResponseHeaders and ExposeAuthReason apply; the other ingress-nginx
 	// options do not.
 	Plain bool
-	// ClearClientStatements, with Plain, also clears in the /auth location
-	// the headers a client could send to state another original request
-	// (X-Original-URL, X-Forwarded-Uri, X-Forwarded-Method and the
-	// method-override headers), as docs/ingress-nginx.md recommends.
+	// ClearClientStatements, with Plain, adds the hardening
+	// docs/ingress-nginx.md recommends: the headers a client could send to
+	// state another original request (X-Original-URL, X-Original-URI,
+	// X-Forwarded-Uri, X-Forwarded-Method and the method-override headers)
+	// are cleared toward the upstream, and X-Original-URL, X-Forwarded-Uri
+	// and X-Forwarded-Method toward the verifier too; the method overrides
+	// still reach the verifier, which refuses one naming another method.
 	ClearClientStatements bool
 	// URIHeader, for tests only, names a header added to the auth
 	// subrequest carrying nginx's normalised $uri of the original request,

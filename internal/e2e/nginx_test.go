@@ -473,27 +473,39 @@ func TestPlainNginx(t *testing.T) {
 }
 
 // With ClearClientStatements (docs/ingress-nginx.md's hardening), no
-// client-sent statement of the request reaches the verifier.
+// client-sent statement of the request reaches the upstream, and only the
+// method overrides reach the verifier, which refuses a mismatch: cleared
+// for the verifier alone, an override the upstream honours would have
+// another method served than the one judged.
 func TestPlainNginxClearsClientStatements(t *testing.T) {
 	t.Parallel()
 	n, stub := setup(t, NginxOptions{Plain: true, ClearClientStatements: true, ResponseHeaders: headers})
-	forged := map[string]string{
-		"X-Original-URL": "/allowed", "X-Forwarded-Uri": "/allowed", "X-Forwarded-Method": "GET",
-		"X-HTTP-Method-Override": "GET", "X-HTTP-Method": "GET", "X-Method-Override": "GET",
+	statements := map[string]string{
+		"X-Original-URL": "/allowed", "X-Original-URI": "/allowed", "X-Forwarded-Uri": "/allowed", "X-Forwarded-Method": "GET",
 	}
+	overrides := map[string]string{"X-HTTP-Method-Override": "GET", "X-HTTP-Method": "GET", "X-Method-Override": "GET"}
 	hdr := map[string]string{"Authorization": "Bearer good"}
-	for k, v := range forged {
-		hdr[k] = v
+	for _, m := range []map[string]string{statements, overrides} {
+		for k, v := range m {
+			hdr[k] = v
+		}
 	}
 	resp, body := do(t, http.MethodDelete, n.URL+"/forbidden", "", hdr)
-	echoed(t, resp, body)
+	e := echoed(t, resp, body)
 	r := stub.only(t)
 	wantHeader(t, "verifier", r.Header, "X-Original-URI", "/forbidden")
 	wantHeader(t, "verifier", r.Header, "X-Original-Method", "DELETE")
-	for k := range forged {
-		wantNoHeader(t, "verifier", r.Header, k)
-	}
 	wantHeader(t, "verifier", r.Header, "Authorization", "Bearer good")
+	for k := range statements {
+		if k != "X-Original-URI" {
+			wantNoHeader(t, "verifier", r.Header, k)
+		}
+		wantNoHeader(t, "upstream", e.Headers, k)
+	}
+	for k, v := range overrides {
+		wantHeader(t, "verifier", r.Header, k, v)
+		wantNoHeader(t, "upstream", e.Headers, k)
+	}
 }
 
 // URIHeader hands the auth subrequest nginx's normalised $uri of the
