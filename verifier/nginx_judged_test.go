@@ -188,9 +188,13 @@ func startPathJudge(tb testing.TB) *pathJudge {
 	capture := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, routed := h.parse(r)
 		path, ok := judgedPath(&req)
+		nginxURI, sent := e2e.ParseURIHeader(r.Header.Get(judgedURIHeader))
+		if !sent {
+			nginxURI = "(not sent: " + strconv.Quote(r.Header.Get(judgedURIHeader)) + ")"
+		}
 		j.mu.Lock()
 		j.seen[r.Header.Get("X-Fuzz-Id")] = judged{
-			url: r.Header.Get("X-Original-Url"), nginxURI: r.Header.Get(judgedURIHeader), path: path, ok: ok && routed,
+			url: r.Header.Get("X-Original-Url"), nginxURI: nginxURI, path: path, ok: ok && routed,
 		}
 		j.mu.Unlock()
 		w.WriteHeader(http.StatusForbidden) // nginx need not ask the upstream
@@ -290,6 +294,8 @@ func TestNginxJudgedPath(t *testing.T) {
 		{"/forbidden", "a\\b", refused},
 		{"/forbidden", "api.exämple.com", refused},
 		{"/a%2e%2e/b", "h", "/a../b"},
+		{"/%20", "h", "/ "},
+		{"/%20a%20/", "h", "/ a /"},
 		{"/a/%2e%2e/b", "h", "/b"},
 		{"//a//b/", "h", "/a/b/"},
 		{"/a//../b", "h", "/b"},

@@ -183,11 +183,12 @@ http {
 {{- if .URIHeader}}
 
     # Test only (NginxOptions.URIHeader): the original request's $uri for the
-    # auth subrequest, which shares the main request's variables; a control
-    # character cannot travel in a header.
+    # auth subrequest, which shares the main request's variables, between
+    # '<' and '>' so that a header keeps its edge spaces; a control character
+    # cannot travel in a header.
     map $keyward_test_uri $keyward_test_uri_header {
         "~[\x00-\x1f\x7f]"  "` + URIHeaderControl + `";
-        default             $keyward_test_uri;
+        default             "<$keyward_test_uri>";
     }
 {{- end}}
 
@@ -428,7 +429,7 @@ http {
     # Test only (NginxOptions.URIHeader).
     map $keyward_test_uri $keyward_test_uri_header {
         "~[\x00-\x1f\x7f]"  "` + URIHeaderControl + `";
-        default             $keyward_test_uri;
+        default             "<$keyward_test_uri>";
     }
 {{- end}}
 

@@ -94,15 +94,28 @@ type NginxOptions struct {
 	// still reach the verifier, which refuses one naming another method.
 	ClearClientStatements bool
 	// URIHeader, for tests only, names a header added to the auth
-	// subrequest carrying nginx's normalised $uri of the original request,
-	// or "(control)" when $uri holds a control character, which cannot
-	// travel in a header. Empty: no such header.
+	// subrequest carrying nginx's normalised $uri of the original request;
+	// ParseURIHeader reads it. Empty: no such header.
 	URIHeader string
 }
 
 // URIHeaderControl is the URIHeader value for a $uri holding a control
-// character.
+// character, which cannot travel in a header.
 const URIHeaderControl = "(control)"
+
+// ParseURIHeader reads a NginxOptions.URIHeader value: nginx's $uri, and
+// false when the value is not one nginx sent. $uri travels between '<'
+// and '>', which keep its edge spaces from being trimmed as a header
+// value's; a $uri holding a control character is URIHeaderControl.
+func ParseURIHeader(v string) (string, bool) {
+	if v == URIHeaderControl {
+		return v, true
+	}
+	if len(v) < 2 || v[0] != '<' || v[len(v)-1] != '>' {
+		return "", false
+	}
+	return v[1 : len(v)-1], true
+}
 
 // Nginx is a running nginx configured like ingress-nginx with auth-url.
 type Nginx struct {
