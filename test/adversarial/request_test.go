@@ -31,6 +31,16 @@ func viaNginx(r func() request, status int, reason string) func(t *testing.T) {
 	return func(t *testing.T) { expect(t, s.send(t, s.front, r()), status, reason) }
 }
 
+// viaHostFront is viaNginx before an upstream that takes any Host.
+func viaHostFront(r func() request, status int, reason string) func(t *testing.T) {
+	return func(t *testing.T) { expect(t, s.send(t, s.hostFront, r()), status, reason) }
+}
+
+// viaPlain is viaNginx through the plain auth_request configuration.
+func viaPlain(r func() request, status int, reason string) func(t *testing.T) {
+	return func(t *testing.T) { expect(t, s.send(t, s.plainFront, r()), status, reason) }
+}
+
 // original is what ingress-nginx states of GET <path> on host.
 func original(path string) map[string][]string {
 	return map[string][]string{"X-Original-Url": {"http://" + host + path}, "X-Original-Method": {"GET"}}
@@ -65,10 +75,10 @@ func requestProbes() []probe {
 	return []probe{
 		// authority: the key "root" may GET "/" only; a Host that ends the
 		// authority early would make every path judge as "/".
-		{"authority", "Host api.example.com:? judges /", viaNginx(withHost(host+":?"), http.StatusForbidden, "path")},
-		{"authority", "Host ending in ?", viaNginx(withHost(host+"?"), http.StatusForbidden, "path")},
-		{"authority", "Host ending in #", viaNginx(withHost(host+"#"), http.StatusForbidden, "path")},
-		{"authority", "Host with a backslash", viaNginx(withHost(host+`\`), http.StatusForbidden, "path")},
+		{"authority", "Host api.example.com:? judges /", viaHostFront(withHost(host+":?"), http.StatusForbidden, "path")},
+		{"authority", "Host ending in ?", viaHostFront(withHost(host+"?"), http.StatusForbidden, "path")},
+		{"authority", "Host ending in #", viaHostFront(withHost(host+"#"), http.StatusForbidden, "path")},
+		{"authority", "Host with a backslash", viaHostFront(withHost(host+`\`), http.StatusForbidden, "path")},
 		{"authority", "absolute X-Original-URL without a path (direct)", func(t *testing.T) {
 			// Only a forged header lacks the path nginx's $request_uri
 			// always has; "http://host?x" must not judge as "/".
@@ -108,6 +118,16 @@ func requestProbes() []probe {
 			}), http.StatusForbidden, "path")
 		}},
 
+		{"ambiguity", "client X-Original-URL beats the proxy's X-Original-URI (plain auth_request)", viaPlain(func() request {
+			return get("/admin/x", bearer(read()), "X-Original-URL: http://"+host+"/public/a")
+		}, http.StatusForbidden, "path")},
+		{"ambiguity", "client X-Forwarded-Uri beside the proxy's X-Original-URI (plain auth_request)", viaPlain(func() request {
+			return get("/admin/x", bearer(read()), "X-Forwarded-Uri: /public/a")
+		}, http.StatusForbidden, "path")},
+		{"ambiguity", "X-HTTP-Method-Override through plain auth_request", viaPlain(func() request {
+			return get("/public/a", bearer(read()), "X-HTTP-Method-Override: DELETE")
+		}, http.StatusForbidden, "path")},
+
 		// path: what cannot be normalised safely is refused; what can is
 		// normalised as the upstream will see it.
 		{"path", "double-encoded dot segments", viaNginx(func() request {
@@ -132,6 +152,19 @@ func requestProbes() []probe {
 				"Authorization": {"Bearer " + read()},
 			})), http.StatusForbidden, "path")
 		}},
+		{"path", "overlong UTF-8 dot segments", viaNginx(func() request {
+			return get("/public/%c0%ae%c0%ae/admin/x", bearer(read()))
+		}, http.StatusForbidden, "path")},
+		{"path", "encoded slash in the Envoy dialect (direct)", func(t *testing.T) {
+			expect(t, s.directURL(t, "/v1/envoy/"+ns+"/api/public/..%2Fadmin/x", map[string][]string{
+				"Authorization": {"Bearer " + read()},
+			}), http.StatusForbidden, "path")
+		}},
+		{"path", "dot segments in the Envoy dialect (direct)", func(t *testing.T) {
+			expect(t, s.directURL(t, "/v1/envoy/"+ns+"/api/public/../admin/x", map[string][]string{
+				"Authorization": {"Bearer " + read()},
+			}), http.StatusForbidden, "scope")
+		}},
 		{"path", "dot segments leave the scope's prefix", viaNginx(func() request {
 			return get("/public/../admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
@@ -140,6 +173,15 @@ func requestProbes() []probe {
 		}, http.StatusForbidden, "scope")},
 		{"path", "double slash before a dot segment", viaNginx(func() request {
 			return get("/public//../admin/x", bearer(read()))
+		}, http.StatusForbidden, "scope")},
+
+		{"authority", "HTTP/1.0 request without a Host", viaHostFront(func() request {
+			r := get("/admin/x", bearer(root()))
+			r.host, r.http10 = "", true
+			return r
+		}, http.StatusForbidden, "scope")},
+		{"authority", "absolute-form request target naming another host", viaHostFront(func() request {
+			return get("http://evil.example/admin/x", bearer(root()))
 		}, http.StatusForbidden, "scope")},
 
 		// credential

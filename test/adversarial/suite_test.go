@@ -79,8 +79,11 @@ type suite struct {
 	admin client.Client
 	users map[string]client.Client
 	// front is nginx with ingress-nginx's template before group ns/api;
-	// otherFront before ns/other.
-	front, otherFront *e2e.Nginx
+	// otherFront before ns/other; hostFront is front before an upstream
+	// that takes any Host (net/http's refuses some that nginx passes on);
+	// plainFront is a plain nginx auth_request (docs/ingress-nginx.md)
+	// that passes the client's headers on and clears none.
+	front, otherFront, hostFront, plainFront *e2e.Nginx
 	// plaintext of the fixture keys, by "<namespace>/<name>".
 	keys map[string]string
 }
@@ -190,6 +193,14 @@ func startSuite(t *testing.T) *suite {
 	})
 	st.otherFront = e2e.StartNginx(t, e2e.NginxOptions{
 		AuthURL: st.env.Verifier + "/v1/verify/" + ns + "/other", Upstream: echo.URL,
+		ResponseHeaders: headers, ExposeAuthReason: true,
+	})
+	st.hostFront = e2e.StartNginx(t, e2e.NginxOptions{
+		AuthURL: st.env.Verifier + "/v1/verify/" + ns + "/api", Upstream: e2e.AnyHost(t),
+		ResponseHeaders: headers, ExposeAuthReason: true,
+	})
+	st.plainFront = e2e.StartNginx(t, e2e.NginxOptions{
+		Plain: true, AuthURL: st.env.Verifier + "/v1/verify/" + ns + "/api", Upstream: echo.URL,
 		ResponseHeaders: headers, ExposeAuthReason: true,
 	})
 	// The setup itself: a good key on a request its scope covers passes.
@@ -321,8 +332,15 @@ func (st *suite) fixtures(t *testing.T) {
 	st.shippedRoles(t)
 	create(st.admin,
 		binding(ns, "ClusterRole", "keyward-editor", mallory),
-		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read")),
+		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read")),
 		binding(ns, "Role", "mallory-grants", mallory),
+		// Two ServiceAccounts with mallory's rights.
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot"}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot2"}},
+		saBinding(ns, "ClusterRole", "keyward-editor", "bot"),
+		saBinding(ns, "Role", "mallory-grants", "bot"),
+		saBinding(ns, "ClusterRole", "keyward-editor", "bot2"),
+		saBinding(ns, "Role", "mallory-grants", "bot2"),
 		role(ns, "mallory-secrets", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}}),
 		binding(ns, "Role", "mallory-secrets", mallory),
 		role(nsX, "mallory-grants", grantRule("api.admin")),
@@ -342,6 +360,9 @@ func (st *suite) fixtures(t *testing.T) {
 			g.AllowedSourceRanges = []keywardv1alpha1.CIDR{"10.0.0.0/8"}
 		}),
 		keyGroup(ns, "del", "del", nil),
+		keyGroup(ns, "life", "life", func(g *keywardv1alpha1.KeyGroupSpec) {
+			g.MaxKeyLifetime = &metav1.Duration{Duration: 720 * time.Hour}
+		}),
 		keyGroup(nsX, "api", "adv", nil),
 
 		application(ns, "app", "api", "EXT-APP-1"),
@@ -351,6 +372,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "lim-a", "lim", ""),
 		application(ns, "net-a", "net", ""),
 		application(ns, "del-a", "del", ""),
+		application(ns, "life-a", "life", ""),
 		application(nsX, "x-app", "api", ""),
 
 		apiKey(ns, "read", "app", "read"),
@@ -370,6 +392,10 @@ func (st *suite) fixtures(t *testing.T) {
 		apiKey(ns, "used2", "app", "read"),
 		apiKey(ns, "used-app-k", "used-app", "read"),
 		apiKey(ns, "del-k", "del-a", "read"),
+		apiKey(ns, "mc-scopes", "app", "read"),
+		apiKey(ns, "mc-annotation", "app", "read"),
+		withKey(apiKey(ns, "mc-expiry", "app", "read"), func(k *keywardv1alpha1.APIKey) { k.Spec.ExpiresAt = &inAnHour }),
+		apiKey(ns, "mc-application", "app", "read"),
 		apiKey(nsX, "x-read", "x-app", "read"),
 	)
 	// mallory's own: an Application and a key she may grant.
@@ -377,7 +403,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "m-app", "api", "M-1"),
 		apiKey(ns, "m-key", "m-app", "read"),
 	)
-	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key"} {
+	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key", "mc-scopes", "mc-annotation", "mc-expiry", "mc-application"} {
 		st.keys[ns+"/"+k] = st.waitIssued(t, ns, k)
 	}
 	st.keys[nsX+"/x-read"] = st.waitIssued(t, nsX, "x-read")
@@ -406,6 +432,30 @@ func (st *suite) fixtures(t *testing.T) {
 	st.waitPhase(t, ns, "disabled", keywardv1alpha1.APIKeyDisabled)
 	st.waitPhase(t, ns, "status-forged", keywardv1alpha1.APIKeyDisabled)
 	st.waitPhase(t, ns, "gone-k", keywardv1alpha1.APIKeyRevoked)
+}
+
+func saBinding(namespace, kind, name, sa string) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: strings.ToLower(kind) + "-" + name + "-sa-" + sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: sa}},
+	}
+}
+
+// asServiceAccount is a client authenticated as the ServiceAccount
+// namespace/name with this UID, as its token would be.
+func (st *suite) asServiceAccount(t *testing.T, namespace, name, uid string) client.Client {
+	t.Helper()
+	c := rest.CopyConfig(st.env.Config)
+	c.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + namespace + ":" + name, UID: uid,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+	}
+	cl, err := client.New(c, client.Options{Scheme: kube.NewScheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }
 
 func withKey(k *keywardv1alpha1.APIKey, f func(*keywardv1alpha1.APIKey)) *keywardv1alpha1.APIKey {
@@ -524,6 +574,8 @@ func (a answer) String() string {
 type request struct {
 	method, target, host string
 	headers              []string // "Name: value", verbatim
+	// http10 sends HTTP/1.0, and no Host header when host is empty.
+	http10 bool
 }
 
 func get(target string, headers ...string) request {
@@ -539,7 +591,15 @@ func (r request) with(headers ...string) request {
 
 func (r request) text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", r.method, r.target, r.host)
+	proto := "HTTP/1.1"
+	if r.http10 {
+		proto = "HTTP/1.0"
+	}
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.method, r.target, proto)
+	if r.host != "" || !r.http10 {
+		fmt.Fprintf(&b, "Host: %s\r\n", r.host)
+	}
+	b.WriteString("Connection: close\r\n")
 	for _, h := range r.headers {
 		b.WriteString(h + "\r\n")
 	}
@@ -572,7 +632,13 @@ func (st *suite) send(t *testing.T, n *e2e.Nginx, r request) answer {
 // is not a trusted proxy, with these headers (name → lines).
 func (st *suite) direct(t *testing.T, namespace, group string, headers map[string][]string) answer {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, st.env.Verifier+"/v1/verify/"+namespace+"/"+group, nil)
+	return st.directURL(t, "/v1/verify/"+namespace+"/"+group, headers)
+}
+
+// directURL asks the verifier at path (sent as written), as direct does.
+func (st *suite) directURL(t *testing.T, path string, headers map[string][]string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, st.env.Verifier+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

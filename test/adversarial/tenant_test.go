@@ -211,6 +211,47 @@ func tenantProbes() []probe {
 			}
 		}},
 
+		{"creator", "key of a deleted ServiceAccount stops working", func(t *testing.T) {
+			sa := &corev1.ServiceAccount{}
+			if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: "bot"}, sa); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.asServiceAccount(t, ns, "bot", string(sa.UID)).Create(bg, apiKey(ns, "bot-k", "m-app", "read")); err != nil {
+				t.Fatal(err)
+			}
+			plaintext := s.waitIssued(t, ns, "bot-k")
+			if err := s.admin.Delete(bg, sa); err != nil {
+				t.Fatal(err)
+			}
+			eventuallyExpect(t, 30*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(plaintext))) }, http.StatusUnauthorized, "revoked")
+		}},
+		{"creator", "key created with the token of a replaced ServiceAccount", func(t *testing.T) {
+			// bot2 exists, but the request carries the UID of an earlier
+			// ServiceAccount of that name: a token that outlived it.
+			c := s.asServiceAccount(t, ns, "bot2", "6c0ffee0-0000-4000-8000-000000000000")
+			if err := c.Create(bg, apiKey(ns, "bot2-k", "m-app", "read")); err != nil {
+				refused(t, err, "bot2")
+				return
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				k := getKey(t, "bot2-k")
+				sec := &corev1.Secret{}
+				if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, sec); err == nil {
+					if a := s.send(t, s.front, get("/public/a", bearer(string(sec.Data[record.DeliveryAPIKey])))); a.status == http.StatusOK {
+						t.Fatalf("the key of a ServiceAccount that no longer exists works: %s", a)
+					}
+				}
+				if k.Status.Phase == keywardv1alpha1.APIKeyRevoked || k.Status.Phase == keywardv1alpha1.APIKeyRejected {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after 30s the key is %q, want Revoked (or Rejected)", k.Status.Phase)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}},
+
 		// binding
 		{"binding", "application-uid forged on create", func(t *testing.T) {
 			forged := string(getApp(t, "app").UID) // another Application's
@@ -299,6 +340,80 @@ func tenantProbes() []probe {
 			refused(t, patchAs(mallory, getApp(t, "m-app"), func(a *keywardv1alpha1.Application) { a.Spec.KeyGroup = "other" }), "spec.keyGroup")
 		}},
 
+		// match-conditions: the webhooks are skipped only for an update
+		// whose sole change is disabling or revoking; combined with any
+		// other change, they still judge it.
+		{"match-conditions", "revoke combined with a scope change", func(t *testing.T) {
+			refused(t, patchAs(mallory, getKey(t, "mc-scopes"), func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Revoked = true
+				k.Spec.Scopes = append(k.Spec.Scopes, "admin")
+			}), "spec.scopes")
+		}},
+		{"match-conditions", "disable combined with a created-by change", func(t *testing.T) {
+			refused(t, patchAs(mallory, getKey(t, "mc-annotation"), func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Disabled = true
+				annotated(k, keywardv1alpha1.AnnotationCreatedBy, "system:admin")
+			}), keywardv1alpha1.AnnotationCreatedBy)
+		}},
+		{"match-conditions", "revoke combined with a later expiresAt", func(t *testing.T) {
+			refused(t, patchAs(mallory, getKey(t, "mc-expiry"), func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Revoked = true
+				later := metav1.NewTime(k.Spec.ExpiresAt.Add(365 * 24 * time.Hour))
+				k.Spec.ExpiresAt = &later
+			}), "spec.expiresAt")
+		}},
+		{"match-conditions", "disable combined with an application change", func(t *testing.T) {
+			refused(t, patchAs(mallory, getKey(t, "mc-application"), func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Disabled = true
+				k.Spec.Application = "m-app"
+			}), "spec.application")
+		}},
+
+		// lifetime
+		{"lifetime", "key without expiresAt in a group with maxKeyLifetime", func(t *testing.T) {
+			refused(t, s.as(mallory).Create(bg, apiKey(ns, "l-forever", "life-a", "read")), "spec.expiresAt")
+		}},
+		{"lifetime", "key outliving its group's maxKeyLifetime", func(t *testing.T) {
+			k := apiKey(ns, "l-long", "life-a", "read")
+			inTwoYears := metav1.NewTime(time.Now().Add(2 * 365 * 24 * time.Hour))
+			k.Spec.ExpiresAt = &inTwoYears
+			refused(t, s.as(mallory).Create(bg, k), "spec.expiresAt", "maxKeyLifetime")
+		}},
+
+		// delivery
+		{"delivery", "secretName of another key's delivery Secret", func(t *testing.T) {
+			k := apiKey(ns, "d-steal", "m-app", "read")
+			k.Spec.SecretName = getKey(t, "read").DeliverySecretName()
+			if err := s.as(mallory).Create(bg, k); err != nil {
+				refused(t, err, "spec.secretName")
+				return
+			}
+			time.Sleep(5 * time.Second) // the controller's chance to write it
+			sec := &corev1.Secret{}
+			if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: k.Spec.SecretName}, sec); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(sec.Data[record.DeliveryAPIKey]); got != s.key(ns, "read") {
+				t.Errorf("the delivery Secret of key read now holds another key (ID %s): a key's Secret was taken over", sec.Data[record.DeliveryKeyID])
+			}
+		}},
+		{"delivery", "delivery Secret planted with a plaintext of the tenant's choosing", func(t *testing.T) {
+			chosen := forgedRecord(t).plaintext
+			sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "d-plant-key"},
+				Data: map[string][]byte{record.DeliveryAPIKey: []byte(chosen), record.DeliveryKeyID: []byte(chosen[:8])}}
+			if err := s.as(mallory).Create(bg, sec); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.as(mallory).Create(bg, apiKey(ns, "d-plant", "m-app", "read")); err != nil {
+				t.Fatal(err)
+			}
+			for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if a := s.send(t, s.front, get("/public/a", bearer(chosen))); a.status != http.StatusUnauthorized || a.reason != "unknown" {
+					t.Fatalf("the plaintext the tenant planted: %s, want 401 unknown", a)
+				}
+			}
+		}},
+
 		// status
 		{"status", "tenant writes a key's status", func(t *testing.T) {
 			k := getKey(t, "disabled")
@@ -360,6 +475,10 @@ func tenantProbes() []probe {
 		}},
 		{"deletion", "KeyGroup holding a recently used key deleted without confirm-delete", func(t *testing.T) {
 			refused(t, s.as(alice).Delete(bg, getGroup(t, "del")), keywardv1alpha1.AnnotationConfirmDelete)
+		}},
+
+		{"state", "key created under a revoked Application", func(t *testing.T) {
+			refused(t, s.as(mallory).Create(bg, apiKey(ns, "st-gone", "gone", "read")), "spec.application")
 		}},
 
 		// limits
