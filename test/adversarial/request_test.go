@@ -25,21 +25,18 @@ import (
 	"github.com/keyward/keyward/internal/e2e"
 )
 
-// viaNginx is a probe that sends r through the ingress-nginx front of
-// group ns/api and expects status and reason.
-func viaNginx(r func() request, status int, reason string) func(t *testing.T) {
-	return func(t *testing.T) { expect(t, s.send(t, s.front, r()), status, reason) }
+// through is a probe that sends r through an nginx front and expects
+// status and reason.
+func through(front func() *e2e.Nginx, r func() request, status int, reason string) func(t *testing.T) {
+	return func(t *testing.T) { expect(t, s.send(t, front(), r()), status, reason) }
 }
 
-// viaHostFront is viaNginx before an upstream that takes any Host.
-func viaHostFront(r func() request, status int, reason string) func(t *testing.T) {
-	return func(t *testing.T) { expect(t, s.send(t, s.hostFront, r()), status, reason) }
-}
-
-// viaPlain is viaNginx through the plain auth_request configuration.
-func viaPlain(r func() request, status int, reason string) func(t *testing.T) {
-	return func(t *testing.T) { expect(t, s.send(t, s.plainFront, r()), status, reason) }
-}
+// The fronts (s is set once keyward dev runs).
+var (
+	front      = func() *e2e.Nginx { return s.front }
+	hostFront  = func() *e2e.Nginx { return s.hostFront }
+	plainFront = func() *e2e.Nginx { return s.plainFront }
+)
 
 // original is what ingress-nginx states of GET <path> on host.
 func original(path string) map[string][]string {
@@ -75,14 +72,14 @@ func requestProbes() []probe {
 	return []probe{
 		// authority: the key "root" may GET "/" only; a Host that ends the
 		// authority early would make every path judge as "/".
-		{"authority", "Host api.example.com:? judges /", viaHostFront(withHost(host+":?"), http.StatusForbidden, "path")},
-		{"authority", "Host ending in ?", viaHostFront(withHost(host+"?"), http.StatusForbidden, "path")},
-		{"authority", "Host ending in #", viaHostFront(withHost(host+"#"), http.StatusForbidden, "path")},
-		{"authority", "Host with a backslash", viaHostFront(withHost(host+`\`), http.StatusForbidden, "path")},
+		{"authority", "Host api.example.com:? judges /", through(hostFront, withHost(host+":?"), http.StatusForbidden, "path")},
+		{"authority", "Host ending in ?", through(hostFront, withHost(host+"?"), http.StatusForbidden, "path")},
+		{"authority", "Host ending in #", through(hostFront, withHost(host+"#"), http.StatusForbidden, "path")},
+		{"authority", "Host with a backslash", through(hostFront, withHost(host+`\`), http.StatusForbidden, "path")},
 		{"authority", "absolute X-Original-URL without a path (direct)", func(t *testing.T) {
 			// Only a forged header lacks the path nginx's $request_uri
 			// always has; "http://host?x" must not judge as "/".
-			expect(t, s.direct(t, ns, "api", map[string][]string{
+			expect(t, s.direct(t, map[string][]string{
 				"X-Original-Url": {"http://" + host + "?/admin/x"}, "X-Original-Method": {"GET"},
 				"Authorization": {"Bearer " + root()},
 			}), http.StatusForbidden, "path")
@@ -90,69 +87,69 @@ func requestProbes() []probe {
 
 		// ambiguity: statements of the request the client adds, which
 		// ingress-nginx passes on.
-		{"ambiguity", "client X-Forwarded-Uri disagrees", viaNginx(func() request {
+		{"ambiguity", "client X-Forwarded-Uri disagrees", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-Forwarded-Uri: /admin/x")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "client X-Original-URI disagrees", viaNginx(func() request {
+		{"ambiguity", "client X-Original-URI disagrees", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-Original-URI: /admin/x")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "client X-Forwarded-Method disagrees", viaNginx(func() request {
+		{"ambiguity", "client X-Forwarded-Method disagrees", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-Forwarded-Method: DELETE")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "X-HTTP-Method-Override names another method", viaNginx(func() request {
+		{"ambiguity", "X-HTTP-Method-Override names another method", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-HTTP-Method-Override: DELETE")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "X-HTTP-Method names another method", viaNginx(func() request {
+		{"ambiguity", "X-HTTP-Method names another method", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-HTTP-Method: DELETE")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "X-Method-Override names another method", viaNginx(func() request {
+		{"ambiguity", "X-Method-Override names another method", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-Method-Override: DELETE")
 		}, http.StatusForbidden, "path")},
 		{"ambiguity", "client X-Original-URL beside a proxy's X-Original-URI (plain auth_request, direct)", func(t *testing.T) {
 			// What a plain nginx auth_request sends: its X-Original-URI and
 			// X-Original-Method, and the client's headers passed on.
-			expect(t, s.direct(t, ns, "api", map[string][]string{
+			expect(t, s.direct(t, map[string][]string{
 				"X-Original-Uri": {"/admin/x"}, "X-Original-Method": {"GET"},
 				"X-Original-Url": {"http://" + host + "/public/a"},
 				"Authorization":  {"Bearer " + read()},
 			}), http.StatusForbidden, "path")
 		}},
 
-		{"ambiguity", "client X-Original-URL beats the proxy's X-Original-URI (plain auth_request)", viaPlain(func() request {
+		{"ambiguity", "client X-Original-URL beats the proxy's X-Original-URI (plain auth_request)", through(plainFront, func() request {
 			return get("/admin/x", bearer(read()), "X-Original-URL: http://"+host+"/public/a")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "client X-Forwarded-Uri beside the proxy's X-Original-URI (plain auth_request)", viaPlain(func() request {
+		{"ambiguity", "client X-Forwarded-Uri beside the proxy's X-Original-URI (plain auth_request)", through(plainFront, func() request {
 			return get("/admin/x", bearer(read()), "X-Forwarded-Uri: /public/a")
 		}, http.StatusForbidden, "path")},
-		{"ambiguity", "X-HTTP-Method-Override through plain auth_request", viaPlain(func() request {
+		{"ambiguity", "X-HTTP-Method-Override through plain auth_request", through(plainFront, func() request {
 			return get("/public/a", bearer(read()), "X-HTTP-Method-Override: DELETE")
 		}, http.StatusForbidden, "path")},
 
 		// path: what cannot be normalised safely is refused; what can is
 		// normalised as the upstream will see it.
-		{"path", "double-encoded dot segments", viaNginx(func() request {
+		{"path", "double-encoded dot segments", through(front, func() request {
 			return get("/public/%252e%252e/admin/x", bearer(read()))
 		}, http.StatusForbidden, "path")},
-		{"path", "encoded slash", viaNginx(func() request {
+		{"path", "encoded slash", through(front, func() request {
 			return get("/public/..%2Fadmin/x", bearer(read()))
 		}, http.StatusForbidden, "path")},
-		{"path", "backslash", viaNginx(func() request {
+		{"path", "backslash", through(front, func() request {
 			return get(`/public/..\admin/x`, bearer(read()))
 		}, http.StatusForbidden, "path")},
 		{"path", "encoded NUL (direct: nginx refuses it itself)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/%00/../../admin/x"), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/%00/../../admin/x"), map[string][]string{
 				"Authorization": {"Bearer " + read()},
 			})), http.StatusForbidden, "path")
 		}},
-		{"path", "semicolon path parameter", viaNginx(func() request {
+		{"path", "semicolon path parameter", through(front, func() request {
 			return get("/public/..;/admin/x", bearer(read()))
 		}, http.StatusForbidden, "path")},
 		{"path", "over-long path (direct)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/"+strings.Repeat("a", 9000)), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/"+strings.Repeat("a", 9000)), map[string][]string{
 				"Authorization": {"Bearer " + read()},
 			})), http.StatusForbidden, "path")
 		}},
-		{"path", "overlong UTF-8 dot segments", viaNginx(func() request {
+		{"path", "overlong UTF-8 dot segments", through(front, func() request {
 			return get("/public/%c0%ae%c0%ae/admin/x", bearer(read()))
 		}, http.StatusForbidden, "path")},
 		{"path", "encoded slash in the Envoy dialect (direct)", func(t *testing.T) {
@@ -165,67 +162,67 @@ func requestProbes() []probe {
 				"Authorization": {"Bearer " + read()},
 			}), http.StatusForbidden, "scope")
 		}},
-		{"path", "dot segments leave the scope's prefix", viaNginx(func() request {
+		{"path", "dot segments leave the scope's prefix", through(front, func() request {
 			return get("/public/../admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
-		{"path", "percent-encoded dot segments leave the scope's prefix", viaNginx(func() request {
+		{"path", "percent-encoded dot segments leave the scope's prefix", through(front, func() request {
 			return get("/public/%2e%2e/admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
-		{"path", "double slash before a dot segment", viaNginx(func() request {
+		{"path", "double slash before a dot segment", through(front, func() request {
 			return get("/public//../admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
 
-		{"authority", "HTTP/1.0 request without a Host", viaHostFront(func() request {
+		{"authority", "HTTP/1.0 request without a Host", through(hostFront, func() request {
 			r := get("/admin/x", bearer(root()))
 			r.host, r.http10 = "", true
 			return r
 		}, http.StatusForbidden, "scope")},
-		{"authority", "absolute-form request target naming another host", viaHostFront(func() request {
+		{"authority", "absolute-form request target naming another host", through(hostFront, func() request {
 			return get("http://evil.example/admin/x", bearer(root()))
 		}, http.StatusForbidden, "scope")},
 
 		// credential
 		{"credential", "two Authorization headers (direct: nginx refuses them itself)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/a"), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/a"), map[string][]string{
 				"Authorization": {"Bearer " + read(), "Bearer " + root()},
 			})), http.StatusUnauthorized, "malformed")
 		}},
 		{"credential", "Bearer and rest_api_key= with different keys (direct)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/a"), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/a"), map[string][]string{
 				"Authorization": {"rest_api_key=" + root(), "Bearer " + read()},
 			})), http.StatusUnauthorized, "malformed")
 		}},
-		{"credential", "Authorization and X-API-Key with different keys", viaNginx(func() request {
+		{"credential", "Authorization and X-API-Key with different keys", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-API-Key: "+root())
 		}, http.StatusUnauthorized, "malformed")},
-		{"credential", "key in the query string", viaNginx(func() request {
+		{"credential", "key in the query string", through(front, func() request {
 			k := read()
 			return get("/public/a?api_key=" + k + "&apikey=" + k + "&access_token=" + k + "&key=" + k)
 		}, http.StatusUnauthorized, "missing")},
-		{"credential", "key with a wrong checksum", viaNginx(func() request {
+		{"credential", "key with a wrong checksum", through(front, func() request {
 			return get("/public/a", bearer(wrongChecksum(read())))
 		}, http.StatusUnauthorized, "malformed")},
 
 		// state
 		{"state", "revoked key", func(t *testing.T) {
-			eventuallyExpect(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "revoked")))) }, http.StatusUnauthorized, "revoked")
+			eventually401(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "revoked")))) }, "revoked")
 		}},
 		{"state", "disabled key", func(t *testing.T) {
-			eventuallyExpect(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "disabled")))) }, http.StatusUnauthorized, "disabled")
+			eventually401(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "disabled")))) }, "disabled")
 		}},
 		{"state", "expired key", func(t *testing.T) {
 			// It expires 25s after the fixtures began.
-			eventuallyExpect(t, time.Minute, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "expiring")))) }, http.StatusUnauthorized, "expired")
+			eventually401(t, time.Minute, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "expiring")))) }, "expired")
 		}},
 		{"state", "key of a revoked Application", func(t *testing.T) {
-			eventuallyExpect(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "gone-k")))) }, http.StatusUnauthorized, "revoked")
+			eventually401(t, 10*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "gone-k")))) }, "revoked")
 		}},
 
 		// tenant
-		{"tenant", "key of another group on this group's URL", viaNginx(func() request {
+		{"tenant", "key of another group on this group's URL", through(front, func() request {
 			return get("/public/a", bearer(s.key(ns, "oth-k")))
 		}, http.StatusUnauthorized, "unknown")},
-		{"tenant", "key of a group of the same name in another namespace", viaNginx(func() request {
+		{"tenant", "key of a group of the same name in another namespace", through(front, func() request {
 			return get("/public/a", bearer(s.key(nsX, "x-read")))
 		}, http.StatusUnauthorized, "unknown")},
 		{"tenant", "key of group api on group other's URL", func(t *testing.T) {
@@ -235,29 +232,29 @@ func requestProbes() []probe {
 		// source: the key "ranged" works only from 203.0.113.0/24; keyward
 		// dev trusts no proxy.
 		{"source", "X-Real-IP from an untrusted peer (direct)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/a"), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/a"), map[string][]string{
 				"Authorization": {"Bearer " + s.key(ns, "ranged")}, "X-Real-Ip": {"203.0.113.7"},
 			})), http.StatusForbidden, "source")
 		}},
 		{"source", "X-Forwarded-For from an untrusted peer (direct)", func(t *testing.T) {
-			expect(t, s.direct(t, ns, "api", merge(original("/public/a"), map[string][]string{
+			expect(t, s.direct(t, merge(original("/public/a"), map[string][]string{
 				"Authorization": {"Bearer " + s.key(ns, "ranged")}, "X-Forwarded-For": {"203.0.113.7"},
 			})), http.StatusForbidden, "source")
 		}},
-		{"source", "X-Real-IP and X-Forwarded-For from the client through nginx", viaNginx(func() request {
+		{"source", "X-Real-IP and X-Forwarded-For from the client through nginx", through(front, func() request {
 			return get("/public/a", bearer(s.key(ns, "ranged")), "X-Real-IP: 203.0.113.7", "X-Forwarded-For: 203.0.113.7")
 		}, http.StatusForbidden, "source")},
 
 		// scope
-		{"scope", "method the scope does not grant", viaNginx(func() request {
+		{"scope", "method the scope does not grant", through(front, func() request {
 			r := get("/public/a", bearer(read()), "Content-Length: 0")
 			r.method = "POST"
 			return r
 		}, http.StatusForbidden, "scope")},
-		{"scope", "prefix without a segment boundary", viaNginx(func() request {
+		{"scope", "prefix without a segment boundary", through(front, func() request {
 			return get("/publicity/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
-		{"scope", "exact path rule used for a longer path", viaNginx(func() request {
+		{"scope", "exact path rule used for a longer path", through(front, func() request {
 			return get("/admin/x", bearer(root()))
 		}, http.StatusForbidden, "scope")},
 

@@ -337,10 +337,10 @@ func (st *suite) fixtures(t *testing.T) {
 		// Two ServiceAccounts with mallory's rights.
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot"}},
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot2"}},
-		saBinding(ns, "ClusterRole", "keyward-editor", "bot"),
-		saBinding(ns, "Role", "mallory-grants", "bot"),
-		saBinding(ns, "ClusterRole", "keyward-editor", "bot2"),
-		saBinding(ns, "Role", "mallory-grants", "bot2"),
+		saBinding("ClusterRole", "keyward-editor", "bot"),
+		saBinding("Role", "mallory-grants", "bot"),
+		saBinding("ClusterRole", "keyward-editor", "bot2"),
+		saBinding("Role", "mallory-grants", "bot2"),
 		role(ns, "mallory-secrets", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "create", "update", "patch", "delete"}}),
 		binding(ns, "Role", "mallory-secrets", mallory),
 		role(nsX, "mallory-grants", grantRule("api.admin")),
@@ -428,28 +428,29 @@ func (st *suite) fixtures(t *testing.T) {
 	st.patchKey(t, "used2", func(k *keywardv1alpha1.APIKey) {
 		metav1.SetMetaDataAnnotation(&k.ObjectMeta, keywardv1alpha1.AnnotationConfirmDelete, "not-the-external-id")
 	})
-	st.waitPhase(t, ns, "revoked", keywardv1alpha1.APIKeyRevoked)
-	st.waitPhase(t, ns, "disabled", keywardv1alpha1.APIKeyDisabled)
-	st.waitPhase(t, ns, "status-forged", keywardv1alpha1.APIKeyDisabled)
-	st.waitPhase(t, ns, "gone-k", keywardv1alpha1.APIKeyRevoked)
+	st.waitPhase(t, "revoked", keywardv1alpha1.APIKeyRevoked)
+	st.waitPhase(t, "disabled", keywardv1alpha1.APIKeyDisabled)
+	st.waitPhase(t, "status-forged", keywardv1alpha1.APIKeyDisabled)
+	st.waitPhase(t, "gone-k", keywardv1alpha1.APIKeyRevoked)
 }
 
-func saBinding(namespace, kind, name, sa string) *rbacv1.RoleBinding {
+// saBinding binds a role to the ServiceAccount sa of ns.
+func saBinding(kind, name, sa string) *rbacv1.RoleBinding {
 	return &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: strings.ToLower(kind) + "-" + name + "-sa-" + sa},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: strings.ToLower(kind) + "-" + name + "-sa-" + sa},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kind, Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: namespace, Name: sa}},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: sa}},
 	}
 }
 
-// asServiceAccount is a client authenticated as the ServiceAccount
-// namespace/name with this UID, as its token would be.
-func (st *suite) asServiceAccount(t *testing.T, namespace, name, uid string) client.Client {
+// asServiceAccount is a client authenticated as the ServiceAccount name of
+// ns with this UID, as its token would be.
+func (st *suite) asServiceAccount(t *testing.T, name, uid string) client.Client {
 	t.Helper()
 	c := rest.CopyConfig(st.env.Config)
 	c.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:" + namespace + ":" + name, UID: uid,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+		UserName: "system:serviceaccount:" + ns + ":" + name, UID: uid,
+		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
 	}
 	cl, err := client.New(c, client.Options{Scheme: kube.NewScheme()})
 	if err != nil {
@@ -505,15 +506,15 @@ func (st *suite) waitIssued(t *testing.T, namespace, name string) string {
 	return string(sec.Data[record.DeliveryAPIKey])
 }
 
-func (st *suite) waitPhase(t *testing.T, namespace, name string, phase keywardv1alpha1.APIKeyPhase) {
+func (st *suite) waitPhase(t *testing.T, name string, phase keywardv1alpha1.APIKeyPhase) {
 	t.Helper()
 	testenv.Eventually(t, time.Minute, func() error {
 		k := &keywardv1alpha1.APIKey{}
-		if err := st.admin.Get(context.Background(), client.ObjectKey{Namespace: namespace, Name: name}, k); err != nil {
+		if err := st.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
 			return err
 		}
 		if k.Status.Phase != phase {
-			return fmt.Errorf("key %s/%s is %q, want %q", namespace, name, k.Status.Phase, phase)
+			return fmt.Errorf("key %s/%s is %q, want %q", ns, name, k.Status.Phase, phase)
 		}
 		return nil
 	})
@@ -584,11 +585,6 @@ func get(target string, headers ...string) request {
 
 func bearer(key string) string { return "Authorization: Bearer " + key }
 
-func (r request) with(headers ...string) request {
-	r.headers = append(append([]string(nil), r.headers...), headers...)
-	return r
-}
-
 func (r request) text() string {
 	var b strings.Builder
 	proto := "HTTP/1.1"
@@ -628,11 +624,11 @@ func (st *suite) send(t *testing.T, n *e2e.Nginx, r request) answer {
 	return answer{status: resp.StatusCode, reason: resp.Header.Get("X-Auth-Reason"), header: resp.Header, body: string(body)}
 }
 
-// direct asks the verifier of group namespace/group itself, as a peer that
-// is not a trusted proxy, with these headers (name → lines).
-func (st *suite) direct(t *testing.T, namespace, group string, headers map[string][]string) answer {
+// direct asks the verifier of group ns/api itself, as a peer that is not
+// a trusted proxy, with these headers (name → lines).
+func (st *suite) direct(t *testing.T, headers map[string][]string) answer {
 	t.Helper()
-	return st.directURL(t, "/v1/verify/"+namespace+"/"+group, headers)
+	return st.directURL(t, "/v1/verify/"+ns+"/api", headers)
 }
 
 // directURL asks the verifier at path (sent as written), as direct does.
@@ -662,18 +658,18 @@ func expect(t *testing.T, a answer, status int, reason string) {
 	}
 }
 
-// eventuallyExpect polls until the answer is the one expected, for state
-// that reaches the verifier through its informers.
-func eventuallyExpect(t *testing.T, timeout time.Duration, f func() answer, status int, reason string) {
+// eventually401 polls until the answer is 401 with reason, for state that
+// reaches the verifier through its informers.
+func eventually401(t *testing.T, timeout time.Duration, f func() answer, reason string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		a := f()
-		if a.status == status && a.reason == reason {
+		if a.status == http.StatusUnauthorized && a.reason == reason {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("after %s: got %s, want %d %s", timeout, a, status, reason)
+			t.Errorf("after %s: got %s, want 401 %s", timeout, a, reason)
 			return
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -216,19 +216,19 @@ func tenantProbes() []probe {
 			if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: "bot"}, sa); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.asServiceAccount(t, ns, "bot", string(sa.UID)).Create(bg, apiKey(ns, "bot-k", "m-app", "read")); err != nil {
+			if err := s.asServiceAccount(t, "bot", string(sa.UID)).Create(bg, apiKey(ns, "bot-k", "m-app", "read")); err != nil {
 				t.Fatal(err)
 			}
 			plaintext := s.waitIssued(t, ns, "bot-k")
 			if err := s.admin.Delete(bg, sa); err != nil {
 				t.Fatal(err)
 			}
-			eventuallyExpect(t, 30*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(plaintext))) }, http.StatusUnauthorized, "revoked")
+			eventually401(t, 30*time.Second, func() answer { return s.send(t, s.front, get("/public/a", bearer(plaintext))) }, "revoked")
 		}},
 		{"creator", "key created with the token of a replaced ServiceAccount", func(t *testing.T) {
 			// bot2 exists, but the request carries the UID of an earlier
 			// ServiceAccount of that name: a token that outlived it.
-			c := s.asServiceAccount(t, ns, "bot2", "6c0ffee0-0000-4000-8000-000000000000")
+			c := s.asServiceAccount(t, "bot2", "6c0ffee0-0000-4000-8000-000000000000")
 			if err := c.Create(bg, apiKey(ns, "bot2-k", "m-app", "read")); err != nil {
 				refused(t, err, "bot2")
 				return
