@@ -35,6 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/record"
 )
 
@@ -211,7 +212,7 @@ func (r *APIKeyReconciler) keysOfApplications(ctx context.Context, namespace str
 	var reqs []ctrl.Request
 	for _, app := range apps {
 		var list keywardv1alpha1.APIKeyList
-		if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{IndexAPIKeyApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index.APIKeyApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
 			continue
 		}
 		for i := range list.Items {
@@ -223,7 +224,7 @@ func (r *APIKeyReconciler) keysOfApplications(ctx context.Context, namespace str
 
 func (r *APIKeyReconciler) keysOfGroup(ctx context.Context, o client.Object) []ctrl.Request {
 	var apps keywardv1alpha1.ApplicationList
-	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.ApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	names := make([]string, 0, len(apps.Items))

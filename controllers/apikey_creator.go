@@ -19,7 +19,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 )
 
 // A key created by a ServiceAccount stops working when that ServiceAccount
@@ -43,32 +43,6 @@ import (
 // ServiceAccount, was deleted.
 const ReasonCreatorDeleted = "CreatorDeleted"
 
-// IndexAPIKeyCreator indexes APIKeys created by a ServiceAccount by that
-// ServiceAccount, "<namespace>/<name>".
-const IndexAPIKeyCreator = "metadata.annotations.created-by.serviceaccount"
-
-const serviceAccountUserPrefix = "system:serviceaccount:"
-
-// creatorServiceAccount is the ServiceAccount that created o, if one did.
-func creatorServiceAccount(o client.Object) (client.ObjectKey, bool) {
-	rest, ok := strings.CutPrefix(o.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy], serviceAccountUserPrefix)
-	if !ok {
-		return client.ObjectKey{}, false
-	}
-	ns, name, ok := strings.Cut(rest, ":")
-	if !ok || ns == "" || name == "" {
-		return client.ObjectKey{}, false
-	}
-	return client.ObjectKey{Namespace: ns, Name: name}, true
-}
-
-func indexCreator(o client.Object) []string {
-	if sa, ok := creatorServiceAccount(o); ok {
-		return []string{sa.String()}
-	}
-	return nil
-}
-
 // checkCreator revokes a key, unless decide found it done for already,
 // when the ServiceAccount that created it is gone. It asks the API server:
 // the cache may not have seen a ServiceAccount created a moment ago, and
@@ -79,7 +53,7 @@ func (r *APIKeyReconciler) checkCreator(ctx context.Context, s *apiKeyScope) err
 	if s.phase.Terminal() {
 		return nil
 	}
-	sa, ok := creatorServiceAccount(k)
+	sa, ok := index.CreatorServiceAccount(k)
 	if !ok {
 		return nil
 	}
@@ -105,7 +79,7 @@ func (r *APIKeyReconciler) checkCreator(ctx context.Context, s *apiKeyScope) err
 // any namespace.
 func (r *APIKeyReconciler) keysOfCreator(ctx context.Context, o client.Object) []ctrl.Request {
 	var list keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.MatchingFields{IndexAPIKeyCreator: client.ObjectKeyFromObject(o).String()}); err != nil {
+	if err := r.List(ctx, &list, client.MatchingFields{index.APIKeyCreator: client.ObjectKeyFromObject(o).String()}); err != nil {
 		return nil
 	}
 	reqs := make([]ctrl.Request, 0, len(list.Items))

@@ -30,8 +30,10 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // Condition reasons of an APIKey's Ready condition.
@@ -133,12 +135,13 @@ func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
 		s.set(keywardv1alpha1.APIKeyRevoked, ReasonRevoked, "spec.revoked is true; the key no longer works")
 	case !s.decideParents():
 		// The application or the group decided it.
-	case missingScopes(k, s.group) != "":
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotFound, fmt.Sprintf("KeyGroup %s has no scope %s; create a new APIKey with scopes from spec.scopes of the group", s.group.Name, missingScopes(k, s.group)))
+	case len(rules.MissingScopes(k, s.group)) > 0:
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotFound, fmt.Sprintf("KeyGroup %s has no scope %s; create a new APIKey with scopes from spec.scopes of the group",
+			s.group.Name, strings.Join(rules.MissingScopes(k, s.group), ", ")))
 	case expiresAt != nil && !expiresAt.After(s.now):
 		s.set(keywardv1alpha1.APIKeyExpired, ReasonExpired, "the key expired at "+expiresAt.UTC().Format(time.RFC3339))
-	case !s.minted() && lifetimeExceeded(k, s.group) != "":
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonLifetimeExceeded, lifetimeExceeded(k, s.group))
+	case !s.minted() && !rules.KeyLifetime(k, s.group, s.now).OK():
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonLifetimeExceeded, lifetimeMessage(s.group, rules.KeyLifetime(k, s.group, s.now)))
 	case !s.minted() && s.app.Status.Phase != keywardv1alpha1.ApplicationActive:
 		s.set(keywardv1alpha1.APIKeyPending, ReasonApplicationPending, fmt.Sprintf("waiting for Application %s to become Active", s.app.Name))
 	case k.Spec.Disabled:
@@ -187,7 +190,7 @@ func (s *apiKeyScope) decideParents() bool {
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationReplaced, fmt.Sprintf(
 			"Application %s now belongs to KeyGroup %s, not to KeyGroup %s the key was issued for; a key never moves to another KeyGroup: create a new APIKey",
 			s.app.Name, s.app.Spec.KeyGroup, s.bound.group))
-	case s.app.Spec.Revoked || s.app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+	case rules.ApplicationRevoked(s.app):
 		s.set(keywardv1alpha1.APIKeyRevoked, ReasonApplicationRevoked, fmt.Sprintf("Application %s is revoked; none of its keys work", s.app.Name))
 	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
@@ -217,29 +220,12 @@ func (s *apiKeyScope) setMissing(reason, message string) {
 	s.set(keywardv1alpha1.APIKeyPending, reason, message+"; waiting for it")
 }
 
-func missingScopes(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) string {
-	var missing []string
-	for _, sc := range k.Spec.Scopes {
-		if g.Scope(string(sc)) == nil {
-			missing = append(missing, string(sc))
-		}
+// lifetimeMessage says why a key breaks its group's maxKeyLifetime.
+func lifetimeMessage(g *keywardv1alpha1.KeyGroup, l rules.Lifetime) string {
+	if l.Unset {
+		return fmt.Sprintf("KeyGroup %s sets maxKeyLifetime %s; set spec.expiresAt within it", g.Name, l.Max)
 	}
-	return strings.Join(missing, ", ")
-}
-
-// lifetimeExceeded says why a key breaks its group's maxKeyLifetime, or "".
-func lifetimeExceeded(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) string {
-	if g.Spec.MaxKeyLifetime == nil {
-		return ""
-	}
-	max := g.Spec.MaxKeyLifetime.Duration
-	if k.Spec.ExpiresAt == nil {
-		return fmt.Sprintf("KeyGroup %s sets maxKeyLifetime %s; set spec.expiresAt within it", g.Name, max)
-	}
-	if k.Spec.ExpiresAt.Sub(k.CreationTimestamp.Time) > max {
-		return fmt.Sprintf("spec.expiresAt is more than maxKeyLifetime %s of KeyGroup %s after the key's creation; create a new APIKey that expires sooner", max, g.Name)
-	}
-	return ""
+	return fmt.Sprintf("spec.expiresAt is more than maxKeyLifetime %s of KeyGroup %s after the key's creation; create a new APIKey that expires sooner", l.Max, g.Name)
 }
 
 // issue admits, mints and delivers a key that should work and has not been
@@ -383,7 +369,7 @@ func (r *APIKeyReconciler) slots(ctx context.Context, s *apiKeyScope, app string
 	}
 	var siblings keywardv1alpha1.APIKeyList
 	if err := reader.List(ctx, &siblings, client.InNamespace(s.key.Namespace),
-		client.MatchingFields{IndexAPIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		client.MatchingFields{index.APIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
 	}
 	states, err := r.hashedStates(ctx, s, app, live)
@@ -414,7 +400,7 @@ func (r *APIKeyReconciler) hashedStates(ctx context.Context, s *apiKeyScope, app
 	} else {
 		var list corev1.SecretList
 		if err := r.List(ctx, &list, client.InNamespace(r.Namespace),
-			client.MatchingFields{IndexHashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
+			client.MatchingFields{index.HashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
 			return nil, err
 		}
 		for i := range list.Items {
@@ -441,7 +427,7 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 	}
 	for i := range siblings {
 		o := &siblings[i]
-		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID || stopsCounting(o, s.now) {
+		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID || rules.KeyStopsCounting(o, s.now) {
 			continue
 		}
 		if st, ok := states[string(o.UID)]; ok {
@@ -450,25 +436,11 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 			}
 			continue
 		}
-		if !o.Status.Phase.Terminal() && createdBefore(o, s.key) && missingScopes(o, s.group) == "" {
+		if !o.Status.Phase.Terminal() && rules.KeyCreatedBefore(o, s.key) && len(rules.MissingScopes(o, s.group)) == 0 {
 			waiting++
 		}
 	}
 	return active, waiting
-}
-
-// stopsCounting reports whether a key no longer counts against the limit,
-// whatever its hashed Secret says yet: revoked, being deleted or expired.
-func stopsCounting(k *keywardv1alpha1.APIKey, now time.Time) bool {
-	return k.Spec.Revoked || !k.DeletionTimestamp.IsZero() || (k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(now))
-}
-
-// createdBefore orders keys by creation time, then name.
-func createdBefore(a, b *keywardv1alpha1.APIKey) bool {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
-	}
-	return a.Name < b.Name
 }
 
 // publish keeps the hashed Secret's record in step with the phase.

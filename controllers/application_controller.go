@@ -37,6 +37,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/rules"
 )
 
@@ -161,7 +162,7 @@ func (r *ApplicationReconciler) needsAdmission(app *keywardv1alpha1.Application,
 
 func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (keywardv1alpha1.ApplicationPhase, string, string, error) {
 	switch {
-	case app.Spec.Revoked || app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+	case rules.ApplicationRevoked(app):
 		return keywardv1alpha1.ApplicationRevoked, ReasonRevoked, "spec.revoked is true; none of the application's keys work", nil
 	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:
 		c := meta.FindStatusCondition(app.Status.Conditions, keywardv1alpha1.ConditionReady)
@@ -210,7 +211,7 @@ func (r *ApplicationReconciler) olderHolderOfExternalID(ctx context.Context, app
 		return "", nil
 	}
 	var list keywardv1alpha1.ApplicationList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexApplicationKeyGroup: string(app.Spec.KeyGroup)}); err != nil {
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.ApplicationKeyGroup: string(app.Spec.KeyGroup)}); err != nil {
 		return "", fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", app.Namespace, app.Spec.KeyGroup, err)
 	}
 	for _, o := range rules.ExternalIDHolders(app, list.Items) {
@@ -227,21 +228,17 @@ func (r *ApplicationReconciler) olderHolderOfExternalID(ctx context.Context, app
 // the cache, so that it sees the decisions made just before it.
 func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (active, waiting int, err error) {
 	var list keywardv1alpha1.ApplicationList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexApplicationKeyGroup: group.Name}); err != nil {
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.ApplicationKeyGroup: group.Name}); err != nil {
 		return 0, 0, fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", app.Namespace, group.Name, err)
 	}
 	for i := range list.Items {
 		o := &list.Items[i]
-		if o.UID == app.UID || o.Spec.Revoked || !o.DeletionTimestamp.IsZero() {
-			continue
-		}
-		switch o.Status.Phase {
-		case keywardv1alpha1.ApplicationActive:
+		switch {
+		case o.UID == app.UID || !rules.ApplicationOccupiesSlot(o):
+		case o.Status.Phase == keywardv1alpha1.ApplicationActive:
 			active++
-		case "", keywardv1alpha1.ApplicationPending:
-			if o.CreationTimestamp.Before(&app.CreationTimestamp) || (o.CreationTimestamp.Equal(&app.CreationTimestamp) && o.Name < app.Name) {
-				waiting++
-			}
+		case rules.ApplicationCreatedBefore(o, app):
+			waiting++
 		}
 	}
 	return active, waiting, nil
@@ -250,7 +247,7 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 // countKeys counts the application's keys that count against its limit.
 func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
 	var list keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{IndexAPIKeyApplication: app.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.APIKeyApplication: app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, err
 	}
 	var n int32
@@ -284,7 +281,7 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) 
 		}), builder.WithPredicates(apiKeyPhaseChanged())).
 		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []ctrl.Request {
 			var apps keywardv1alpha1.ApplicationList
-			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{IndexApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.ApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
 				return nil
 			}
 			reqs := make([]ctrl.Request, 0, len(apps.Items))

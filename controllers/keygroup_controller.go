@@ -30,7 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/verifier/match"
+	"github.com/keyward/keyward/internal/index"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // KeyGroup condition reasons.
@@ -57,7 +58,7 @@ func (r *KeyGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	orig := g.DeepCopy()
 	var apps keywardv1alpha1.ApplicationList
-	if err := r.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{IndexApplicationKeyGroup: g.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{index.ApplicationKeyGroup: g.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	g.Status.Applications, g.Status.ActiveKeys = 0, 0
@@ -86,22 +87,10 @@ func (r *KeyGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	return ctrl.Result{}, waitForCache(ctx, r.Client, g, orig.ResourceVersion)
 }
 
-// validateScopes compiles every rule as the verifier will.
+// validateScopes reports the first scope rule the verifier cannot compile.
 func validateScopes(g *keywardv1alpha1.KeyGroup) error {
-	for i, sc := range g.Spec.Scopes {
-		for j, rule := range sc.Rules {
-			paths := make([]string, len(rule.Paths))
-			for k, p := range rule.Paths {
-				paths[k] = string(p)
-			}
-			methods := make([]string, len(rule.Methods))
-			for k, m := range rule.Methods {
-				methods[k] = string(m)
-			}
-			if _, err := match.CompileRule(paths, methods); err != nil {
-				return fmt.Errorf("spec.scopes[%d].rules[%d]: %w", i, j, err)
-			}
-		}
+	if errs := rules.ScopeRuleErrors(g); len(errs) > 0 {
+		return fmt.Errorf("spec.scopes[%d].rules[%d]: %w", errs[0].Scope, errs[0].Rule, errs[0].Err)
 	}
 	return nil
 }

@@ -26,27 +26,10 @@ import (
 	"errors"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/internal/record"
-)
-
-// Field indexes kept in the manager's cache for reverse lookups.
-const (
-	// IndexAPIKeyApplication indexes APIKeys by spec.application. It has
-	// the same name as the CRD's selectable field, so one MatchingFields
-	// option works against the cache and against the API server.
-	IndexAPIKeyApplication = "spec.application"
-	// IndexApplicationKeyGroup indexes Applications by spec.keyGroup.
-	IndexApplicationKeyGroup = "spec.keyGroup"
-	// IndexHashedSecretApplication indexes hashed Secrets by the
-	// <namespace>/<name> of their key's Application.
-	IndexHashedSecretApplication = "hashed.application" // #nosec G101 -- an index name, not a credential
 )
 
 // FieldManager is the server-side apply field manager of the manager.
@@ -66,7 +49,8 @@ type Options struct {
 	MaxConcurrentReconciles int
 }
 
-// Setup registers the field indexes and the three reconcilers with mgr.
+// Setup registers the three reconcilers with mgr. The field indexes they
+// list through (internal/index) must be registered first.
 func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		return errors.New("controllers: the operator namespace is required")
@@ -76,29 +60,6 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	if o.MaxConcurrentReconciles == 0 {
 		o.MaxConcurrentReconciles = 4
-	}
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &keywardv1alpha1.APIKey{}, IndexAPIKeyApplication, func(o client.Object) []string {
-		return []string{string(o.(*keywardv1alpha1.APIKey).Spec.Application)}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &keywardv1alpha1.Application{}, IndexApplicationKeyGroup, func(o client.Object) []string {
-		return []string{string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &corev1.Secret{}, IndexHashedSecretApplication, func(o client.Object) []string {
-		l := o.GetLabels()
-		if l[record.LabelHashedKey] != "true" {
-			return nil
-		}
-		return []string{l[record.LabelNamespace] + "/" + l[record.LabelApplication]}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &keywardv1alpha1.APIKey{}, IndexAPIKeyCreator, indexCreator); err != nil {
-		return err
 	}
 	recorder := mgr.GetEventRecorder(FieldManager)
 	locks := newKeyedMutex()

@@ -35,7 +35,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/rules"
 )
 
@@ -86,12 +86,12 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 		val.warn(WarnApplicationOfKeyNotFound, k.Spec.Application)
 		return result(kindAPIKey, k.Name, val)
 	}
-	if !applicationUsable(in.app) {
+	if !rules.ApplicationUsable(in.app) {
 		return result(kindAPIKey, k.Name, val) // nothing more to ask
 	}
 	if in.group == nil {
 		val.warn(WarnKeyGroupOfKeyNotFound, in.app.Spec.KeyGroup, in.app.Name)
-	} else if occupiesKeySlot(k, in.group, in.now) {
+	} else if rules.KeyOccupiesSlot(k, in.group, in.now) {
 		n, err := v.countKeys(ctx, k, in)
 		if err != nil {
 			return nil, internalError(err)
@@ -216,7 +216,7 @@ func validateApplicationOfKey(_ *keywardv1alpha1.APIKey, app *keywardv1alpha1.Ap
 	switch {
 	case app == nil:
 		return nil
-	case app.Spec.Revoked || app.Status.Phase == keywardv1alpha1.ApplicationRevoked:
+	case rules.ApplicationRevoked(app):
 		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q is revoked: none of its keys can work", app.Name))}
 	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:
 		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q was rejected (over its KeyGroup's maxApplications): none of its keys can work; use an Active application", app.Name))}
@@ -224,16 +224,12 @@ func validateApplicationOfKey(_ *keywardv1alpha1.APIKey, app *keywardv1alpha1.Ap
 	return nil
 }
 
-// applicationUsable says whether an application can hold working keys.
-func applicationUsable(app *keywardv1alpha1.Application) bool {
-	return !app.Spec.Revoked && app.Status.Phase != keywardv1alpha1.ApplicationRevoked && app.Status.Phase != keywardv1alpha1.ApplicationRejected
-}
-
 // validateScopes refuses scopes the group does not define.
 func validateScopes(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) field.ErrorList {
+	missing := rules.MissingScopes(k, g)
 	var errs field.ErrorList
 	for i, s := range k.Spec.Scopes {
-		if g.Scope(string(s)) == nil {
+		if slices.Contains(missing, string(s)) {
 			errs = append(errs, field.NotSupported(specPath.Child("scopes").Index(i), string(s), scopeNames(g)))
 		}
 	}
@@ -268,25 +264,17 @@ func joinCIDRs(cidrs []keywardv1alpha1.CIDR) string {
 }
 
 // validateLifetime keeps a key's expiresAt within its group's
-// maxKeyLifetime, counted from the key's creation (from now while it is
-// being created and has no creationTimestamp yet).
+// maxKeyLifetime (rules.KeyLifetime).
 func validateLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now time.Time) field.ErrorList {
-	if g.Spec.MaxKeyLifetime == nil {
-		return nil
-	}
-	maxLifetime := g.Spec.MaxKeyLifetime.Duration
-	created := k.CreationTimestamp.Time
-	if created.IsZero() {
-		created = now
-	}
-	latest := created.Add(maxLifetime).UTC().Format(time.RFC3339)
+	l := rules.KeyLifetime(k, g, now)
+	latest := l.Latest.UTC().Format(time.RFC3339)
 	p := specPath.Child("expiresAt")
 	switch {
-	case k.Spec.ExpiresAt == nil:
-		return field.ErrorList{field.Required(p, fmt.Sprintf("KeyGroup %q sets maxKeyLifetime %s: set expiresAt, no later than %s", g.Name, maxLifetime, latest))}
-	case k.Spec.ExpiresAt.Sub(created) > maxLifetime:
+	case l.Unset:
+		return field.ErrorList{field.Required(p, fmt.Sprintf("KeyGroup %q sets maxKeyLifetime %s: set expiresAt, no later than %s", g.Name, l.Max, latest))}
+	case l.TooLate:
 		return field.ErrorList{field.Invalid(p, k.Spec.ExpiresAt.UTC().Format(time.RFC3339), fmt.Sprintf(
-			"is more than maxKeyLifetime %s of KeyGroup %q after the key's creation; set it no later than %s", maxLifetime, g.Name, latest))}
+			"is more than maxKeyLifetime %s of KeyGroup %q after the key's creation; set it no later than %s", l.Max, g.Name, latest))}
 	}
 	return nil
 }
@@ -338,35 +326,16 @@ func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n i
 // k that hold or are about to hold a slot.
 func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
 	var list keywardv1alpha1.APIKeyList
-	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{controllers.IndexAPIKeyApplication: in.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{index.APIKeyApplication: in.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", k.Namespace, in.app.Name, err)
 	}
 	n := 0
 	for i := range list.Items {
-		if o := &list.Items[i]; o.Name != k.Name && occupiesKeySlot(o, in.group, in.now) {
+		if o := &list.Items[i]; o.Name != k.Name && rules.KeyOccupiesSlot(o, in.group, in.now) {
 			n++
 		}
 	}
 	return n, nil
-}
-
-// occupiesKeySlot says whether a key counts against maxKeysPerApplication,
-// as the controller decides it: Active and Disabled keys do, and so do keys
-// not issued yet that the controller will issue (it issues older keys
-// first, so every key already there comes before a new one). Revoked,
-// expired, rejected and deleted keys do not, nor keys with a scope the
-// group lacks (they will be Rejected).
-func occupiesKeySlot(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now time.Time) bool {
-	if k.Spec.Revoked || !k.DeletionTimestamp.IsZero() || (k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(now)) {
-		return false
-	}
-	switch k.Status.Phase {
-	case keywardv1alpha1.APIKeyActive, keywardv1alpha1.APIKeyDisabled:
-		return true
-	case keywardv1alpha1.APIKeyPending, "":
-		return len(validateScopes(k, g)) == 0
-	}
-	return false
 }
 
 // scopesEqual compares scopes as the set they are (listType=set).

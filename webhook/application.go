@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/rules"
 )
 
@@ -147,7 +147,7 @@ func applicationLimit(g *keywardv1alpha1.KeyGroup, n int) field.ErrorList {
 // applicationsOf lists, from the cache, the Applications of a group.
 func (v *ApplicationValidator) applicationsOf(ctx context.Context, namespace, group string) ([]keywardv1alpha1.Application, error) {
 	var list keywardv1alpha1.ApplicationList
-	if err := v.cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexApplicationKeyGroup: group}); err != nil {
+	if err := v.cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index.ApplicationKeyGroup: group}); err != nil {
 		return nil, fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", namespace, group, err)
 	}
 	return list.Items, nil
@@ -160,22 +160,11 @@ func (v *ApplicationValidator) applicationsOf(ctx context.Context, namespace, gr
 func countApplications(a *keywardv1alpha1.Application, siblings []keywardv1alpha1.Application) int {
 	n := 0
 	for i := range siblings {
-		if o := &siblings[i]; o.Name != a.Name && occupiesApplicationSlot(o) {
+		if o := &siblings[i]; o.Name != a.Name && rules.ApplicationOccupiesSlot(o) {
 			n++
 		}
 	}
 	return n
-}
-
-func occupiesApplicationSlot(a *keywardv1alpha1.Application) bool {
-	if a.Spec.Revoked || !a.DeletionTimestamp.IsZero() {
-		return false
-	}
-	switch a.Status.Phase {
-	case keywardv1alpha1.ApplicationActive, keywardv1alpha1.ApplicationPending, "":
-		return true
-	}
-	return false
 }
 
 // requestUser is the user of the admission request in ctx, nil outside one.

@@ -31,11 +31,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 )
-
-// ServiceAccountUsernamePrefix starts the user name of every ServiceAccount:
-// system:serviceaccount:<namespace>:<name>.
-const ServiceAccountUsernamePrefix = "system:serviceaccount:"
 
 // createdByAnnotations are the annotations that record the creator. Both
 // are set on create and immutable afterwards.
@@ -82,7 +79,7 @@ func (d *CreatedByDefaulter[T]) Default(ctx context.Context, obj T) error {
 // must carry; a value of "" means the annotation must be absent.
 func creatorAnnotations(user authenticationv1.UserInfo) map[string]string {
 	uid := ""
-	if strings.HasPrefix(user.Username, ServiceAccountUsernamePrefix) {
+	if strings.HasPrefix(user.Username, index.ServiceAccountUserPrefix) {
 		uid = user.UID
 	}
 	return map[string]string{

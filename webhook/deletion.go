@@ -31,7 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/rules"
 )
 
@@ -45,7 +45,7 @@ func (l lookup) lastUses(ctx context.Context, namespace string, apps ...string) 
 	var used []*metav1.Time
 	for _, app := range apps {
 		var list keywardv1alpha1.APIKeyList
-		if err := l.cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{controllers.IndexAPIKeyApplication: app}); err != nil {
+		if err := l.cache.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{index.APIKeyApplication: app}); err != nil {
 			return nil, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", namespace, app, err)
 		}
 		for i := range list.Items {

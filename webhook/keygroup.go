@@ -29,9 +29,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/rules"
-	"github.com/keyward/keyward/verifier/match"
 )
 
 // KeyGroupValidator is the validating webhook of KeyGroups.
@@ -61,7 +60,7 @@ func (v *KeyGroupValidator) ValidateDelete(ctx context.Context, g *keywardv1alph
 		return nil, nil
 	}
 	var apps keywardv1alpha1.ApplicationList
-	if err := v.cache.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{controllers.IndexApplicationKeyGroup: g.Name}); err != nil {
+	if err := v.cache.List(ctx, &apps, client.InNamespace(g.Namespace), client.MatchingFields{index.ApplicationKeyGroup: g.Name}); err != nil {
 		return nil, internalError(fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", g.Namespace, g.Name, err))
 	}
 	names := make([]string, 0, len(apps.Items))
@@ -128,23 +127,18 @@ func validateKeyGroup(old, g *keywardv1alpha1.KeyGroup) validation {
 // validateScopeRules refuses scope rules the verifier cannot compile.
 func validateScopeRules(g *keywardv1alpha1.KeyGroup) field.ErrorList {
 	var errs field.ErrorList
-	scopes := specPath.Child("scopes")
-	for i, s := range g.Spec.Scopes {
-		for j, r := range s.Rules {
-			rule := scopes.Index(i).Child("rules").Index(j)
-			for k, p := range r.Paths {
-				if _, err := match.CompileRule([]string{string(p)}, nil); err != nil {
-					errs = append(errs, field.Invalid(rule.Child("paths").Index(k), string(p), matchError(err)))
-				}
-			}
-			methods := make([]string, 0, len(r.Methods))
-			for _, m := range r.Methods {
-				methods = append(methods, string(m))
-			}
-			if _, err := match.CompileRule([]string{"/"}, methods); err != nil {
-				errs = append(errs, field.Invalid(rule.Child("methods"), methods, matchError(err)))
-			}
+	for _, e := range rules.ScopeRuleErrors(g) {
+		rule := specPath.Child("scopes").Index(e.Scope).Child("rules").Index(e.Rule)
+		r := g.Spec.Scopes[e.Scope].Rules[e.Rule]
+		if e.Path >= 0 {
+			errs = append(errs, field.Invalid(rule.Child("paths").Index(e.Path), string(r.Paths[e.Path]), matchError(e.Err)))
+			continue
 		}
+		methods := make([]string, 0, len(r.Methods))
+		for _, m := range r.Methods {
+			methods = append(methods, string(m))
+		}
+		errs = append(errs, field.Invalid(rule.Child("methods"), methods, matchError(e.Err)))
 	}
 	return errs
 }

@@ -35,6 +35,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
+	"github.com/keyward/keyward/internal/rules"
 	"github.com/keyward/keyward/internal/testgen"
 )
 
@@ -511,8 +512,8 @@ func TestOccupiesKeySlot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := occupiesKeySlot(tt.key, g, now); got != tt.want {
-				t.Errorf("occupiesKeySlot = %v, want %v", got, tt.want)
+			if got := rules.KeyOccupiesSlot(tt.key, g, now); got != tt.want {
+				t.Errorf("KeyOccupiesSlot = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -45,6 +45,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/webhook"
@@ -227,6 +228,9 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
+		return nil, fmt.Errorf("registering the field indexes: %w", err)
 	}
 	if err := controllers.Setup(ctx, mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock,
