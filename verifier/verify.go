@@ -86,6 +86,37 @@ type statements struct {
 	overrides [len(overrideHeaders)][]string
 }
 
+// readOriginal reads from h every line of every header of the verify
+// dialect that states the original URI or method, and returns the first
+// line of the first header present of each: the method and URI judged.
+func (s *statements) readOriginal(h http.Header) (method, uri string) {
+	for i, name := range uriHeaders {
+		s.uris[i] = h[name]
+	}
+	for i, name := range methodHeaders {
+		s.methods[i] = h[name]
+	}
+	return first(s.methods[:]), first(s.uris[:])
+}
+
+// readOverrides reads the method-override headers from h, in every
+// dialect.
+func (s *statements) readOverrides(h http.Header) {
+	for i, name := range overrideHeaders {
+		s.overrides[i] = h[name]
+	}
+}
+
+// first is the first line of the first header present among headers.
+func first(headers [][]string) string {
+	for _, lines := range headers {
+		if len(lines) > 0 {
+			return lines[0]
+		}
+	}
+	return ""
+}
+
 // agree reports whether every statement describes the request judged:
 // each URI line the same normalised path (a line equal to the judged URI
 // is not normalised again; an empty one states nothing and disagrees),
@@ -186,20 +217,8 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	case strings.HasPrefix(raw, verifyPrefix):
 		rest = raw[len(verifyPrefix):]
 		// ingress-nginx and nginx auth_request, then Traefik ForwardAuth
-		// and Gateway API ExternalAuth: every line of every header, the
-		// first judged.
-		for i, name := range uriHeaders {
-			req.stated.uris[i] = r.Header[name]
-			if v := req.stated.uris[i]; req.URI == "" && len(v) > 0 {
-				req.URI = v[0]
-			}
-		}
-		for i, name := range methodHeaders {
-			req.stated.methods[i] = r.Header[name]
-			if v := req.stated.methods[i]; req.Method == "" && len(v) > 0 {
-				req.Method = v[0]
-			}
-		}
+		// and Gateway API ExternalAuth.
+		req.Method, req.URI = req.stated.readOriginal(r.Header)
 	case strings.HasPrefix(raw, envoyPrefix):
 		// Envoy ext_authz HTTP with path_prefix: the original path follows
 		// the group in the request's own path, and the method is its own.
@@ -208,9 +227,7 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	default:
 		return req, false
 	}
-	for i, name := range overrideHeaders {
-		req.stated.overrides[i] = r.Header[name]
-	}
+	req.stated.readOverrides(r.Header)
 	ns, rest, ok := strings.Cut(rest, "/")
 	if !ok || ns == "" {
 		return req, false
