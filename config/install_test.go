@@ -148,6 +148,7 @@ func crdClient(t *testing.T) client.Client {
 func ptrTrue() *bool { b := true; return &b }
 
 func TestInstallDryRun(t *testing.T) {
+	env.Need(t)
 	ensureNamespace(t, "keyward-system")
 	certManagerCRDs(t)
 	// config/networkpolicy is a component: built on top of config/default
@@ -229,6 +230,7 @@ func can(t *testing.T, cs kubernetes.Interface, verb, group, resource, subresour
 }
 
 func TestShippedRBAC(t *testing.T) {
+	env.Need(t)
 	installRBAC(t)
 	tenant := env.Namespace(t)
 

@@ -53,6 +53,7 @@ func issueOne(t *testing.T, ns string, keyOpts ...testgen.APIKeyOption) *keyward
 }
 
 func TestIssuedKeyIsHashedAndDeliveredOnce(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	key := issueOne(t, ns, testgen.WithScopes("read", "write"), testgen.WithSourceRanges("203.0.113.0/24"))
@@ -175,6 +176,7 @@ func hasEvent(ns, object, reason, note string) error {
 }
 
 func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	m := startManager(t, ops, []string{ns})
 	key := issueOne(t, ns)
@@ -213,6 +215,7 @@ func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
 // application allowed 10, with no webhook to turn any away: the controller
 // alone must admit exactly 10, every time.
 func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
+	env.Need(t)
 	for run := 1; run <= 3; run++ {
 		t.Run(fmt.Sprintf("run %d", run), func(t *testing.T) {
 			ops, ns := env.Namespace(t), env.Namespace(t)
@@ -302,6 +305,7 @@ func expectState(t *testing.T, ops string, k *keywardv1alpha1.APIKey, want recor
 }
 
 func TestKeyLifecycle(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	start := time.Now().Truncate(time.Second)
 	fake := clocktesting.NewFakeClock(start)
@@ -414,6 +418,7 @@ func controllerutilContainsFinalizer(k *keywardv1alpha1.APIKey) bool {
 }
 
 func TestExpiryRequeuesOnTime(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	// The API stores times to the second.
@@ -427,6 +432,7 @@ func TestExpiryRequeuesOnTime(t *testing.T) {
 }
 
 func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	// GitOps may apply the key first.
@@ -448,6 +454,7 @@ func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
 }
 
 func TestScopeRemovedRejectsKey(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	k := issueOne(t, ns, testgen.WithScopes("write"))
@@ -462,6 +469,7 @@ func TestScopeRemovedRejectsKey(t *testing.T) {
 }
 
 func TestApplicationLimit(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(2, 10)))
@@ -506,6 +514,7 @@ func TestApplicationLimit(t *testing.T) {
 // TestResyncIsQuiet restarts the manager over 100 Active keys: every key is
 // reconciled again, and nothing is written.
 func TestResyncIsQuiet(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	m := startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(10, 1000)), testgen.Application(ns, "acme", "things"))
@@ -548,6 +557,7 @@ func TestResyncIsQuiet(t *testing.T) {
 // delivery Secret, the hashed Secret and one status write for the APIKey,
 // plus the Application's and KeyGroup's counts.
 func TestIssuanceWrites(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	m := startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
@@ -604,6 +614,7 @@ func TestIssuanceWrites(t *testing.T) {
 // verifier's ServiceAccount can, for lastUsedTime) cannot make a working key
 // terminal; the hashed Secret, which only keyward writes, decides.
 func TestForgedStatusCannotSwitchAKeyOff(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	k := issueOne(t, ns)

@@ -46,6 +46,7 @@ func createdBy(user, uid string) testgen.APIKeyOption {
 // whatever namespace the key is; keys of users and of other ServiceAccounts
 // are left alone.
 func TestKeyOfDeletedServiceAccountIsRevoked(t *testing.T) {
+	env.Need(t)
 	ops, ns, saNS := env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns, saNS})
 	robot := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: saNS, Name: "robot"}}

@@ -30,8 +30,8 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/grants"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/internal/rules"
 )

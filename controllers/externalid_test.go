@@ -31,6 +31,7 @@ import (
 // all) are told apart by the controller: the older stays Active, the newer
 // is Rejected, and its keys never work.
 func TestDuplicateExternalIDRejectsTheNewer(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ops, ns})
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "first", "things", testgen.WithExternalID("CUST-1")))

@@ -96,6 +96,7 @@ func keyMaterial(t *testing.T, ops string, k *keywardv1alpha1.APIKey) string {
 }
 
 func TestKilledBetweenHashedSecretAndStatus(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	died := make(chan struct{})
 	m := startManager(t, ops, []string{ns}, dieAtStatus(died))
@@ -125,6 +126,7 @@ func TestKilledBetweenHashedSecretAndStatus(t *testing.T) {
 // stops the leader while keys are being issued: the other takes over, and
 // every key ends with one hashed Secret holding the delivered key.
 func TestLeaderHandoverMidIssuance(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	elect := func(o *manager.Options) {
 		o.LeaderElection = true
@@ -216,6 +218,7 @@ func denyDeliverySecrets(t *testing.T, ns string) (lift func()) {
 // hashed Secret; the manager retries with growing intervals; once the
 // refusal is lifted the key is issued with nothing lost.
 func TestAPIErrorsAreRetriedAndReported(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	m := startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
@@ -289,6 +292,7 @@ var keyShaped = regexp.MustCompile(keys.Regexp)
 // while keys are created, revoked and disabled: once it is back, it catches
 // up on all of it, with one key minted per APIKey.
 func TestManagerOutlivesTheAPIServer(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	outage, cfg := env.NewOutage(t)
 	startManagerWith(t, cfg, ops, []string{ns})

@@ -119,6 +119,7 @@ func keyObj(opts ...testgen.APIKeyOption) func() client.Object {
 // enforces are refused by the API server before the webhook is called; the
 // webhook's copy of them is covered by the unit tests of validate.
 func TestRulesRejectedThroughAPIServer(t *testing.T) {
+	env.Need(t)
 	at := func(d time.Duration) testgen.APIKeyOption { return testgen.WithExpiry(clock.Now().Add(d)) }
 	tests := []ruleCase{
 		{
@@ -274,6 +275,7 @@ func used(t *testing.T, ns, name string, when time.Time) {
 // an application is refused at admission with the count in the message;
 // once one is revoked, a new key is admitted and issued.
 func TestEleventhKeyRejected(t *testing.T) {
+	env.Need(t)
 	ns := env.Namespace(t)
 	create(t, in(ns, group(testgen.WithLimits(10, 10)), app())...)
 	waitAppActive(t, ns, "acme")
@@ -310,6 +312,7 @@ func TestEleventhKeyRejected(t *testing.T) {
 // which permission is missing. A Role granting one scope, or keyward-admin,
 // gives it.
 func TestGrantNeedsRBAC(t *testing.T) {
+	env.Need(t)
 	shippedRoles(t)
 	ns := env.Namespace(t)
 	create(t, in(ns, group(), app())...)
@@ -376,6 +379,7 @@ func TestGrantNeedsRBAC(t *testing.T) {
 // equal to the application's externalID, in the three modes of the group's
 // deletionProtection.
 func TestDeletionProtection(t *testing.T) {
+	env.Need(t)
 	ctx := context.Background()
 	const annotation = "metadata.annotations[keyward.dev/confirm-delete]"
 	del := func(ns, name string, opts ...client.DeleteOption) error {
@@ -478,6 +482,7 @@ func TestDeletionProtection(t *testing.T) {
 // server authenticated, whatever the request said, and cannot be changed
 // afterwards; a server-side apply that drops it does not lose it.
 func TestCreatedByCannotBeForged(t *testing.T) {
+	env.Need(t)
 	shippedRoles(t)
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -592,6 +597,7 @@ func readyReason(k *keywardv1alpha1.APIKey) string {
 // through, recording who created them, and the controller checks the grant
 // of their scopes for that user once the Application exists.
 func TestKeyBeforeItsApplication(t *testing.T) {
+	env.Need(t)
 	shippedRoles(t)
 	ctx := context.Background()
 	ns := env.Namespace(t)

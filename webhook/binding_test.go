@@ -112,6 +112,7 @@ func recreateApplication(t *testing.T, c client.Client, ns, group string) {
 // mint for, would have refused it too. A key already minted is not moved
 // either.
 func TestReplacedApplicationNeverInheritsKeys(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	shippedRoles(t)
 	ctx := context.Background()
@@ -183,6 +184,7 @@ func TestReplacedApplicationNeverInheritsKeys(t *testing.T) {
 // that is deleted and created again under the same name before the key is
 // minted is Rejected, not issued under the new group.
 func TestReplacedKeyGroupNeverInheritsKeys(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -218,6 +220,7 @@ func TestReplacedKeyGroupNeverInheritsKeys(t *testing.T) {
 // were bound by UID (no application-uid, keygroup-uid) is bound to the
 // parents it names, without minting the key again.
 func TestKeysMintedBeforeBindingAreBound(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	ctx := context.Background()
 	ns := env.Namespace(t)

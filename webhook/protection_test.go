@@ -34,6 +34,7 @@ import (
 // KeyGroup that holds a recently used key asks for the same confirmation
 // as deleting the key: the Application's externalID, the KeyGroup's name.
 func TestDeletingWhatHoldsKeysIsProtected(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	ctx := context.Background()
 	const annotation = "metadata.annotations[keyward.dev/confirm-delete]"
@@ -87,6 +88,7 @@ func TestDeletingWhatHoldsKeysIsProtected(t *testing.T) {
 // TestExternalIDIsOneCustomer: an externalID is unique among a KeyGroup's
 // Applications and, once set, fixed.
 func TestExternalIDIsOneCustomer(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -125,6 +127,7 @@ func TestExternalIDIsOneCustomer(t *testing.T) {
 // TestKeySourceRangesWithinGroup: a key's own allowedSourceRanges must lie
 // within its group's when the group sets any.
 func TestKeySourceRangesWithinGroup(t *testing.T) {
+	env.Need(t)
 	t.Parallel()
 	ctx := context.Background()
 	ns := env.Namespace(t)

@@ -68,6 +68,9 @@ func TestMain(m *testing.M) {
 		w = os.Stderr
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(w), zap.UseDevMode(true)))
+	if testenv.Short() {
+		os.Exit(m.Run())
+	}
 	os.Exit(run(m))
 }
 

@@ -82,6 +82,7 @@ func expectRejected(t *testing.T, err error, want cause) {
 }
 
 func TestCreateRejectsBadObjects(t *testing.T) {
+	env.Need(t)
 	ns := env.Namespace(t)
 	long := strings.Repeat("x", 1025)
 
@@ -234,6 +235,7 @@ func TestCreateRejectsBadObjects(t *testing.T) {
 // A missing required object-typed field is reported by the API server
 // without a length check; this proves the spec itself is required.
 func TestCreateRejectsAPIKeyWithoutSpecApplication(t *testing.T) {
+	env.Need(t)
 	ns := env.Namespace(t)
 	u := map[string]any{
 		"apiVersion": "keyward.dev/v1alpha1",
@@ -249,6 +251,7 @@ func TestCreateRejectsAPIKeyWithoutSpecApplication(t *testing.T) {
 }
 
 func TestUpdateRejectsForbiddenChanges(t *testing.T) {
+	env.Need(t)
 	ns := env.Namespace(t)
 	ctx := context.Background()
 	expires := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)
@@ -318,6 +321,7 @@ func TestUpdateRejectsForbiddenChanges(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
+	env.Need(t)
 	ns := env.Namespace(t)
 	ctx := context.Background()
 	g := &keywardv1alpha1.KeyGroup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bare"}}

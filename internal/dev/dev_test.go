@@ -86,6 +86,7 @@ func children(t *testing.T) []string {
 // line, both printed curls answer as printed, the samples are Active, and
 // after Ctrl-C nothing it started is left running.
 func TestDev(t *testing.T) {
+	testenv.NeedControlPlane(t)
 	out := &testenv.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

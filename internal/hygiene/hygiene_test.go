@@ -82,6 +82,7 @@ func leak(s string, plaintexts []string) string {
 // a rejected key) with every log captured, then looks for the plaintexts in
 // the logs, the events, every status and the metrics.
 func TestNoPlaintextAnywhere(t *testing.T) {
+	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -32,6 +32,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -171,8 +172,41 @@ func (e *Env) WriteKubeconfig(path string) error {
 // WriteKubeconfig writes a kubeconfig that reaches the API server as cfg does.
 func WriteKubeconfig(cfg *rest.Config, path string) error { return kube.WriteKubeconfig(cfg, path) }
 
-// Main runs a test package against one control plane, stored in *env.
+// Short reports whether the tests run with -short (make test-unit): then no
+// control plane is started, *env stays nil, and every test that needs it
+// is skipped by Env.Namespace or Env.Need. It parses the test flags, so
+// that a TestMain may ask before m.Run.
+func Short() bool {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	return testing.Short()
+}
+
+// Need skips t when no control plane runs (-short): the test needs one.
+// A nil *Env is the answer to -short; Need reports it.
+func (e *Env) Need(t testing.TB) {
+	t.Helper()
+	if e == nil {
+		NeedControlPlane(t)
+	}
+}
+
+// NeedControlPlane skips t under -short, for a test that starts a control
+// plane of its own (keyward dev, say).
+func NeedControlPlane(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local control plane; runs in make test, not make test-unit (-short)")
+	}
+}
+
+// Main runs a test package against one control plane, stored in *env;
+// with -short it starts none and leaves *env nil.
 func Main(m *testing.M, env **Env, opts ...Options) {
+	if Short() {
+		os.Exit(m.Run())
+	}
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
@@ -195,6 +229,7 @@ func Main(m *testing.M, env **Env, opts ...Options) {
 // one would stay Terminating.
 func (e *Env) Namespace(t testing.TB) string {
 	t.Helper()
+	e.Need(t)
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := sanitize(t.Name())

@@ -142,6 +142,7 @@ func patchKey(ctx context.Context, ns, name string, change func(*keywardv1alpha1
 // refuses it within a second; any other change, a switch-off combined with
 // another change included, is still refused.
 func TestSwitchOffWhileWebhookDown(t *testing.T) {
+	env.Need(t)
 	ctx := context.Background()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	stopWebhooks := startManager(t, ops, true)
@@ -271,6 +272,7 @@ func TestSwitchOffWhileWebhookDown(t *testing.T) {
 // the key within a second, and the manager, once back, keeps it revoked
 // (it never reverts a terminal state) and reports it in the APIKey.
 func TestBreakGlassWhileManagerDown(t *testing.T) {
+	env.Need(t)
 	ctx := context.Background()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	stop := startManager(t, ops, true)
