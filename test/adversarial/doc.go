@@ -37,17 +37,27 @@ limitations under the License.
 //     that namespace and that KeyGroup, checked at admission and again by
 //     the controller before minting.
 //   - creator: keyward.dev/created-by, created-by-uid and grant-check are
-//     the API server's record of the creator, never the client's.
+//     the API server's record of the creator, never the client's; a key
+//     created by a ServiceAccount dies with it (and with a token that
+//     outlived it).
 //   - binding: keyward.dev/application-uid and keygroup-uid bind a key to
 //     the parents it was admitted under; a replaced parent never inherits.
 //   - immutable: scopes, application, secretName, keyGroup cannot change;
 //     revoked is one-way; expiresAt only moves earlier.
+//   - match-conditions: the webhooks are skipped (so that an incident can
+//     be stopped while they are down) only for an update that does nothing
+//     but disable or revoke; combined with any other change they judge it.
+//   - lifetime: a key lives within its group's maxKeyLifetime.
+//   - delivery: a key's plaintext is minted by keyward, never taken from a
+//     Secret the tenant planted, and a key never takes over another key's
+//     delivery Secret.
 //   - status: a key's status is written by keyward only, and is not what
 //     makes a key work.
 //   - record: the hashed records live in the operator's namespace, which
 //     tenants can neither write nor read; a look-alike elsewhere is ignored.
 //   - deletion: deleting a recently used key, or the Application or
 //     KeyGroup holding one, needs keyward.dev/confirm-delete.
+//   - state: no key is created under a revoked Application.
 //   - limits: maxKeysPerApplication and maxApplications.
 //   - scopes: a key's scopes exist in its group; KeyGroups are not the
 //     tenant's to widen.
@@ -55,8 +65,11 @@ limitations under the License.
 //     fixed once set.
 //   - source-ranges: a key's allowedSourceRanges lie within its group's.
 //
-// Classes, request side (through nginx, or straight at the verifier where
-// the probe is a peer the proxy would not be):
+// Classes, request side: through nginx rendering ingress-nginx's
+// template, through a plain nginx auth_request that passes the client's
+// headers on (docs/ingress-nginx.md), or, marked "(direct)", straight at
+// the verifier, as a peer that is not a trusted proxy or a proxy that
+// forwards what nginx itself would refuse:
 //
 //   - authority: the Host a client sends cannot end the authority early
 //     (Host: api.example.com:? and the like are "403 path").
@@ -77,6 +90,9 @@ limitations under the License.
 //     boundary.
 //   - response-headers: the X-Auth-* headers a backend trusts come from the
 //     verifier, never from the client.
+//
+// One `keyward dev` serves every probe; the probes run in parallel and the
+// suite takes well under a minute.
 //
 // The suite runs in `make test`. Without nginx or the control plane it
 // fails; `go test -short` skips it unless KEYWARD_REQUIRE_E2E=1.
