@@ -80,6 +80,7 @@ type stack struct {
 
 func startStack(t *testing.T, lastUsed time.Duration) *stack {
 	t.Helper()
+	env.Need(t)
 	return startStackWith(t, lastUsed, env.Config)
 }
 
@@ -288,6 +289,7 @@ func TestChangesReachTheVerifier(t *testing.T) {
 // server: it keeps answering from memory and stays ready; changes made
 // meanwhile reach it once the API server is back.
 func TestVerifierOutlivesTheAPIServer(t *testing.T) {
+	env.Need(t)
 	outage, cfg := env.NewOutage(t)
 	s := startStackWith(t, time.Minute, cfg)
 	s.setup(t)

@@ -38,6 +38,7 @@ var env *testenv.Env
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 func TestEveryKeyThroughAStreamedList(t *testing.T) {
+	env.Need(t)
 	before := watchLists(t)
 	verifiertest.EveryKeyThroughListAndWatch(t, env)
 	if after := watchLists(t); after <= before {
