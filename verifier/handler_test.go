@@ -70,7 +70,9 @@ func newFixture(t testing.TB) *fixture {
 	f.addKey(t, "downlinker", "iot", "devices", record.StateActive, []string{"downlinks", "status"}, nil, time.Time{})
 	f.addKey(t, "full", "iot", "devices", record.StateActive, []string{"device-full"}, nil, time.Time{})
 	f.addKey(t, "reader", "iot", "ranged", record.StateActive, []string{"read"}, nil, time.Time{})
-	f.addKey(t, "own-range", "iot", "ranged", record.StateActive, []string{"read"}, []string{"198.51.100.7/32"}, time.Time{})
+	f.addKey(t, "own-range", "iot", "ranged", record.StateActive, []string{"read"}, []string{"203.0.113.9/32"}, time.Time{})
+	// Admitted before the group narrowed its ranges: outside them now.
+	f.addKey(t, "outside-range", "iot", "ranged", record.StateActive, []string{"read"}, []string{"198.51.100.7/32"}, time.Time{})
 	f.addKey(t, "disabled", "iot", "devices", record.StateDisabled, []string{"status"}, nil, time.Time{})
 	f.addKey(t, "revoked", "iot", "devices", record.StateRevoked, []string{"status"}, nil, time.Time{})
 	f.addKey(t, "rejected", "iot", "devices", record.StateRejected, []string{"status"}, nil, time.Time{})
@@ -216,8 +218,9 @@ func TestAnswers(t *testing.T) {
 		{name: "X-Real-IP from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "203.0.113.9"), remote: "10.1.2.3:5555", status: 200},
 		{name: "X-Forwarded-For: nearest untrusted hop from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Forwarded-For", "203.0.113.9, 10.9.9.9"), remote: "10.1.2.3:5555", status: 200},
 		{name: "X-Forwarded-For: a forged left end is not believed", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Forwarded-For", "203.0.113.9, 192.0.2.1, 10.9.9.9"), remote: "10.1.2.3:5555", status: 403, reason: "source"},
-		{name: "key's own range replaces the group's", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 403, reason: "source"},
-		{name: "key's own range allows", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "198.51.100.7:5555", status: 200},
+		{name: "key's own range narrows the group's", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "203.0.113.10:5555", status: 403, reason: "source"},
+		{name: "key's own range allows", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 200},
+		{name: "key's range outside the group's never allows", target: "/v1/verify/iot/ranged", headers: nginx(k["outside-range"], "GET", "/v1/things/1"), remote: "198.51.100.7:5555", status: 403, reason: "source"},
 		{name: "unknown group", target: "/v1/verify/iot/nope", headers: nginx(k["full"], "GET", "/integration/device/a"), status: 401, reason: "unknown"},
 	}
 	for _, c := range tests {

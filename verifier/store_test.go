@@ -120,7 +120,7 @@ func TestStoreReclaimsWhatKeysLeaveBehind(t *testing.T) {
 	}
 	tbl := f.store.keys
 	live := len(tbl.index)
-	if want := 100 + 11; live != want { // and the fixture's own keys
+	if want := 100 + 12; live != want { // and the fixture's own keys
 		t.Fatalf("the store holds %d keys, want %d", live, want)
 	}
 	if dead := tbl.dead(); dead >= compactAfter && dead > live {

@@ -326,7 +326,7 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 	if !ok {
 		return Decision{Reason: ReasonPath, entry: e, group: g}
 	}
-	// Source: the key's own ranges, else the group's.
+	// Source: the key's own ranges, within the group's.
 	if !sourceAllowed(e, g, req.Client) {
 		return Decision{Reason: ReasonSource, entry: e, group: g}
 	}
@@ -367,11 +367,14 @@ func (h *Handler) deny(_ *Request, reason Reason, g *group) Decision {
 	return Decision{Reason: reason, group: g}
 }
 
+// sourceAllowed: the key's own ranges, within the group's. A key's ranges
+// replace the group's, and admission keeps them inside; a group that
+// narrows its ranges later still bounds every key.
 func sourceAllowed(e *entry, g *group, client netip.Addr) bool {
-	if r := e.profile.sources; r != nil {
-		return r.Allows(client)
+	if g.noSource || !g.sources.Allows(client) {
+		return false
 	}
-	return !g.noSource && g.sources.Allows(client)
+	return e.profile.sources == nil || e.profile.sources.Allows(client)
 }
 
 func scopeAllows(e *entry, g *group, method, path string) bool {

@@ -62,8 +62,9 @@ type APIKeySpec struct {
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
 	// allowedSourceRanges are the client networks the key may be used from.
-	// When set they replace the group's; when unset the group's apply.
-	// Editable.
+	// When set they replace the group's, and must lie within them when the
+	// group sets any (a group that narrows its ranges later still bounds
+	// the key); when unset the group's apply. Editable.
 	// +optional
 	// +kubebuilder:validation:MaxItems=64
 	// +listType=set
