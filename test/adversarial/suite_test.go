@@ -332,7 +332,7 @@ func (st *suite) fixtures(t *testing.T) {
 	st.shippedRoles(t)
 	create(st.admin,
 		binding(ns, "ClusterRole", "keyward-editor", mallory),
-		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read")),
+		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read", "mv2.read")),
 		binding(ns, "Role", "mallory-grants", mallory),
 		// Two ServiceAccounts with mallory's rights.
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot"}},
@@ -360,6 +360,7 @@ func (st *suite) fixtures(t *testing.T) {
 			g.AllowedSourceRanges = []keywardv1alpha1.CIDR{"10.0.0.0/8"}
 		}),
 		keyGroup(ns, "del", "del", nil),
+		keyGroup(ns, "mv2", "mvv", nil),
 		keyGroup(ns, "life", "life", func(g *keywardv1alpha1.KeyGroupSpec) {
 			g.MaxKeyLifetime = &metav1.Duration{Duration: 720 * time.Hour}
 		}),

@@ -18,6 +18,7 @@ package adversarial
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/testenv"
 )
 
 var bg = context.Background()
@@ -304,6 +307,57 @@ func tenantProbes() []probe {
 				time.Sleep(200 * time.Millisecond)
 			}
 			if k := getKey(t, "mv-k"); k.Status.Phase != keywardv1alpha1.APIKeyRejected {
+				t.Errorf("the key of the replaced Application is %q, want Rejected", k.Status.Phase)
+			}
+		}},
+
+		{"binding", "a replaced Application does not inherit a key waiting to be issued", func(t *testing.T) {
+			// Issue 14's first bypass: the key is admitted under Application
+			// wait of group api, its issuance blocked by a Secret of its
+			// delivery Secret's name; wait is then deleted and created again
+			// in group mv2, and the blocker removed. mallory may grant read
+			// in both groups, so only the binding stands in the way.
+			c := s.as(mallory)
+			blocker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "wait-k-key"}, StringData: map[string]string{"blocker": "yes"}}
+			if err := c.Create(bg, blocker); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Create(bg, application(ns, "wait", "api", "")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Create(bg, apiKey(ns, "wait-k", "wait", "read")); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 30*time.Second, func() error {
+				k := getKey(t, "wait-k")
+				if cond := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); cond == nil || cond.Reason != "DeliverySecretConflict" {
+					return fmt.Errorf("the key's issuance is not blocked yet: %+v", k.Status)
+				}
+				return nil
+			})
+			if err := c.Delete(bg, getApp(t, "wait")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Delete(bg, blocker); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Create(bg, application(ns, "wait", "mv2", "")); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				sec := &corev1.Secret{}
+				if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: "wait-k-key"}, sec); err == nil && len(sec.Data[record.DeliveryAPIKey]) > 0 {
+					a := s.directURL(t, "/v1/verify/"+ns+"/mv2", merge(original("/public/a"), map[string][]string{
+						"Authorization": {"Bearer " + string(sec.Data[record.DeliveryAPIKey])},
+					}))
+					if a.status == http.StatusOK {
+						t.Fatalf("the key admitted under Application wait of group api was issued for group mv2 after wait was replaced: %s", a)
+					}
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if k := getKey(t, "wait-k"); k.Status.Phase != keywardv1alpha1.APIKeyRejected {
 				t.Errorf("the key of the replaced Application is %q, want Rejected", k.Status.Phase)
 			}
 		}},
