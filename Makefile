@@ -54,6 +54,10 @@ vet: ## Run go vet.
 lint: $(GOLANGCI_LINT) ## Run golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: dupl
+dupl: $(GOLANGCI_LINT) ## Count dupl's findings at 100 tokens over the whole tree, tests included.
+	hack/dupl.sh $(GOLANGCI_LINT)
+
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail when generated files (CRDs, RBAC, webhook configurations, deepcopy) or formatting differ from what is committed.
 	hack/verify-generated.sh "$(CONTROLLER_GEN)"
