@@ -85,8 +85,8 @@ test-unit: ## Run only the tests that need no control plane.
 # real nginx, about 500 a second on two cores: they run for
 # FUZZTIME_NGINX instead (set it too for a long run).
 FUZZ_TARGETS ?= ./internal/keys:FuzzParse ./internal/record:FuzzDecode \
-	./verifier/match:FuzzNormalizePath ./verifier/match:FuzzCredential \
-	./verifier/match:FuzzClientAddr ./verifier/match:FuzzCompileRule ./verifier:FuzzNginxJudgedPath
+	./internal/match:FuzzNormalizePath ./internal/match:FuzzCredential \
+	./internal/match:FuzzClientAddr ./internal/match:FuzzCompileRule ./verifier:FuzzNginxJudgedPath
 FUZZTIME ?= 30s
 FUZZTIME_NGINX ?= 20000x
 

@@ -25,9 +25,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/keyward/keyward/internal/dev"
-	"github.com/keyward/keyward/internal/manager"
-	"github.com/keyward/keyward/verifier"
+	"github.com/keyward/keyward/internal/cmd"
 )
 
 // command is one subcommand: a one-line summary and its entry point, which
@@ -78,7 +76,7 @@ func usage() {
 }
 
 func init() {
-	commands["manager"] = command{"run the controllers and the admission webhooks", manager.Main}
-	commands["verifier"] = command{"answer ingress external-auth calls from memory", verifier.Main}
-	commands["dev"] = command{"run everything against a local control plane, with the samples applied", dev.Main}
+	commands["manager"] = command{"run the controllers and the admission webhooks", cmd.Manager}
+	commands["verifier"] = command{"answer ingress external-auth calls from memory", cmd.Verifier}
+	commands["dev"] = command{"run everything against a local control plane, with the samples applied", cmd.Dev}
 }

@@ -33,9 +33,9 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/match"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/internal/testgen"
-	"github.com/keyward/keyward/verifier/match"
 )
 
 // fixture is a store holding keys of two groups in two namespaces, fed the

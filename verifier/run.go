@@ -43,8 +43,8 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/kube"
+	"github.com/keyward/keyward/internal/match"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/verifier/match"
 )
 
 // Options configure a verifier.

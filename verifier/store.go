@@ -29,8 +29,8 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/match"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/verifier/match"
 )
 
 // The store is laid out for the garbage collector as much as for lookups.

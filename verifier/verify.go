@@ -45,7 +45,7 @@ import (
 	"time"
 
 	"github.com/keyward/keyward/internal/keys"
-	"github.com/keyward/keyward/verifier/match"
+	"github.com/keyward/keyward/internal/match"
 )
 
 // URL prefixes of the two families of endpoints.

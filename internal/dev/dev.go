@@ -24,7 +24,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -79,30 +78,6 @@ type Options struct {
 	Verbose bool
 }
 
-// Main is "keyward dev".
-func Main(args []string) int {
-	fs := flag.NewFlagSet("keyward dev", flag.ContinueOnError)
-	o := Options{Out: os.Stdout}
-	noSamples := false
-	fs.StringVar(&o.Dir, "dir", "bin/dev", "Directory for the kubeconfig and the control plane's data.")
-	fs.StringVar(&o.VerifierListen, "verifier-listen", "127.0.0.1:18080", "Address of the verifier.")
-	fs.BoolVar(&noSamples, "no-samples", false, "Do not apply config/samples.")
-	fs.BoolVar(&o.Verbose, "v", false, "Show the manager's and the verifier's logs.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	o.Samples = !noSamples
-	ctx := ctrl.SetupSignalHandler()
-	if err := Run(ctx, o, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "keyward dev:", err)
-		return 1
-	}
-	return 0
-}
-
 // Env is a running dev environment, for tests.
 type Env struct {
 	Config     *rest.Config
@@ -153,7 +128,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		}
 	}()
 	v, err := verifier.Start(runCtx, cfg, verifier.Options{
-		Namespace: manager.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0",
+		Namespace: kube.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0",
 		Log: ctrl.Log.WithName("verifier"),
 	})
 	if err != nil {
@@ -237,7 +212,7 @@ func prepareCluster(ctx context.Context, te *envtest.Environment, dir string) (s
 	if err != nil {
 		return "", nil, err
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: manager.DefaultNamespace}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kube.DefaultNamespace}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", nil, err
 	}
@@ -256,7 +231,7 @@ func startManager(ctx context.Context, c client.Client, cfg *rest.Config, o Opti
 		return "", nil, err
 	}
 	mgr, err := manager.New(ctx, cfg, manager.Options{
-		Namespace: manager.DefaultNamespace, MetricsAddr: "0", ProbeAddr: probeAddr,
+		Namespace: kube.DefaultNamespace, MetricsAddr: "0", ProbeAddr: probeAddr,
 		VerifierURL: "http://" + o.VerifierListen,
 		Webhooks: &manager.WebhookOptions{
 			Host: "127.0.0.1", Port: webhookPort, CertDir: filepath.Join(o.Dir, "webhook-certs"),

@@ -15,24 +15,21 @@ limitations under the License.
 */
 
 // Package manager wires keyward's controllers into a controller-runtime
-// manager: what it caches, how it elects a leader, and its flags.
+// manager: what it caches, how it elects a leader, its webhook server. The
+// command that runs it, with its flags, is internal/cmd.
 package manager
 
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -40,7 +37,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -53,7 +49,7 @@ import (
 
 // DefaultNamespace is the operator's namespace unless --namespace says
 // otherwise.
-const DefaultNamespace = "keyward-system"
+const DefaultNamespace = kube.DefaultNamespace
 
 // Options configure a manager.
 type Options struct {
@@ -274,87 +270,4 @@ func nonZero(d time.Duration) *time.Duration {
 		return nil
 	}
 	return &d
-}
-
-// Main is "keyward manager": it parses flags and runs until SIGTERM.
-func Main(args []string) int {
-	fs := flag.NewFlagSet("keyward manager", flag.ContinueOnError)
-	var (
-		o          Options
-		kubeconfig string
-	)
-	fs.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
-	fs.StringVar(&o.Namespace, "namespace", DefaultNamespace, "The operator's namespace: hashed Secrets, the leader election lease and webhook certificates live there.")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", "Address the metrics endpoint binds to; 0 disables it.")
-	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
-	fs.Func("watch-namespaces", "Comma-separated namespaces whose keyward objects the manager watches. Default: all.", func(v string) error {
-		o.WatchNamespaces = strings.Split(v, ",")
-		return nil
-	})
-	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Wait for the leader election lease before reconciling, so one manager acts at a time.")
-	fs.StringVar(&o.VerifierURL, "verifier-url", "", "Base URL of the verifier Service, reported in KeyGroup status. Default: http://keyward-verifier.<namespace>.svc.")
-	wh := WebhookOptions{}
-	var certMode string
-	fs.IntVar(&wh.Port, "webhook-port", DefaultWebhookPort, "Port the admission webhook server listens on; 0 runs no webhooks.")
-	fs.StringVar(&wh.Host, "webhook-host", "", "Address the admission webhook server listens on. Default: all.")
-	fs.StringVar(&wh.CertDir, "webhook-cert-dir", "", "Directory of the webhook's tls.crt and tls.key: read with --webhook-cert-mode=external, written with self-managed. Default: <tmp>/k8s-webhook-server/serving-certs.")
-	fs.StringVar(&certMode, "webhook-cert-mode", string(CertModeSelfManaged), "Who provides the webhook certificate: self-managed (the manager creates, injects and rotates it) or external (cert-manager mounts it in --webhook-cert-dir and injects the CA bundle).")
-	fs.StringVar(&wh.ServiceName, "webhook-service-name", webhook.DefaultServiceName, "The webhook Service, in --namespace, whose DNS names the self-managed certificate is for.")
-	fs.StringVar(&wh.CertSecretName, "webhook-cert-secret", webhook.DefaultCertSecretName, "The Secret, in --namespace, that holds the self-managed CA and certificate.")
-	fs.StringVar(&wh.ValidatingConfigurationName, "validating-webhook-configuration", webhook.DefaultValidatingWebhookConfiguration, "The ValidatingWebhookConfiguration the self-managed CA bundle is injected into.")
-	fs.StringVar(&wh.MutatingConfigurationName, "mutating-webhook-configuration", webhook.DefaultMutatingWebhookConfiguration, "The MutatingWebhookConfiguration the self-managed CA bundle is injected into.")
-	fs.Func("webhook-extra-dns-names", "Comma-separated DNS names added to the self-managed certificate (such as localhost).", func(v string) error {
-		wh.ExtraDNSNames = strings.Split(v, ",")
-		return nil
-	})
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	log := ctrl.Log.WithName("manager")
-	if wh.Port != 0 {
-		wh.CertMode = CertMode(certMode)
-		o.Webhooks = &wh
-	}
-
-	cfg, err := LoadConfig(kubeconfig)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "keyward manager:", err)
-		return 1
-	}
-	ctx := ctrl.SetupSignalHandler()
-	mgr, err := New(ctx, cfg, o)
-	if err != nil {
-		log.Error(err, "Unable to set up the manager")
-		return 1
-	}
-	log.Info("Starting manager", "namespace", o.Namespace, "leaderElection", o.LeaderElection, "webhooks", o.Webhooks != nil)
-	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "Manager stopped")
-		return 1
-	}
-	return 0
-}
-
-// LoadConfig reads the kubeconfig at path, or finds one the usual way.
-// A kubeconfig read with clientcmd keeps client-go's default of 5 requests
-// a second, which would throttle issuance to about a key a second; it gets
-// the same headroom as the in-cluster config.
-func LoadConfig(path string) (*rest.Config, error) {
-	if path == "" {
-		return ctrl.GetConfig()
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 50, 100
-	}
-	return cfg, nil
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/verifier/match"
+	"github.com/keyward/keyward/internal/match"
 )
 
 // MissingScopes returns, in order, the key's scopes that its group does not

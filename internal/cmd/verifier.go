@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package verifier
+package cmd
 
 import (
 	"errors"
@@ -27,20 +27,21 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/kube"
+	"github.com/keyward/keyward/verifier"
 )
 
-// Main is "keyward verifier": it parses flags and serves until SIGTERM.
-func Main(args []string) int {
+// Verifier is "keyward verifier": it parses flags and serves until SIGTERM.
+func Verifier(args []string) int {
 	fs := flag.NewFlagSet("keyward verifier", flag.ContinueOnError)
 	var (
-		o           Options
+		o           verifier.Options
 		kubeconfig  string
 		trusted     string
 		leaderElect bool
 	)
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
-	fs.StringVar(&o.Namespace, "namespace", manager.DefaultNamespace, "The operator's namespace, whose hashed Secrets the verifier reads (and no other).")
+	fs.StringVar(&o.Namespace, "namespace", kube.DefaultNamespace, "The operator's namespace, whose hashed Secrets the verifier reads (and no other).")
 	fs.StringVar(&o.Listen, "listen", ":8080", "Address of the verification endpoints /v1/verify/... and /v1/envoy/....")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
@@ -64,13 +65,13 @@ func Main(args []string) int {
 	if leaderElect {
 		o.Log.Info("--leader-elect has no effect on the verifier: every replica serves")
 	}
-	cfg, err := manager.LoadConfig(kubeconfig)
+	cfg, err := kube.LoadConfig(kubeconfig)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "keyward verifier:", err)
 		return 1
 	}
 	ctx := ctrl.SetupSignalHandler()
-	s, err := Start(ctx, cfg, o)
+	s, err := verifier.Start(ctx, cfg, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "keyward verifier:", err)
 		return 1
