@@ -20,9 +20,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Reason is why a request was answered as it was; it is the X-Auth-Reason
@@ -86,59 +83,3 @@ var (
 	jsonType   = []string{"application/json"}
 	noStore    = []string{"no-store"}
 )
-
-// metrics are the verifier's Prometheus metrics.
-type metrics struct {
-	requests   *prometheus.CounterVec
-	latency    prometheus.Histogram
-	badRecords prometheus.Counter
-	unknown    *groupStats
-}
-
-// groupStats holds a group's request counters, resolved once so a request
-// does not hash label values.
-type groupStats struct {
-	byReason [numReasons]prometheus.Counter
-}
-
-func newMetrics(reg prometheus.Registerer) *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keyward_verifier_requests_total",
-			Help: "Verification requests by key group and answer reason (ok for allowed).",
-		}, []string{"namespace", "keygroup", "reason"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "keyward_verifier_request_duration_seconds",
-			Help:    "Time to answer a verification request, from routing to the written answer.",
-			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025},
-		}),
-		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "keyward_verifier_invalid_records_total",
-			Help: "Hashed Secrets that could not be decoded and were left out.",
-		}),
-	}
-	// Requests for groups that do not exist are counted together, so that
-	// made-up URLs cannot grow the label set.
-	m.unknown = m.forGroup("", "")
-	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.badRecords)
-	}
-	return m
-}
-
-func (m *metrics) forGroup(namespace, name string) *groupStats {
-	s := &groupStats{}
-	for r := range numReasons {
-		s.byReason[r] = m.requests.WithLabelValues(namespace, name, reasonNames[r])
-	}
-	return s
-}
-
-func (m *metrics) observe(g *group, r Reason, d time.Duration) {
-	s := m.unknown
-	if g != nil {
-		s = g.stats
-	}
-	s.byReason[r].Inc()
-	m.latency.Observe(d.Seconds())
-}

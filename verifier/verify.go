@@ -34,6 +34,11 @@ limitations under the License.
 // "401 malformed". Checking costs no allocation when the statements are
 // byte for byte the one judged, or clean paths (ingress-nginx's
 // X-Original-URL beside X-Original-URI); a dirty one is normalised once.
+//
+// Around it: answer.go, the answers prepared once per reason; store.go, the
+// compact store of keys and key groups; watch.go, the reflectors that fill
+// it from the API server; usage.go, the last-use writer; metrics.go; and
+// server.go, the listeners, probes and graceful stop.
 package verifier
 
 import (
