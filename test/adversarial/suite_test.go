@@ -361,6 +361,7 @@ func (st *suite) fixtures(t *testing.T) {
 		}),
 		keyGroup(ns, "del", "del", nil),
 		keyGroup(ns, "mv2", "mvv", nil),
+		keyGroup(ns, "kgd", "kgd", nil),
 		keyGroup(ns, "life", "life", func(g *keywardv1alpha1.KeyGroupSpec) {
 			g.MaxKeyLifetime = &metav1.Duration{Duration: 720 * time.Hour}
 		}),
@@ -374,6 +375,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "net-a", "net", ""),
 		application(ns, "del-a", "del", ""),
 		application(ns, "life-a", "life", ""),
+		application(ns, "kgd-a", "kgd", ""),
 		application(nsX, "x-app", "api", ""),
 
 		apiKey(ns, "read", "app", "read"),
@@ -394,6 +396,8 @@ func (st *suite) fixtures(t *testing.T) {
 		apiKey(ns, "used-app-k", "used-app", "read"),
 		apiKey(ns, "del-k", "del-a", "read"),
 		apiKey(ns, "mc-scopes", "app", "read"),
+		apiKey(ns, "kgd-k", "kgd-a", "read"),
+		apiKey(ns, "fin-k", "app", "read"),
 		apiKey(ns, "mc-annotation", "app", "read"),
 		withKey(apiKey(ns, "mc-expiry", "app", "read"), func(k *keywardv1alpha1.APIKey) { k.Spec.ExpiresAt = &inAnHour }),
 		apiKey(ns, "mc-application", "app", "read"),
@@ -404,7 +408,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "m-app", "api", "M-1"),
 		apiKey(ns, "m-key", "m-app", "read"),
 	)
-	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key", "mc-scopes", "mc-annotation", "mc-expiry", "mc-application"} {
+	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key", "mc-scopes", "mc-annotation", "mc-expiry", "mc-application", "kgd-k", "fin-k"} {
 		st.keys[ns+"/"+k] = st.waitIssued(t, ns, k)
 	}
 	st.keys[nsX+"/x-read"] = st.waitIssued(t, nsX, "x-read")

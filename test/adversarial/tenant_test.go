@@ -535,6 +535,30 @@ func tenantProbes() []probe {
 			refused(t, s.as(mallory).Create(bg, apiKey(ns, "st-gone", "gone", "read")), "spec.application")
 		}},
 
+		{"state", "keys of a deleted KeyGroup stop working", func(t *testing.T) {
+			if err := s.as(alice).Delete(bg, getGroup(t, "kgd")); err != nil {
+				t.Fatal(err)
+			}
+			eventually401(t, 30*time.Second, func() answer {
+				return s.directURL(t, "/v1/verify/"+ns+"/kgd", merge(original("/public/a"), map[string][]string{
+					"Authorization": {"Bearer " + s.key(ns, "kgd-k")},
+				}))
+			}, "unknown")
+		}},
+		{"state", "key deleted after its finalizer was stripped stops working", func(t *testing.T) {
+			// The finalizer is what deletes the hashed record; a tenant who
+			// strips it and deletes at once must not leave a working key
+			// that no APIKey shows.
+			k := getKey(t, "fin-k")
+			_ = s.as(mallory).Patch(bg, k, client.RawPatch(client.Merge.Type(), []byte(`{"metadata":{"finalizers":null}}`)))
+			if err := s.as(mallory).Delete(bg, k); err != nil {
+				t.Fatal(err)
+			}
+			eventually401(t, 30*time.Second, func() answer {
+				return s.send(t, s.front, get("/public/a", bearer(s.key(ns, "fin-k"))))
+			}, "unknown")
+		}},
+
 		// limits
 		{"limits", "one key more than maxKeysPerApplication", func(t *testing.T) {
 			refused(t, s.as(mallory).Create(bg, apiKey(ns, "lim-k2", "lim-a", "read")), "maxKeysPerApplication")
