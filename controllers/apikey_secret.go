@@ -26,6 +26,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -44,9 +45,6 @@ const (
 	EventExpired   = "Expired"
 	EventRejected  = "Rejected"
 )
-
-// LabelManagedBy marks the Secrets keyward writes.
-const LabelManagedBy = "app.kubernetes.io/managed-by"
 
 // mint makes the key exist: the plaintext goes to the delivery Secret first,
 // then its digest to the hashed Secret. In that order a crash between the two
@@ -140,9 +138,9 @@ func (r *APIKeyReconciler) createDeliverySecret(ctx context.Context, s *apiKeySc
 			Namespace: s.key.Namespace,
 			Name:      name,
 			Labels: map[string]string{
-				LabelManagedBy:          "keyward",
-				record.LabelAPIKey:      s.key.Name,
-				record.LabelApplication: s.app.Name,
+				keywardv1alpha1.LabelManagedBy: keywardv1alpha1.ManagedBy,
+				record.LabelAPIKey:             s.key.Name,
+				record.LabelApplication:        s.app.Name,
 			},
 			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.key, keywardv1alpha1.GroupVersion.WithKind("APIKey"))},
 		},
@@ -151,7 +149,7 @@ func (r *APIKeyReconciler) createDeliverySecret(ctx context.Context, s *apiKeySc
 			record.DeliveryAPIKey: []byte(k.Plaintext()),
 			record.DeliveryKeyID:  []byte(k.ID()),
 		},
-		Immutable: ptrTo(true),
+		Immutable: ptr.To(true),
 	}
 	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
 		if apierrors.IsAlreadyExists(err) {
@@ -240,7 +238,7 @@ func hashedSecretUpToDate(secret *corev1.Secret, want *record.Record, uid string
 func (r *APIKeyReconciler) applyHashedSecret(ctx context.Context, key *keywardv1alpha1.APIKey, rec *record.Record) (*corev1.Secret, error) {
 	name := record.SecretName(string(key.UID))
 	labels := rec.Labels(string(key.UID))
-	labels[LabelManagedBy] = "keyward"
+	labels[keywardv1alpha1.LabelManagedBy] = keywardv1alpha1.ManagedBy
 	data := rec.SecretData()
 	ac := corev1ac.Secret(name, r.Namespace).
 		WithLabels(labels).
@@ -260,5 +258,3 @@ func (r *APIKeyReconciler) deleteHashedSecret(ctx context.Context, key *keywardv
 	}
 	return nil
 }
-
-func ptrTo[T any](v T) *T { return &v }

@@ -366,7 +366,11 @@ func TestAllowedAnswerHeaders(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("status %d", w.Code)
 	}
-	id, _ := keys.IDOf(f.keys["downlinker"])
+	k, err := keys.Parse(f.keys["downlinker"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := k.ID()
 	want := map[string]string{
 		"X-Auth-Key": id, "X-Auth-Application": "acme", "X-Auth-Scopes": "downlinks,status",
 		"X-Auth-Namespace": "iot", "X-Auth-External-Id": "70B3D57ED0001234", "X-Auth-Reason": "", "Www-Authenticate": "",
@@ -580,7 +584,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if d := f.handler.Verify(req); d.Reason != ReasonOK {
+		if d := f.handler.verify(req, f.handler.now()); d.Reason != ReasonOK {
 			b.Fatal(d.Reason)
 		}
 	}

@@ -86,7 +86,11 @@ func TestThroughNginx(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, _ := keys.IDOf(plaintext)
+			k, err := keys.Parse(plaintext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := k.ID()
 			for h, want := range map[string]string{
 				"X-Auth-Application": "acme", "X-Auth-Key": id, "X-Auth-Scopes": "read", "X-Auth-Namespace": s.ns,
 			} {

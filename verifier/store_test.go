@@ -58,7 +58,7 @@ func (k *storeKey) secret() *corev1.Secret {
 func verifyKey(h *Handler, k *storeKey, want Reason) string {
 	req := &Request{Namespace: "iot", KeyGroup: "devices", Method: "GET", URI: "/status",
 		Authorization: []string{"Bearer " + k.plaintext}, Client: netip.MustParseAddr("203.0.113.9")}
-	d := h.Verify(req)
+	d := h.verify(req, h.now())
 	switch {
 	case d.Reason != want:
 		return fmt.Sprintf("APIKey %s: answered %s, want %s", k.rec.APIKey, d.Reason, want)

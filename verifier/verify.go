@@ -297,9 +297,6 @@ func headerList(h http.Header, name string) string {
 	return strings.Join(v, ",")
 }
 
-// Verify decides a request. It never allocates on the allowed path.
-func (h *Handler) Verify(req *Request) Decision { return h.verify(req, h.now()) }
-
 // verify decides a request at now.
 func (h *Handler) verify(req *Request, now time.Time) Decision {
 	// Credential: Bearer, then rest_api_key=, then X-API-Key; more than

@@ -40,6 +40,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
 
 // The webhook's certificate is kept by the manager itself (--webhook-cert-mode
@@ -202,7 +204,7 @@ func ensureSecret(ctx context.Context, r client.Reader, w client.Writer, key typ
 		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{
 			"app.kubernetes.io/name":       "keyward",
 			"app.kubernetes.io/component":  "webhook",
-			"app.kubernetes.io/managed-by": "keyward-manager",
+			keywardv1alpha1.LabelManagedBy: keywardv1alpha1.ManagedBy,
 		}},
 		Type: corev1.SecretTypeOpaque,
 	}

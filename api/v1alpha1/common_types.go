@@ -54,9 +54,10 @@ const (
 	// must equal the application's externalID (or its name when it has none).
 	AnnotationConfirmDelete = "keyward.dev/confirm-delete"
 
-	// LabelHashedKey marks the Secrets in the operator's namespace that hold a
-	// key's digest and verification record.
-	LabelHashedKey = "keyward.dev/hashed-key"
+	// LabelManagedBy, set to ManagedBy, marks every object keyward writes
+	// (delivery, hashed and webhook certificate Secrets).
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "keyward"
 
 	// Finalizer is set on every APIKey; it removes the hashed Secret.
 	Finalizer = "keyward.dev/hashed-key"

@@ -29,9 +29,6 @@ import (
 )
 
 const (
-	// DefaultPrefix is the prefix used for keys when none is configured.
-	DefaultPrefix = "kw"
-
 	// RandomLength is the number of random base62 characters in a key.
 	RandomLength = 30
 
@@ -237,18 +234,6 @@ func Parse(s string) (Key, error) {
 		return Key{}, err
 	}
 	return newKey(s, sep), nil
-}
-
-// IDOf returns the key ID of s and true if s is a well-formed key (see
-// CheckFormat), or "" and false otherwise. The returned ID is a copy, so
-// retaining it does not keep the secret key string in memory; that copy is
-// its only allocation.
-func IDOf(s string) (string, bool) {
-	sep, err := check(s)
-	if err != nil {
-		return "", false
-	}
-	return strings.Clone(s[:sep+1+idRandomLength]), true
 }
 
 // Generate returns a new random key with the given prefix, using
