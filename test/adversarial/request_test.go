@@ -133,6 +133,15 @@ func requestProbes() []probe {
 		{"path", "encoded slash", through(front, func() request {
 			return get("/public/..%2Fadmin/x", bearer(read()))
 		}, http.StatusForbidden, "path")},
+		{"path", "encoded slash in lower-case hex", through(front, func() request {
+			return get("/public/..%2fadmin/x", bearer(read()))
+		}, http.StatusForbidden, "path")},
+		{"path", "encoded backslash", through(front, func() request {
+			return get("/public/..%5cadmin/x", bearer(read()))
+		}, http.StatusForbidden, "path")},
+		{"path", "encoded semicolon", through(front, func() request {
+			return get("/public/..%3b/admin/x", bearer(read()))
+		}, http.StatusForbidden, "path")},
 		{"path", "backslash", through(front, func() request {
 			return get(`/public/..\admin/x`, bearer(read()))
 		}, http.StatusForbidden, "path")},
@@ -194,6 +203,9 @@ func requestProbes() []probe {
 		}},
 		{"credential", "Authorization and X-API-Key with different keys", through(front, func() request {
 			return get("/public/a", bearer(read()), "X-API-Key: "+root())
+		}, http.StatusUnauthorized, "malformed")},
+		{"credential", "two X-API-Key headers", through(front, func() request {
+			return get("/public/a", "X-API-Key: "+read(), "X-API-Key: "+root())
 		}, http.StatusUnauthorized, "malformed")},
 		{"credential", "key in the query string", through(front, func() request {
 			k := read()
