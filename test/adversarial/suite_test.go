@@ -376,6 +376,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "del-a", "del", ""),
 		application(ns, "life-a", "life", ""),
 		application(ns, "kgd-a", "kgd", ""),
+		withLabel(application(ns, "used-dc-app", "api", "USED-DC"), "dc-app"),
 		application(nsX, "x-app", "api", ""),
 
 		apiKey(ns, "read", "app", "read"),
@@ -398,6 +399,8 @@ func (st *suite) fixtures(t *testing.T) {
 		apiKey(ns, "mc-scopes", "app", "read"),
 		apiKey(ns, "kgd-k", "kgd-a", "read"),
 		apiKey(ns, "fin-k", "app", "read"),
+		withLabel(apiKey(ns, "used-dc", "app", "read"), "dc-key"),
+		apiKey(ns, "used-dc-app-k", "used-dc-app", "read"),
 		apiKey(ns, "mc-annotation", "app", "read"),
 		withKey(apiKey(ns, "mc-expiry", "app", "read"), func(k *keywardv1alpha1.APIKey) { k.Spec.ExpiresAt = &inAnHour }),
 		apiKey(ns, "mc-application", "app", "read"),
@@ -408,7 +411,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "m-app", "api", "M-1"),
 		apiKey(ns, "m-key", "m-app", "read"),
 	)
-	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key", "mc-scopes", "mc-annotation", "mc-expiry", "mc-application", "kgd-k", "fin-k"} {
+	for _, k := range []string{"read", "root", "ranged", "revoked", "disabled", "status-forged", "expiring", "expires-later", "gone-k", "oth-k", "lim-k1", "used1", "used2", "used-app-k", "del-k", "m-key", "mc-scopes", "mc-annotation", "mc-expiry", "mc-application", "kgd-k", "fin-k", "used-dc", "used-dc-app-k"} {
 		st.keys[ns+"/"+k] = st.waitIssued(t, ns, k)
 	}
 	st.keys[nsX+"/x-read"] = st.waitIssued(t, nsX, "x-read")
@@ -427,7 +430,7 @@ func (st *suite) fixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Recent use, as the verifier records it.
-	for _, k := range []string{"used1", "used2", "used-app-k", "del-k"} {
+	for _, k := range []string{"used1", "used2", "used-app-k", "del-k", "used-dc", "used-dc-app-k"} {
 		st.markUsed(t, k)
 	}
 	st.patchKey(t, "used2", func(k *keywardv1alpha1.APIKey) {
@@ -462,6 +465,14 @@ func (st *suite) asServiceAccount(t *testing.T, name, uid string) client.Client 
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// labelProbe selects the objects a collection delete aims at.
+const labelProbe = "adversarial.keyward.dev/probe"
+
+func withLabel[T client.Object](o T, value string) T {
+	o.SetLabels(map[string]string{labelProbe: value})
+	return o
 }
 
 func withKey(k *keywardv1alpha1.APIKey, f func(*keywardv1alpha1.APIKey)) *keywardv1alpha1.APIKey {

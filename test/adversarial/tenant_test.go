@@ -559,6 +559,21 @@ func tenantProbes() []probe {
 			}, "unknown")
 		}},
 
+		{"deletion", "recently used key deleted with a collection delete", func(t *testing.T) {
+			_ = s.as(mallory).DeleteAllOf(bg, &keywardv1alpha1.APIKey{}, client.InNamespace(ns), client.MatchingLabels{labelProbe: "dc-key"})
+			if k := getKey(t, "used-dc"); !k.DeletionTimestamp.IsZero() {
+				t.Errorf("a recently used key is being deleted by a collection delete without confirm-delete")
+			}
+		}},
+		{"deletion", "Application holding a recently used key deleted with a collection delete", func(t *testing.T) {
+			_ = s.as(mallory).DeleteAllOf(bg, &keywardv1alpha1.Application{}, client.InNamespace(ns), client.MatchingLabels{labelProbe: "dc-app"})
+			a := &keywardv1alpha1.Application{}
+			err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: "used-dc-app"}, a)
+			if err != nil || !a.DeletionTimestamp.IsZero() {
+				t.Errorf("an Application holding a recently used key was deleted by a collection delete without confirm-delete (%v)", err)
+			}
+		}},
+
 		// limits
 		{"limits", "one key more than maxKeysPerApplication", func(t *testing.T) {
 			refused(t, s.as(mallory).Create(bg, apiKey(ns, "lim-k2", "lim-a", "read")), "maxKeysPerApplication")
