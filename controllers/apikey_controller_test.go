@@ -399,9 +399,11 @@ func TestKeyLifecycle(t *testing.T) {
 		if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c.Reason != "KeyGroupNotFound" {
 			t.Errorf("reason %s", c.Reason)
 		}
-		// Terminal: the group coming back does not bring the key back.
+		// Terminal: the group coming back does not bring the key back, once
+		// the controller has reconciled its keys for it.
+		before := reconcileCount(t, "apikey")
 		create(t, testgen.KeyGroup(ns, "things"))
-		time.Sleep(time.Second)
+		idle(t, "apikey", before)
 		if k := getKey(t, ns, "orphan"); k.Status.Phase != keywardv1alpha1.APIKeyRejected {
 			t.Errorf("phase %s after the group came back", k.Status.Phase)
 		}
@@ -534,20 +536,22 @@ func TestResyncIsQuiet(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second) // let trailing reconciles settle
+	allIdle(t, counts{}) // trailing reconciles (counts) done
 	issued := m.writes.Load() - before
 	t.Logf("issuing 100 keys took %d API writes (%.2f per key, counts included)", issued, float64(issued)/100)
 	m.stop()
 
+	restart := reconcileCounts(t)
 	m = startManager(t, ops, []string{ns})
-	reconciled := reconcileCount(t, "apikey")
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if n := reconcileCount(t, "apikey") - reconciled; n < 100 {
+		if n := reconcileCount(t, "apikey") - restart.apikey; n < 100 {
 			return fmt.Errorf("%v APIKey reconciles since the restart, want at least 100", n)
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second)
+	// Every controller has reconciled what it found and is idle: whatever
+	// the resync would write, it has written.
+	allIdle(t, restart)
 	if n := m.writes.Load(); n != 0 {
 		t.Errorf("a resync of 100 idle keys made %d API writes, want 0: %q", n, m.writes.Log())
 	}
@@ -572,8 +576,9 @@ func TestIssuanceWrites(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second)
+	allIdle(t, counts{})
 	before := len(m.writes.Log())
+	start := reconcileCounts(t)
 
 	create(t, testgen.APIKey(ns, "one", "acme"))
 	waitPhase(t, ns, "one", keywardv1alpha1.APIKeyActive)
@@ -587,7 +592,7 @@ func TestIssuanceWrites(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second)
+	allIdle(t, start)
 	writes := m.writes.Log()[before:]
 	want := map[string]int{
 		"patch *v1alpha1.APIKey " + ns + "/one":              1, // finalizer

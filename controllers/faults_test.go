@@ -250,23 +250,22 @@ func TestAPIErrorsAreRetriedAndReported(t *testing.T) {
 		t.Errorf("a hashed Secret exists for a key that was never delivered")
 	}
 
-	// Retried with backoff: a doubling interval from 5 ms makes about a
-	// dozen attempts in these seconds; a retry loop without backoff makes
-	// hundreds.
-	attempts := func() int {
-		n := 0
-		for _, w := range m.writes.Log() {
-			if w == "create *v1.Secret "+ns+"/"+k.DeliverySecretName() {
-				n++
-			}
+	// Retried with backoff: the intervals between attempts grow (a
+	// doubling interval from 5 ms), where a retry loop without backoff
+	// would make hundreds of attempts at one pace.
+	attempt := "create *v1.Secret " + ns + "/" + k.DeliverySecretName()
+	var times []time.Time
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if times = m.writes.When(attempt); len(times) < 6 {
+			return fmt.Errorf("%d attempts to create the delivery Secret so far", len(times))
 		}
-		return n
-	}
-	time.Sleep(3 * time.Second)
-	if n := attempts(); n < 3 || n > 30 {
-		t.Errorf("%d attempts to create the delivery Secret in about 3 s: want retries, spaced by a growing backoff", n)
+		return nil
+	})
+	first, last := times[1].Sub(times[0]), times[len(times)-1].Sub(times[len(times)-2])
+	if last < 4*first {
+		t.Errorf("attempts %d to %d came %v apart, the first two %v: want retries spaced by a growing backoff", len(times)-1, len(times), last, first)
 	} else {
-		t.Logf("%d attempts in about 3 s", n)
+		t.Logf("%d attempts; the first two %v apart, the last two %v", len(times), first, last)
 	}
 
 	lift()
@@ -309,7 +308,15 @@ func TestManagerOutlivesTheAPIServer(t *testing.T) {
 	create(t, testgen.APIKey(ns, "meanwhile", "acme"))
 	update(t, revokeMe, func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })
 	update(t, disableMe, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true })
-	time.Sleep(2 * time.Second)
+	// Evidence that the manager is cut off: its requests fail.
+	host := strings.TrimPrefix(strings.TrimPrefix(cfg.Host, "https://"), "http://")
+	failed := requestErrors(t, host)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := requestErrors(t, host); n < failed+2 {
+			return fmt.Errorf("%v failed requests to %s since the cut", n-failed, host)
+		}
+		return nil
+	})
 	if k := getKey(t, ns, "meanwhile"); k.Status.Phase != "" {
 		t.Fatalf("cut off, the manager still reconciled a new key (%s): the outage is not real", k.Status.Phase)
 	}

@@ -51,7 +51,7 @@ type Options struct {
 
 // Setup registers the three reconcilers with mgr. The field indexes they
 // list through (internal/index) must be registered first.
-func Setup(ctx context.Context, mgr ctrl.Manager, o Options) error {
+func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Namespace == "" {
 		return errors.New("controllers: the operator namespace is required")
 	}

@@ -56,15 +56,17 @@ func TestMain(m *testing.M) {
 
 // writeCounter counts the API writes a manager's client makes.
 type writeCounter struct {
-	n   atomic.Int64
-	mu  sync.Mutex
-	log []string
+	n     atomic.Int64
+	mu    sync.Mutex
+	log   []string
+	times []time.Time // when each entry of log was written
 }
 
 func (w *writeCounter) add(verb string, obj any) {
 	w.n.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.times = append(w.times, time.Now())
 	if o, ok := obj.(client.Object); ok {
 		w.log = append(w.log, fmt.Sprintf("%s %T %s/%s", verb, obj, o.GetNamespace(), o.GetName()))
 	} else {
@@ -73,6 +75,19 @@ func (w *writeCounter) add(verb string, obj any) {
 }
 
 func (w *writeCounter) Load() int64 { return w.n.Load() }
+
+// When returns the times of the writes logged as entry.
+func (w *writeCounter) When(entry string) []time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []time.Time
+	for i, l := range w.log {
+		if l == entry {
+			out = append(out, w.times[i])
+		}
+	}
+	return out
+}
 
 func (w *writeCounter) Log() []string {
 	w.mu.Lock()
@@ -231,22 +246,100 @@ func update[T client.Object](t *testing.T, obj T, change func(T)) {
 // across results, in this process.
 func reconcileCount(t *testing.T, controller string) float64 {
 	t.Helper()
+	return metricSum(t, "controller_runtime_reconcile_total", controller)
+}
+
+// metricSum sums a counter's or gauge's series whose "controller" or
+// "name" label is controller, in this process.
+func metricSum(t *testing.T, name, controller string) float64 {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n float64
 	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
-					n += m.GetCounter().GetValue()
+				if (l.GetName() == "controller" || l.GetName() == "name") && l.GetValue() == controller {
+					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+					break
 				}
 			}
 		}
 	}
 	return n
+}
+
+// requestErrors counts the requests this process's clients sent to host
+// that got no answer (client-go's rest_client_requests_total, code
+// "<error>"): evidence that the API server at host is out of reach.
+func requestErrors(t *testing.T, host string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() != "rest_client_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			code, h := "", ""
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "code":
+					code = l.GetValue()
+				case "host":
+					h = l.GetValue()
+				}
+			}
+			if code == "<error>" && h == host {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// idle waits for evidence that controller has done all it was given since
+// a reconcile count taken before a change: at least one reconcile more,
+// then an empty work queue and no reconcile running. What the controller
+// would do about the change, it has done; a test may then assert that
+// nothing happened.
+func idle(t *testing.T, controller string, before float64) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if n := reconcileCount(t, controller); n <= before {
+			return fmt.Errorf("no %s reconcile since the change (%v)", controller, n)
+		}
+		if d := metricSum(t, "workqueue_depth", controller); d != 0 {
+			return fmt.Errorf("%v requests in the %s queue", d, controller)
+		}
+		if a := metricSum(t, "controller_runtime_active_workers", controller); a != 0 {
+			return fmt.Errorf("%v %s reconciles running", a, controller)
+		}
+		return nil
+	})
+}
+
+// counts are the reconcile counts of the three controllers, to wait with
+// idle after a change.
+type counts struct{ apikey, application, keygroup float64 }
+
+func reconcileCounts(t *testing.T) counts {
+	t.Helper()
+	return counts{reconcileCount(t, "apikey"), reconcileCount(t, "application"), reconcileCount(t, "keygroup")}
+}
+
+// allIdle waits until each controller has reconciled since c and is idle.
+func allIdle(t *testing.T, c counts) {
+	t.Helper()
+	idle(t, "apikey", c.apikey)
+	idle(t, "application", c.application)
+	idle(t, "keygroup", c.keygroup)
 }

@@ -336,30 +336,32 @@ func TestVerifierOutlivesTheAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, newKey, _ := s.issue(t, "meanwhile")
-	// Let etcd compact past the verifier's last resource version.
-	time.Sleep(2500 * time.Millisecond)
-	if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
-		t.Fatalf("cut off, the verifier still learned of the revocation (%d): the outage is not real", code)
-	}
-	// etcd has compacted past what the verifier saw: a watch resuming from
-	// there is refused with 410 Gone, "too old resource version".
+	// Wait until etcd has compacted past what the verifier saw (it compacts
+	// every second here): a watch resuming from there is refused with 410
+	// Gone, "too old resource version".
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := cs.CoreV1().Secrets(s.ops).Watch(ctx, metav1.ListOptions{ResourceVersion: seen.ResourceVersion})
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case e := <-w.ResultChan():
-		if err := apierrors.FromObject(e.Object); e.Type != watch.Error || !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
-			t.Fatalf("a watch from resource version %s after compaction got %s %v, not 410 Gone: the test does not exercise expiry", seen.ResourceVersion, e.Type, e.Object)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		w, err := cs.CoreV1().Secrets(s.ops).Watch(ctx, metav1.ListOptions{ResourceVersion: seen.ResourceVersion})
+		if err != nil {
+			return err
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("a watch from resource version %s after compaction got nothing, not 410 Gone", seen.ResourceVersion)
+		defer w.Stop()
+		select {
+		case e := <-w.ResultChan():
+			if err := apierrors.FromObject(e.Object); e.Type != watch.Error || !apierrors.IsResourceExpired(err) && !apierrors.IsGone(err) {
+				return fmt.Errorf("a watch from resource version %s got %s, not 410 Gone yet", seen.ResourceVersion, e.Type)
+			}
+			return nil
+		case <-time.After(time.Second):
+			return fmt.Errorf("a watch from resource version %s got nothing, not 410 Gone yet", seen.ResourceVersion)
+		}
+	})
+	if code, _ := s.verify(t, goodKey, "/v1/things/1"); code != 200 {
+		t.Fatalf("cut off, the verifier still learned of the revocation (%d): the outage is not real", code)
 	}
-	w.Stop()
 	if n := s.metric(t, `keyward_verifier_lists_total{resource="secrets"}`); n != 1 {
 		t.Fatalf("hashed Secrets listed %v times before the API server came back, want 1", n)
 	}

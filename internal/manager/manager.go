@@ -228,7 +228,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("registering the field indexes: %w", err)
 	}
-	if err := controllers.Setup(ctx, mgr, controllers.Options{
+	if err := controllers.Setup(mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock,
 	}); err != nil {
 		return nil, err
