@@ -332,7 +332,7 @@ func (st *suite) fixtures(t *testing.T) {
 	st.shippedRoles(t)
 	create(st.admin,
 		binding(ns, "ClusterRole", "keyward-editor", mallory),
-		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read", "mv2.read")),
+		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read", "mv2.read", "rk.read")),
 		binding(ns, "Role", "mallory-grants", mallory),
 		// Two ServiceAccounts with mallory's rights.
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "bot"}},
@@ -362,6 +362,9 @@ func (st *suite) fixtures(t *testing.T) {
 		keyGroup(ns, "del", "del", nil),
 		keyGroup(ns, "mv2", "mvv", nil),
 		keyGroup(ns, "kgd", "kgd", nil),
+		keyGroup(ns, "rk", "rk", func(g *keywardv1alpha1.KeyGroupSpec) { g.Limits.MaxKeysPerApplication = int32p(1) }),
+		keyGroup(ns, "ra", "ra", func(g *keywardv1alpha1.KeyGroupSpec) { g.Limits.MaxApplications = int32p(1) }),
+		keyGroup(ns, "eid", "eid", nil),
 		keyGroup(ns, "life", "life", func(g *keywardv1alpha1.KeyGroupSpec) {
 			g.MaxKeyLifetime = &metav1.Duration{Duration: 720 * time.Hour}
 		}),
@@ -376,6 +379,7 @@ func (st *suite) fixtures(t *testing.T) {
 		application(ns, "del-a", "del", ""),
 		application(ns, "life-a", "life", ""),
 		application(ns, "kgd-a", "kgd", ""),
+		application(ns, "rk-a", "rk", ""),
 		withLabel(application(ns, "used-dc-app", "api", "USED-DC"), "dc-app"),
 		application(nsX, "x-app", "api", ""),
 

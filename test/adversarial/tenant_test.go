@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -582,6 +583,27 @@ func tenantProbes() []probe {
 			refused(t, s.as(mallory).Create(bg, application(ns, "lim-b", "lim", "")), "maxApplications")
 		}},
 
+		{"limits", "keys created at once past maxKeysPerApplication", func(t *testing.T) {
+			names := createAtOnce(t, 6, func(i int) client.Object { return apiKey(ns, fmt.Sprintf("rk-%d", i), "rk-a", "read") })
+			active := settle(t, names, func(name string) (string, bool) {
+				k := getKey(t, name)
+				return string(k.Status.Phase), k.Status.Phase == keywardv1alpha1.APIKeyActive || k.Status.Phase == keywardv1alpha1.APIKeyRejected
+			}, string(keywardv1alpha1.APIKeyActive))
+			if active > 1 {
+				t.Errorf("%d keys of Application rk-a are Active, over maxKeysPerApplication 1", active)
+			}
+		}},
+		{"limits", "Applications created at once past maxApplications", func(t *testing.T) {
+			names := createAtOnce(t, 6, func(i int) client.Object { return application(ns, fmt.Sprintf("ra-%d", i), "ra", "") })
+			active := settle(t, names, func(name string) (string, bool) {
+				a := getApp(t, name)
+				return string(a.Status.Phase), a.Status.Phase == keywardv1alpha1.ApplicationActive || a.Status.Phase == keywardv1alpha1.ApplicationRejected
+			}, string(keywardv1alpha1.ApplicationActive))
+			if active > 1 {
+				t.Errorf("%d Applications of KeyGroup ra are Active, over maxApplications 1", active)
+			}
+		}},
+
 		// scopes
 		{"scopes", "key with a scope its group does not define", func(t *testing.T) {
 			// alice may grant every scope name in the namespace, so only
@@ -603,6 +625,17 @@ func tenantProbes() []probe {
 		}},
 		{"external-id", "externalID changed once set", func(t *testing.T) {
 			refused(t, patchAs(mallory, getApp(t, "m-app"), func(a *keywardv1alpha1.Application) { a.Spec.ExternalID = "EXT-APP-1" }), "spec.externalID")
+		}},
+
+		{"external-id", "Applications created at once with one externalID", func(t *testing.T) {
+			names := createAtOnce(t, 6, func(i int) client.Object { return application(ns, fmt.Sprintf("eid-%d", i), "eid", "CUSTOMER-42") })
+			active := settle(t, names, func(name string) (string, bool) {
+				a := getApp(t, name)
+				return string(a.Status.Phase), a.Status.Phase == keywardv1alpha1.ApplicationActive || a.Status.Phase == keywardv1alpha1.ApplicationRejected
+			}, string(keywardv1alpha1.ApplicationActive))
+			if active > 1 {
+				t.Errorf("%d Active Applications of KeyGroup eid share externalID CUSTOMER-42", active)
+			}
 		}},
 
 		// source-ranges
@@ -633,5 +666,62 @@ func forgedRecord(t *testing.T) forged {
 			Scopes: []string{"admin"}, State: record.StateActive,
 		},
 		plaintext: k.Plaintext(),
+	}
+}
+
+// createAtOnce creates n objects as mallory, all at the same moment, and
+// returns the names of those admission let through.
+func createAtOnce(t *testing.T, n int, obj func(i int) client.Object) []string {
+	t.Helper()
+	objs := make([]client.Object, n)
+	errs := make([]error, n)
+	for i := range objs {
+		objs[i] = obj(i)
+	}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = s.as(mallory).Create(bg, objs[i])
+		}()
+	}
+	close(start)
+	wg.Wait()
+	var names []string
+	for i, err := range errs {
+		if err == nil {
+			names = append(names, objs[i].GetName())
+		}
+	}
+	t.Logf("admission let %d of %d through", len(names), n)
+	return names
+}
+
+// settle waits until every object is in a settled phase (phase reports it)
+// and returns how many are in phase want.
+func settle(t *testing.T, names []string, phase func(name string) (string, bool), want string) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, all := 0, true
+		var phases []string
+		for _, name := range names {
+			p, settled := phase(name)
+			all = all && settled
+			phases = append(phases, name+"="+p)
+			if p == want {
+				n++
+			}
+		}
+		if all {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled after 30s: %s", strings.Join(phases, " "))
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
