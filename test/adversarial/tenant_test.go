@@ -584,23 +584,13 @@ func tenantProbes() []probe {
 		}},
 
 		{"limits", "keys created at once past maxKeysPerApplication", func(t *testing.T) {
-			names := createAtOnce(t, 6, func(i int) client.Object { return apiKey(ns, fmt.Sprintf("rk-%d", i), "rk-a", "read") })
-			active := settle(t, names, func(name string) (string, bool) {
-				k := getKey(t, name)
-				return string(k.Status.Phase), k.Status.Phase == keywardv1alpha1.APIKeyActive || k.Status.Phase == keywardv1alpha1.APIKeyRejected
-			}, string(keywardv1alpha1.APIKeyActive))
-			if active > 1 {
-				t.Errorf("%d keys of Application rk-a are Active, over maxKeysPerApplication 1", active)
+			if n := activeAfterRace(t, func(i int) client.Object { return apiKey(ns, fmt.Sprintf("rk-%d", i), "rk-a", "read") }, keyPhase); n > 1 {
+				t.Errorf("%d keys of Application rk-a are Active, over maxKeysPerApplication 1", n)
 			}
 		}},
 		{"limits", "Applications created at once past maxApplications", func(t *testing.T) {
-			names := createAtOnce(t, 6, func(i int) client.Object { return application(ns, fmt.Sprintf("ra-%d", i), "ra", "") })
-			active := settle(t, names, func(name string) (string, bool) {
-				a := getApp(t, name)
-				return string(a.Status.Phase), a.Status.Phase == keywardv1alpha1.ApplicationActive || a.Status.Phase == keywardv1alpha1.ApplicationRejected
-			}, string(keywardv1alpha1.ApplicationActive))
-			if active > 1 {
-				t.Errorf("%d Applications of KeyGroup ra are Active, over maxApplications 1", active)
+			if n := activeAfterRace(t, func(i int) client.Object { return application(ns, fmt.Sprintf("ra-%d", i), "ra", "") }, appPhase); n > 1 {
+				t.Errorf("%d Applications of KeyGroup ra are Active, over maxApplications 1", n)
 			}
 		}},
 
@@ -628,13 +618,8 @@ func tenantProbes() []probe {
 		}},
 
 		{"external-id", "Applications created at once with one externalID", func(t *testing.T) {
-			names := createAtOnce(t, 6, func(i int) client.Object { return application(ns, fmt.Sprintf("eid-%d", i), "eid", "CUSTOMER-42") })
-			active := settle(t, names, func(name string) (string, bool) {
-				a := getApp(t, name)
-				return string(a.Status.Phase), a.Status.Phase == keywardv1alpha1.ApplicationActive || a.Status.Phase == keywardv1alpha1.ApplicationRejected
-			}, string(keywardv1alpha1.ApplicationActive))
-			if active > 1 {
-				t.Errorf("%d Active Applications of KeyGroup eid share externalID CUSTOMER-42", active)
+			if n := activeAfterRace(t, func(i int) client.Object { return application(ns, fmt.Sprintf("eid-%d", i), "eid", "CUSTOMER-42") }, appPhase); n > 1 {
+				t.Errorf("%d Active Applications of KeyGroup eid share externalID CUSTOMER-42", n)
 			}
 		}},
 
@@ -669,10 +654,12 @@ func forgedRecord(t *testing.T) forged {
 	}
 }
 
-// createAtOnce creates n objects as mallory, all at the same moment, and
-// returns the names of those admission let through.
-func createAtOnce(t *testing.T, n int, obj func(i int) client.Object) []string {
+// activeAfterRace creates six objects as mallory, all at the same moment
+// (so that the webhooks race), waits until each admitted one is Active or
+// Rejected, and returns how many are Active.
+func activeAfterRace(t *testing.T, obj func(i int) client.Object, phase func(t *testing.T, name string) string) int {
 	t.Helper()
+	const n = 6
 	objs := make([]client.Object, n)
 	errs := make([]error, n)
 	for i := range objs {
@@ -697,27 +684,23 @@ func createAtOnce(t *testing.T, n int, obj func(i int) client.Object) []string {
 		}
 	}
 	t.Logf("admission let %d of %d through", len(names), n)
-	return names
-}
-
-// settle waits until every object is in a settled phase (phase reports it)
-// and returns how many are in phase want.
-func settle(t *testing.T, names []string, phase func(name string) (string, bool), want string) int {
-	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		n, all := 0, true
+		active, settled := 0, true
 		var phases []string
 		for _, name := range names {
-			p, settled := phase(name)
-			all = all && settled
+			p := phase(t, name)
 			phases = append(phases, name+"="+p)
-			if p == want {
-				n++
+			switch p {
+			case "Active":
+				active++
+			case "Rejected":
+			default:
+				settled = false
 			}
 		}
-		if all {
-			return n
+		if settled {
+			return active
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not settled after 30s: %s", strings.Join(phases, " "))
@@ -725,3 +708,7 @@ func settle(t *testing.T, names []string, phase func(name string) (string, bool)
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+func keyPhase(t *testing.T, name string) string { return string(getKey(t, name).Status.Phase) }
+
+func appPhase(t *testing.T, name string) string { return string(getApp(t, name).Status.Phase) }
