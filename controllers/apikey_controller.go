@@ -19,10 +19,14 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
@@ -105,7 +110,13 @@ func (s *apiKeyScope) minted() bool { return s.hashed != nil }
 func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	key := &keywardv1alpha1.APIKey{}
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.deleteOrphans(ctx, req.NamespacedName, "")
+		}
+		return ctrl.Result{}, err
+	}
+	if err := r.deleteOrphans(ctx, req.NamespacedName, key.UID); err != nil {
+		return ctrl.Result{}, err
 	}
 	if !key.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, r.finalize(ctx, key)
@@ -156,6 +167,40 @@ func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.AP
 	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(key, keywardv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, key, patch))
+}
+
+// deleteOrphans deletes the hashed Secrets of the APIKey name that belong
+// to no existing APIKey: one deleted without its finalizer (whoever could
+// strip it), or deleted and created again under the same name (uid, the
+// current one's UID; "" when there is none). A hashed Secret left behind
+// would keep a key working that no APIKey shows. The API server, not the
+// cache, says whether its APIKey is gone: deleting one is for good.
+func (r *APIKeyReconciler) deleteOrphans(ctx context.Context, name types.NamespacedName, uid types.UID) error {
+	var list corev1.SecretList
+	if err := r.List(ctx, &list, client.InNamespace(r.Namespace),
+		client.MatchingFields{index.HashedSecretAPIKey: name.String()}, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing the hashed Secrets of APIKey %s: %w", name, err)
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		owner := types.UID(s.Labels[record.LabelAPIKeyUID])
+		if owner == uid {
+			continue
+		}
+		live := &metav1.PartialObjectMetadata{}
+		live.SetGroupVersionKind(keywardv1alpha1.GroupVersion.WithKind("APIKey"))
+		switch err := r.APIReader.Get(ctx, name, live); {
+		case err == nil && live.UID == owner:
+			continue // the cache is behind: its APIKey exists
+		case err != nil && !apierrors.IsNotFound(err):
+			return fmt.Errorf("getting APIKey %s: %w", name, err)
+		}
+		logf.FromContext(ctx).Info("Deleting the hashed Secret of an APIKey that no longer exists", "secret", s.Name, "apikeyUID", owner)
+		if err := r.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting orphaned hashed Secret %s/%s: %w", s.Namespace, s.Name, err)
+		}
+	}
+	return nil
 }
 
 // SetupWithManager watches APIKeys, and the Applications, KeyGroups and

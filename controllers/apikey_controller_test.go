@@ -33,6 +33,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -54,6 +55,7 @@ func issueOne(t *testing.T, ns string, keyOpts ...testgen.APIKeyOption) *keyward
 
 func TestIssuedKeyIsHashedAndDeliveredOnce(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	key := issueOne(t, ns, testgen.WithScopes("read", "write"), testgen.WithSourceRanges("203.0.113.0/24"))
@@ -216,6 +218,7 @@ func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
 // alone must admit exactly 10, every time.
 func TestLimitHoldsUnderConcurrentCreation(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	for run := 1; run <= 3; run++ {
 		t.Run(fmt.Sprintf("run %d", run), func(t *testing.T) {
 			ops, ns := env.Namespace(t), env.Namespace(t)
@@ -435,6 +438,7 @@ func TestExpiryRequeuesOnTime(t *testing.T) {
 
 func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	// GitOps may apply the key first.
@@ -457,6 +461,7 @@ func TestKeyWaitsForItsApplicationAndGroup(t *testing.T) {
 
 func TestScopeRemovedRejectsKey(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	k := issueOne(t, ns, testgen.WithScopes("write"))
@@ -472,6 +477,7 @@ func TestScopeRemovedRejectsKey(t *testing.T) {
 
 func TestApplicationLimit(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(2, 10)))
@@ -536,7 +542,16 @@ func TestResyncIsQuiet(t *testing.T) {
 		}
 		return nil
 	})
-	allIdle(t, counts{}) // trailing reconciles (counts) done
+	// The group's count comes last, a moment after the application's.
+	testenv.Eventually(t, 20*time.Second, func() error {
+		g := &keywardv1alpha1.KeyGroup{}
+		_ = env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "things"}, g)
+		if g.Status.ActiveKeys != 100 {
+			return fmt.Errorf("group activeKeys %d", g.Status.ActiveKeys)
+		}
+		return nil
+	})
+	allIdle(t, counts{})
 	issued := m.writes.Load() - before
 	t.Logf("issuing 100 keys took %d API writes (%.2f per key, counts included)", issued, float64(issued)/100)
 	m.stop()
@@ -620,6 +635,7 @@ func TestIssuanceWrites(t *testing.T) {
 // terminal; the hashed Secret, which only keyward writes, decides.
 func TestForgedStatusCannotSwitchAKeyOff(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns})
 	k := issueOne(t, ns)
@@ -631,4 +647,62 @@ func TestForgedStatusCannotSwitchAKeyOff(t *testing.T) {
 	update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "touched" })
 	waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyActive)
 	expectState(t, ops, k, record.StateActive)
+}
+
+// TestKeyDeletedWithoutItsFinalizerStopsWorking: whoever strips the
+// finalizer of an APIKey and deletes it leaves no working key behind: the
+// controller deletes hashed Secrets that belong to no existing APIKey,
+// also when an APIKey of the same name was created again meanwhile.
+func TestKeyDeletedWithoutItsFinalizerStopsWorking(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ctx := context.Background()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	strip := func(k *keywardv1alpha1.APIKey) {
+		t.Helper()
+		if err := env.Client.Patch(ctx, k, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Client.Delete(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := func(k *keywardv1alpha1.APIKey) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if h := hashedSecret(t, ops, k); h != nil {
+				return fmt.Errorf("the hashed Secret of deleted APIKey %s (%s) is still there", k.Name, k.UID)
+			}
+			return nil
+		})
+	}
+
+	create(t, testgen.APIKey(ns, "stripped", "acme"))
+	k := waitPhase(t, ns, "stripped", keywardv1alpha1.APIKeyActive)
+	strip(k)
+	gone(k)
+
+	// Deleted without its finalizer and created again at once: the old
+	// key's record goes, the new key's stays.
+	create(t, testgen.APIKey(ns, "again", "acme"))
+	old := waitPhase(t, ns, "again", keywardv1alpha1.APIKeyActive)
+	strip(old)
+	// (Its delivery Secret stays: the local control plane collects no
+	// garbage.)
+	// (The controller may have put the finalizer back before the delete:
+	// then the old APIKey goes through it first.)
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return env.Client.Create(ctx, testgen.APIKey(ns, "again", "acme", testgen.WithSecretName("again-key-2")))
+	})
+	fresh := waitPhase(t, ns, "again", keywardv1alpha1.APIKeyActive)
+	if fresh.UID == old.UID {
+		t.Fatal("the APIKey was not created again")
+	}
+	gone(old)
+	if hashedSecret(t, ops, fresh) == nil {
+		t.Error("the new APIKey's hashed Secret was deleted with the old one's")
+	}
 }

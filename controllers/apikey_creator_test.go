@@ -47,6 +47,7 @@ func createdBy(user, uid string) testgen.APIKeyOption {
 // are left alone.
 func TestKeyOfDeletedServiceAccountIsRevoked(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns, saNS := env.Namespace(t), env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ns, saNS})
 	robot := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: saNS, Name: "robot"}}

@@ -33,6 +33,7 @@ import (
 // names another KeyGroup than the key's record, rejects it; a record
 // without UIDs (written before binding) is judged by the group it names.
 func TestDecideBinding(t *testing.T) {
+	t.Parallel()
 	group := testgen.KeyGroup("ns", "staging")
 	group.UID = "group-1"
 	app := testgen.Application("ns", "acme", "staging")

@@ -32,6 +32,7 @@ import (
 // is Rejected, and its keys never work.
 func TestDuplicateExternalIDRejectsTheNewer(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	startManager(t, ops, []string{ops, ns})
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "first", "things", testgen.WithExternalID("CUST-1")))

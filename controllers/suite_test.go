@@ -134,24 +134,7 @@ func startManagerWith(t *testing.T, cfg *rest.Config, opNS string, watch []strin
 	for _, f := range opts {
 		f(&o)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := manager.New(ctx, cfg, o)
-	if err != nil {
-		cancel()
-		t.Fatalf("building the manager: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := testenv.StartManager(t, cfg, o)
 	return &running{writes: w, namespace: opNS, stop: stop}
 }
 
@@ -306,6 +289,9 @@ func requestErrors(t *testing.T, host string) float64 {
 	return n
 }
 
+// idle reads metrics that every manager of this process shares, by
+// controller name: only tests that run alone (not t.Parallel) may use it.
+//
 // idle waits for evidence that controller has done all it was given since
 // a reconcile count taken before a change: at least one reconcile more,
 // then an empty work queue and no reconcile running. What the controller

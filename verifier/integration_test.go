@@ -89,15 +89,10 @@ func startStack(t *testing.T, lastUsed time.Duration) *stack {
 func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.Config) *stack {
 	t.Helper()
 	s := &stack{ops: env.Namespace(t), ns: env.Namespace(t)}
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := manager.New(ctx, env.Config, manager.Options{
-		Namespace: s.ops, WatchNamespaces: []string{s.ops, s.ns}, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true,
+	testenv.StartManager(t, env.Config, manager.Options{
+		Namespace: s.ops, WatchNamespaces: []string{s.ops, s.ns}, MetricsAddr: "0", ProbeAddr: "0",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(ctx) }()
+	ctx, cancel := context.WithCancel(context.Background())
 	v, err := verifier.Start(ctx, verifierConfig, verifier.Options{
 		Namespace: s.ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", LastUsedInterval: lastUsed,
 		Log: logf.Log.WithName("verifier"),
@@ -108,9 +103,6 @@ func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.C
 	}
 	t.Cleanup(func() {
 		cancel()
-		if err := <-mgrDone; err != nil {
-			t.Errorf("manager: %v", err)
-		}
 		if err := v.Wait(); err != nil {
 			t.Errorf("verifier: %v", err)
 		}

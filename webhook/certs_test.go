@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -145,13 +144,11 @@ func TestSelfManagedCertificates(t *testing.T) {
 // watch only its own namespace: the shared manager reconciles the rest.
 func startManagerWithCerts(t *testing.T, opNS string, port, probePort int, validating, mutating string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := manager.New(ctx, env.Config, manager.Options{
-		Namespace:          opNS,
-		WatchNamespaces:    []string{opNS},
-		MetricsAddr:        "0",
-		ProbeAddr:          "127.0.0.1:" + strconv.Itoa(probePort),
-		SkipNameValidation: true,
+	testenv.StartManager(t, env.Config, manager.Options{
+		Namespace:       opNS,
+		WatchNamespaces: []string{opNS},
+		MetricsAddr:     "0",
+		ProbeAddr:       "127.0.0.1:" + strconv.Itoa(probePort),
 		Webhooks: &manager.WebhookOptions{
 			Host: "127.0.0.1", Port: port, CertDir: t.TempDir(),
 			CertMode:                    manager.CertModeSelfManaged,
@@ -162,21 +159,6 @@ func startManagerWithCerts(t *testing.T, opNS string, port, probePort int, valid
 			LookaheadInterval:           time.Hour - 8*time.Second,
 			RotationCheckFrequency:      time.Second,
 		},
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("building the manager: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		})
 	})
 }
 

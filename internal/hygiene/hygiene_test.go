@@ -86,13 +86,9 @@ func TestNoPlaintextAnywhere(t *testing.T) {
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	mgr, err := manager.New(ctx, env.Config, manager.Options{
-		Namespace: ops, WatchNamespaces: []string{ops, ns}, MetricsAddr: "127.0.0.1:0", ProbeAddr: "0", SkipNameValidation: true,
+	testenv.StartManager(t, env.Config, manager.Options{
+		Namespace: ops, WatchNamespaces: []string{ops, ns}, MetricsAddr: "127.0.0.1:0", ProbeAddr: "0",
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = mgr.Start(ctx) }()
 	v, err := verifier.Start(ctx, env.Config, verifier.Options{
 		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", LastUsedInterval: time.Second, Log: logf.Log.WithName("verifier"),
 	})

@@ -42,6 +42,9 @@ const (
 	// HashedSecretApplication indexes hashed Secrets by the
 	// <namespace>/<name> of their key's Application.
 	HashedSecretApplication = "hashed.application" // #nosec G101 -- an index name, not a credential
+	// HashedSecretAPIKey indexes hashed Secrets by the <namespace>/<name>
+	// of their APIKey, to find those an APIKey left behind.
+	HashedSecretAPIKey = "hashed.apikey" // #nosec G101 -- an index name, not a credential
 	// APIKeyCreator indexes APIKeys created by a ServiceAccount by that
 	// ServiceAccount, "<namespace>/<name>".
 	APIKeyCreator = "metadata.annotations.created-by.serviceaccount"
@@ -67,6 +70,13 @@ func Register(ctx context.Context, indexer client.FieldIndexer) error {
 				return nil
 			}
 			return []string{l[record.LabelNamespace] + "/" + l[record.LabelApplication]}
+		}},
+		{&corev1.Secret{}, HashedSecretAPIKey, func(o client.Object) []string {
+			l := o.GetLabels()
+			if l[record.LabelHashedKey] != "true" {
+				return nil
+			}
+			return []string{l[record.LabelNamespace] + "/" + l[record.LabelAPIKey]}
 		}},
 		{&keywardv1alpha1.APIKey{}, APIKeyCreator, func(o client.Object) []string {
 			if sa, ok := CreatorServiceAccount(o); ok {

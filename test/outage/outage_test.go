@@ -64,34 +64,14 @@ func TestMain(m *testing.M) {
 // webhook address or without them, until the returned stop is called.
 func startManager(t *testing.T, ops string, webhooks bool) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	o := manager.Options{Namespace: ops, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true}
+	o := manager.Options{Namespace: ops, MetricsAddr: "0", ProbeAddr: "0"}
 	if webhooks {
 		wo := env.WebhookOptions()
 		o.Webhooks = &manager.WebhookOptions{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir, CertMode: manager.CertModeExternal,
 		}
 	}
-	mgr, err := manager.New(ctx, env.Config, o)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var stopped bool
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return testenv.StartManager(t, env.Config, o)
 }
 
 // verify asks the verifier about a GET of /v1/things/1 with key, as

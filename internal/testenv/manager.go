@@ -1,0 +1,56 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package testenv
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/keyward/keyward/internal/manager"
+)
+
+// StartManager runs keyward's manager (controllers, and webhooks when
+// o.Webhooks is set) against the API server of cfg until the test ends, or
+// until the returned stop is called, which waits for it to stop and
+// reports an error it stopped with. Tests set SkipNameValidation: several
+// managers run in one process.
+func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func()) {
+	t.Helper()
+	o.SkipNameValidation = true
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := manager.New(ctx, cfg, o)
+	if err != nil {
+		cancel()
+		t.Fatalf("building the manager: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
