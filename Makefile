@@ -105,12 +105,12 @@ dev: controlplane build ## Run the operator, webhooks and verifier against a loc
 
 ##@ Benchmarks
 
-# Extra flags for hack/bench: `make bench BENCHFLAGS="-only V1,V2"`.
+# Extra flags for test/bench: `make bench BENCHFLAGS="-only V1,V2"`.
 BENCHFLAGS ?=
 
 .PHONY: bench
 bench: controlplane nginx ## Measure the verifier and the controllers against their floors (issue 8) and write BENCHMARKS.md; figures, not pass/fail.
-	go build -o $(LOCALBIN)/bench/bench ./hack/bench
+	go build -o $(LOCALBIN)/bench/bench ./test/bench
 	$(LOCALBIN)/bench/bench -out BENCHMARKS.md $(BENCHFLAGS)
 
 ##@ Build

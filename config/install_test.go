@@ -42,7 +42,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 var env *testenv.Env

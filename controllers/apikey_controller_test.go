@@ -40,8 +40,8 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // issueOne creates a group, an application and a key in ns and waits for

@@ -27,7 +27,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/controllers"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // createdBy sets the creator annotations, as the mutating webhook does (it

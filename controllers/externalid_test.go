@@ -23,7 +23,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/controllers"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // TestDuplicateExternalIDRejectsTheNewer: two Applications of one group

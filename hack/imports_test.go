@@ -21,7 +21,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // TestImportDirections keeps imports pointing one way (DESIGN §5, and

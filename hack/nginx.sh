@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the path of an nginx binary built with the auth_request module, for
-# the end-to-end tests (internal/e2e). Only that path goes to stdout; messages
+# the end-to-end tests (test/e2e). Only that path goes to stdout; messages
 # go to stderr.
 #
 # Order:

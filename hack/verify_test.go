@@ -24,7 +24,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // copyTree copies the files git would commit (tracked and untracked, not

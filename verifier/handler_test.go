@@ -35,7 +35,7 @@ import (
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/match"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // fixture is a store holding keys of two groups in two namespaces, fed the

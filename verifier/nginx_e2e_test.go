@@ -25,8 +25,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/keyward/keyward/internal/e2e"
 	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/test/e2e"
 )
 
 // TestThroughNginx runs the whole path: a client calls a real nginx whose

@@ -31,7 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/internal/e2e"
+	"github.com/keyward/keyward/test/e2e"
 )
 
 // The tests here send requests through a real nginx, configured as

@@ -19,11 +19,11 @@ package verifier_test
 import (
 	"testing"
 
-	"github.com/keyward/keyward/verifier/verifiertest"
+	"github.com/keyward/keyward/test/verifiertest"
 )
 
 // This package's API server runs without the watch cache, so the verifier
-// lists: verifier/verifiertest runs the same check over a streamed list.
+// lists: test/verifiertest runs the same check over a streamed list.
 func TestEveryKeyThroughListAndWatch(t *testing.T) {
 	verifiertest.EveryKeyThroughListAndWatch(t, env)
 }

@@ -33,8 +33,8 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // ruleCase is one rule of DESIGN §3, broken through the API server: setup

@@ -35,8 +35,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward/keyward/internal/manager"
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
 	"github.com/keyward/keyward/webhook"
 )
 

@@ -36,7 +36,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/rules"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 var (

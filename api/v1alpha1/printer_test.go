@@ -33,8 +33,8 @@ import (
 	"k8s.io/client-go/rest"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 func createUnstructured(env *testenv.Env, obj map[string]any) error {

@@ -33,7 +33,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/kube"
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 func freeAddr(t *testing.T) string {

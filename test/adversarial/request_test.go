@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keyward/keyward/internal/e2e"
+	"github.com/keyward/keyward/test/e2e"
 )
 
 // through is a probe that sends r through an nginx front and expects

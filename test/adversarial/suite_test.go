@@ -40,11 +40,11 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/dev"
-	"github.com/keyward/keyward/internal/e2e"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/e2e"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // probe is one attack: its name, the class of guard it tests, and the

@@ -35,7 +35,7 @@ import (
 	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 var bg = context.Background()

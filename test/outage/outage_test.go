@@ -42,8 +42,8 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
 	"github.com/keyward/keyward/verifier"
 )
 

@@ -42,7 +42,7 @@ import (
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // Namespaces of the controller rows.

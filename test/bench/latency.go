@@ -33,7 +33,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/testgen"
 	"github.com/keyward/keyward/verifier"
 )
 

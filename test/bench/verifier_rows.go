@@ -35,9 +35,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keyward/keyward/internal/e2e"
 	"github.com/keyward/keyward/internal/keys"
-	"github.com/keyward/keyward/internal/testgen"
+	"github.com/keyward/keyward/test/e2e"
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // Names used by the verifier rows.
@@ -597,7 +597,7 @@ func (b *bench) runV1(v v1Servers, hk hashedKeys) error {
 		Target: "≥ 0.85× req/s; p99 ≤ 1.2×", Met: met(rpsRatio >= 0.85 && p99Ratio <= 1.2),
 		Command: b.command("V1"),
 		Details: append([]string{
-			fmt.Sprintf("Load generator: hack/bench, %d keep-alive connections, closed loop, %s measured after %s warm-up, %d rounds alternating floor and verifier; medians reported. Both servers are separate processes on 127.0.0.1 and share the machine's %d cores with the load generator (and with whatever else runs on the machine, which is what makes rounds differ).",
+			fmt.Sprintf("Load generator: test/bench, %d keep-alive connections, closed loop, %s measured after %s warm-up, %d rounds alternating floor and verifier; medians reported. Both servers are separate processes on 127.0.0.1 and share the machine's %d cores with the load generator (and with whatever else runs on the machine, which is what makes rounds differ).",
 				b.opts.conns, b.opts.duration, b.opts.warmup, b.opts.rounds, runtime.NumCPU()),
 			"Floor: a net/http server (`bench floor`) answering 200 with the same X-Auth-* headers and `Content-Length: 0`. Verifier: `verifier.Start` as `keyward verifier` runs it (`bench verifier`).",
 			"Request: `GET " + verifyPath + "` with `Authorization: Bearer <key>`, `X-Original-Method`, `X-Original-URL`, as ingress-nginx sends it. " + same,
@@ -676,7 +676,7 @@ func (b *bench) runV2(floor floorInfo, upstream string, ver verifierInfo, hk has
 	}
 	f := s.median(0)
 	common := []string{
-		fmt.Sprintf("nginx %s from internal/e2e (ingress-nginx's nginx.tmpl for one auth-url rule, auth-response-headers X-Auth-*), %d worker processes, in front of the same Go upstream answering `ok`. Floor: the auth location says `return 200;` (AuthReturn200). Keyward: the auth location proxies to the verifier of V1 (%s keys).",
+		fmt.Sprintf("nginx %s from test/e2e (ingress-nginx's nginx.tmpl for one auth-url rule, auth-response-headers X-Auth-*), %d worker processes, in front of the same Go upstream answering `ok`. Floor: the auth location says `return 200;` (AuthReturn200). Keyward: the auth location proxies to the verifier of V1 (%s keys).",
 			nginxVersion(), workers, thousands(hk.Created)),
 		fmt.Sprintf("Same load generator: %d keep-alive connections to nginx, %s per run, %d rounds alternating five nginx: the floor, and auth to the verifier or to V1's Go floor server (which answers 200 with the same headers and does nothing else), each without and with auth-keepalive; medians.", b.opts.conns, b.opts.duration, b.opts.rounds),
 	}

@@ -26,8 +26,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/keyward/keyward/internal/testenv"
-	"github.com/keyward/keyward/verifier/verifiertest"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/verifiertest"
 )
 
 // This package's API server keeps its watch cache, as a cluster's does, so

@@ -22,7 +22,7 @@ import (
 )
 
 // StartNginxProcess is StartNginx for programs that are not tests, such as
-// the benchmarks under hack/bench: the configuration, logs and temporary
+// the benchmarks under test/bench: the configuration, logs and temporary
 // files go to dir (which must exist and stay until nginx stops), errors are
 // returned, and the caller stops nginx with Stop.
 func StartNginxProcess(dir string, opts NginxOptions) (*Nginx, error) {

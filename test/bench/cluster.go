@@ -36,7 +36,7 @@ import (
 
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // cluster is the real control plane the tests use (kube-apiserver and etcd

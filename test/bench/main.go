@@ -18,8 +18,8 @@ limitations under the License.
 // the results as Markdown: the verifier (V1-V5) and the controllers
 // (C1-C3), on loopback, against the same real control plane the tests use.
 //
-//	go run ./hack/bench -out BENCHMARKS.md       # everything (make bench)
-//	go run ./hack/bench -only V1,V2              # some rows, to stdout
+//	go run ./test/bench -out BENCHMARKS.md       # everything (make bench)
+//	go run ./test/bench -only V1,V2              # some rows, to stdout
 //
 // Figures are reported beside their targets; a missed target is reported
 // as missed, never as a failure: the command exits 0 unless a benchmark
@@ -50,7 +50,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	"github.com/keyward/keyward/internal/testenv"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // The subcommands that run the benchmark's servers as child processes, and
@@ -272,7 +272,7 @@ func (b *bench) row(id string) *row {
 }
 
 func (b *bench) command(ids string) string {
-	return "go run ./hack/bench -only " + ids
+	return "go run ./test/bench -only " + ids
 }
 
 func met(ok bool) string {
