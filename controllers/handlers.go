@@ -20,6 +20,7 @@ import (
 	"context"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -60,4 +61,15 @@ func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler 
 			add(ctx, e.Object, q)
 		},
 	}
+}
+
+// rateLimiter spaces the retries of a failing reconcile: 5 ms doubling to
+// at most one minute per object (client-go's default waits up to 16
+// minutes, which would leave a key Pending that long after an API server
+// outage), and 10 retries a second overall with bursts of 100.
+func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, time.Minute),
+		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+	)
 }

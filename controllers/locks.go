@@ -18,8 +18,6 @@ package controllers
 
 import (
 	"sync"
-
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // keyedMutex serialises work on one name (an application, a key group)
@@ -60,60 +58,4 @@ func (m *keyedMutex) Lock(name string) (unlock func()) {
 		}
 		m.mu.Unlock()
 	}
-}
-
-// reservations are the keys this manager is minting, or has minted, whose
-// hashed Secret its cache has not shown yet, by application. A key is
-// reserved under its application's lock before minting starts, so the
-// mint itself (two API writes) runs outside the lock while every later
-// decision still counts it.
-type reservations struct {
-	mu    sync.Mutex
-	byApp map[string]map[types.UID]struct{}
-}
-
-func newReservations() *reservations {
-	return &reservations{byApp: map[string]map[types.UID]struct{}{}}
-}
-
-func (r *reservations) add(app string, uid types.UID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := r.byApp[app]
-	if m == nil {
-		m = map[types.UID]struct{}{}
-		r.byApp[app] = m
-	}
-	m[uid] = struct{}{}
-}
-
-func (r *reservations) remove(app string, uid types.UID) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.byApp[app], uid)
-	if len(r.byApp[app]) == 0 {
-		delete(r.byApp, app)
-	}
-}
-
-// unseen returns the application's reservations that seen does not hold.
-// With forget, it drops those seen does hold: seen is the cache, and every
-// later decision reads the cache.
-func (r *reservations) unseen(app string, seen func(types.UID) bool, forget bool) map[types.UID]struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := map[types.UID]struct{}{}
-	for uid := range r.byApp[app] {
-		if seen(uid) {
-			if forget {
-				delete(r.byApp[app], uid)
-			}
-			continue
-		}
-		out[uid] = struct{}{}
-	}
-	if len(r.byApp[app]) == 0 {
-		delete(r.byApp, app)
-	}
-	return out
 }

@@ -17,20 +17,10 @@ limitations under the License.
 package controllers
 
 import (
-	"encoding/base64"
-	"errors"
-	"regexp"
-	"strings"
-	"time"
-
-	"golang.org/x/time/rate"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
-	"github.com/keyward/keyward/internal/keys"
 )
 
 // Reasons of the Synced condition.
@@ -61,43 +51,4 @@ func syncedCondition(err error, generation int64) (c metav1.Condition, ok bool) 
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonReconcileError, msg+"; retrying with backoff"
 	}
 	return c, true
-}
-
-// redactKeys blanks anything shaped like a keyward key. Error text comes
-// from the API server and from admission webhooks and policies of others;
-// one that echoed a delivery Secret's data must not carry the plaintext
-// into a status, a log line or an event.
-func redactKeys(s string) string {
-	return keyShaped.ReplaceAllString(s, redacted)
-}
-
-var keyShaped = regexp.MustCompile(keys.Regexp)
-
-const redacted = "[redacted key]"
-
-// redactPlaintext replaces err when its text holds plaintext, as is or in
-// base64 (as a Secret's data is written in JSON): the original, and
-// anything that unwraps to it, must not reach a log or a status.
-func redactPlaintext(err error, plaintext string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	r := strings.ReplaceAll(msg, plaintext, redacted)
-	r = strings.ReplaceAll(r, base64.StdEncoding.EncodeToString([]byte(plaintext)), redacted)
-	if r = redactKeys(r); r != msg {
-		return errors.New(r)
-	}
-	return err
-}
-
-// rateLimiter spaces the retries of a failing reconcile: 5 ms doubling to
-// at most one minute per object (client-go's default waits up to 16
-// minutes, which would leave a key Pending that long after an API server
-// outage), and 10 retries a second overall with bursts of 100.
-func rateLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
-	return workqueue.NewTypedMaxOfRateLimiter(
-		workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, time.Minute),
-		&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-	)
 }
