@@ -184,7 +184,42 @@ func TestNoPlaintextAnywhere(t *testing.T) {
 			return c.Patch(ctx, k, patch)
 		})
 	}
-	time.Sleep(2 * time.Second) // events, last use and status writes settle
+	// Wait for evidence that the writes to scan have happened: both changes
+	// reconciled (phase and observedGeneration), and the first key's use
+	// recorded by the verifier.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		phases := map[keywardv1alpha1.APIKeyPhase]bool{}
+		used := false
+		for _, name := range activeNames(keys) {
+			k := &keywardv1alpha1.APIKey{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, k); err != nil {
+				return err
+			}
+			if k.Status.ObservedGeneration != k.Generation {
+				return fmt.Errorf("%s: generation %d not reconciled yet", name, k.Generation)
+			}
+			phases[k.Status.Phase] = true
+			used = used || k.Status.LastUsedTime != nil
+		}
+		if !phases[keywardv1alpha1.APIKeyDisabled] || !phases[keywardv1alpha1.APIKeyRevoked] {
+			return fmt.Errorf("phases %v, want Disabled and Revoked", phases)
+		}
+		if !used {
+			return fmt.Errorf("no last use recorded yet")
+		}
+		var events eventsv1.EventList
+		if err := c.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		reasons := map[string]bool{}
+		for _, e := range events.Items {
+			reasons[e.Reason] = true
+		}
+		if !reasons["Disabled"] || !reasons["Revoked"] {
+			return fmt.Errorf("event reasons so far %v, want Disabled and Revoked", reasons)
+		}
+		return nil
+	})
 
 	scanned := map[string]int{}
 	check := func(where, s string) {
