@@ -92,21 +92,7 @@ func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.C
 	testenv.StartManager(t, env.Config, manager.Options{
 		Namespace: s.ops, WatchNamespaces: []string{s.ops, s.ns}, MetricsAddr: "0", ProbeAddr: "0",
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	v, err := verifier.Start(ctx, verifierConfig, verifier.Options{
-		Namespace: s.ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", LastUsedInterval: lastUsed,
-		Log: logf.Log.WithName("verifier"),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := v.Wait(); err != nil {
-			t.Errorf("verifier: %v", err)
-		}
-	})
+	v := testenv.StartVerifier(t, verifierConfig, verifier.Options{Namespace: s.ops, LastUsedInterval: lastUsed})
 	s.verifier = v
 	s.base = "http://" + v.Addr
 	testenv.Eventually(t, 20*time.Second, func() error {

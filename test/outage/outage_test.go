@@ -32,7 +32,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -106,6 +105,42 @@ func refusedWithin(t *testing.T, base, ns, key, reason string, start time.Time) 
 	}
 }
 
+// issue creates, through the webhooks, a group, an application and keys of
+// these names, and returns their plaintexts once the verifier at base
+// accepts each.
+func issue(t *testing.T, base, ns string, names ...string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	testenv.Eventually(t, 30*time.Second, func() error { return env.Client.Create(ctx, testgen.KeyGroup(ns, "things")) })
+	if err := env.Client.Create(ctx, testgen.Application(ns, "acme", "things")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := env.Client.Create(ctx, testgen.APIKey(ns, n, "acme")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plaintext := map[string]string{}
+	for _, n := range names {
+		testenv.Eventually(t, 30*time.Second, func() error {
+			k := &keywardv1alpha1.APIKey{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, k); err != nil {
+				return err
+			}
+			s := &corev1.Secret{}
+			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, s); err != nil {
+				return err
+			}
+			plaintext[n] = string(s.Data[record.DeliveryAPIKey])
+			if code, _ := verify(t, base, ns, plaintext[n]); code != http.StatusOK {
+				return fmt.Errorf("APIKey %s answers %d", n, code)
+			}
+			return nil
+		})
+	}
+	return plaintext
+}
+
 // patchKey merge-patches the APIKey name with change.
 func patchKey(ctx context.Context, ns, name string, change func(*keywardv1alpha1.APIKey)) error {
 	k := &keywardv1alpha1.APIKey{}
@@ -126,56 +161,11 @@ func TestSwitchOffWhileWebhookDown(t *testing.T) {
 	ctx := context.Background()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	stopWebhooks := startManager(t, ops, true)
-	vctx, cancel := context.WithCancel(ctx)
-	v, err := verifier.Start(vctx, env.Config, verifier.Options{
-		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", Log: logf.Log.WithName("verifier"),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := v.Wait(); err != nil {
-			t.Errorf("verifier: %v", err)
-		}
-	})
-	base := "http://" + v.Addr
+	base := "http://" + testenv.StartVerifier(t, env.Config, verifier.Options{Namespace: ops}).Addr
 
 	// With the webhooks up: a group, an application, three working keys.
-	testenv.Eventually(t, 30*time.Second, func() error {
-		return env.Client.Create(ctx, testgen.KeyGroup(ns, "things"))
-	})
-	if err := env.Client.Create(ctx, testgen.Application(ns, "acme", "things")); err != nil {
-		t.Fatal(err)
-	}
 	names := []string{"incident", "combined", "other"}
-	plaintext := map[string]string{}
-	for _, n := range names {
-		if err := env.Client.Create(ctx, testgen.APIKey(ns, n, "acme")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range names {
-		testenv.Eventually(t, 30*time.Second, func() error {
-			k := &keywardv1alpha1.APIKey{}
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: n}, k); err != nil {
-				return err
-			}
-			if !meta.IsStatusConditionTrue(k.Status.Conditions, keywardv1alpha1.ConditionReady) {
-				return fmt.Errorf("APIKey %s not Ready", n)
-			}
-			s := &corev1.Secret{}
-			if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, s); err != nil {
-				return err
-			}
-			plaintext[n] = string(s.Data[record.DeliveryAPIKey])
-			if code, _ := verify(t, base, ns, plaintext[n]); code != http.StatusOK {
-				return fmt.Errorf("APIKey %s answers %d", n, code)
-			}
-			return nil
-		})
-	}
+	plaintext := issue(t, base, ns, names...)
 
 	// The webhook endpoint goes away; the controllers go on.
 	stopWebhooks()
@@ -256,44 +246,12 @@ func TestBreakGlassWhileManagerDown(t *testing.T) {
 	ctx := context.Background()
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	stop := startManager(t, ops, true)
-	vctx, cancel := context.WithCancel(ctx)
-	v, err := verifier.Start(vctx, env.Config, verifier.Options{
-		Namespace: ops, Listen: "127.0.0.1:0", ProbeAddr: "127.0.0.1:0", Log: logf.Log.WithName("verifier"),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := v.Wait(); err != nil {
-			t.Errorf("verifier: %v", err)
-		}
-	})
-	base := "http://" + v.Addr
-	testenv.Eventually(t, 30*time.Second, func() error { return env.Client.Create(ctx, testgen.KeyGroup(ns, "things")) })
-	if err := env.Client.Create(ctx, testgen.Application(ns, "acme", "things")); err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.Create(ctx, testgen.APIKey(ns, "leaked", "acme")); err != nil {
-		t.Fatal(err)
-	}
+	base := "http://" + testenv.StartVerifier(t, env.Config, verifier.Options{Namespace: ops}).Addr
+	plaintext := issue(t, base, ns, "leaked")["leaked"]
 	k := &keywardv1alpha1.APIKey{}
-	var plaintext string
-	testenv.Eventually(t, 30*time.Second, func() error {
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "leaked"}, k); err != nil {
-			return err
-		}
-		s := &corev1.Secret{}
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: k.DeliverySecretName()}, s); err != nil {
-			return err
-		}
-		plaintext = string(s.Data[record.DeliveryAPIKey])
-		if code, _ := verify(t, base, ns, plaintext); code != http.StatusOK {
-			return fmt.Errorf("the key answers %d", code)
-		}
-		return nil
-	})
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "leaked"}, k); err != nil {
+		t.Fatal(err)
+	}
 
 	stop()
 	hashed := &corev1.Secret{}

@@ -22,8 +22,10 @@ import (
 	"testing"
 
 	"k8s.io/client-go/rest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/verifier"
 )
 
 // StartManager runs keyward's manager (controllers, and webhooks when
@@ -53,4 +55,33 @@ func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func(
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// StartVerifier runs a verifier against the API server of cfg until the
+// test ends; it returns once the verifier listens (not yet ready: see
+// Server.Ready).
+func StartVerifier(t testing.TB, cfg *rest.Config, o verifier.Options) *verifier.Server {
+	t.Helper()
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:0"
+	}
+	if o.ProbeAddr == "" {
+		o.ProbeAddr = "127.0.0.1:0"
+	}
+	if o.Log.GetSink() == nil {
+		o.Log = logf.Log.WithName("verifier")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := verifier.Start(ctx, cfg, o)
+	if err != nil {
+		cancel()
+		t.Fatalf("starting the verifier: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := v.Wait(); err != nil {
+			t.Errorf("verifier: %v", err)
+		}
+	})
+	return v
 }
