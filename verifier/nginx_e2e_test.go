@@ -33,6 +33,7 @@ import (
 // auth location is ingress-nginx's, nginx asks the verifier, and the
 // upstream echoes what reached it.
 func TestThroughNginx(t *testing.T) {
+	t.Parallel()
 	s := startStack(t, -1)
 	s.setup(t)
 	k, plaintext, _ := s.issue(t, "edge")

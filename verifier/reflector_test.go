@@ -25,5 +25,6 @@ import (
 // This package's API server runs without the watch cache, so the verifier
 // lists: test/verifiertest runs the same check over a streamed list.
 func TestEveryKeyThroughListAndWatch(t *testing.T) {
+	t.Parallel()
 	verifiertest.EveryKeyThroughListAndWatch(t, env)
 }

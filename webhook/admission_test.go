@@ -120,6 +120,7 @@ func keyObj(opts ...testgen.APIKeyOption) func() client.Object {
 // webhook's copy of them is covered by the unit tests of validate.
 func TestRulesRejectedThroughAPIServer(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	at := func(d time.Duration) testgen.APIKeyOption { return testgen.WithExpiry(clock.Now().Add(d)) }
 	tests := []ruleCase{
 		{
@@ -276,6 +277,7 @@ func used(t *testing.T, ns, name string, when time.Time) {
 // once one is revoked, a new key is admitted and issued.
 func TestEleventhKeyRejected(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	ns := env.Namespace(t)
 	create(t, in(ns, group(testgen.WithLimits(10, 10)), app())...)
 	waitAppActive(t, ns, "acme")
@@ -313,6 +315,7 @@ func TestEleventhKeyRejected(t *testing.T) {
 // gives it.
 func TestGrantNeedsRBAC(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	shippedRoles(t)
 	ns := env.Namespace(t)
 	create(t, in(ns, group(), app())...)
@@ -483,6 +486,7 @@ func TestDeletionProtection(t *testing.T) {
 // afterwards; a server-side apply that drops it does not lose it.
 func TestCreatedByCannotBeForged(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	shippedRoles(t)
 	ctx := context.Background()
 	ns := env.Namespace(t)
@@ -598,6 +602,7 @@ func readyReason(k *keywardv1alpha1.APIKey) string {
 // of their scopes for that user once the Application exists.
 func TestKeyBeforeItsApplication(t *testing.T) {
 	env.Need(t)
+	t.Parallel()
 	shippedRoles(t)
 	ctx := context.Background()
 	ns := env.Namespace(t)
