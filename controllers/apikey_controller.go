@@ -154,16 +154,20 @@ func (r *APIKeyReconciler) ensureFinalizer(ctx context.Context, key *keywardv1al
 
 // finalize deletes the hashed Secret, so the key stops working, then lets
 // the APIKey go. The delivery Secret is owned by the APIKey and goes with it.
+//
+// The hashed Secret goes whether or not the finalizer is still there: a key
+// held in deletion by someone else's finalizer, its own removed, must not
+// keep working while no reconcile can reach its record.
 func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.APIKey) error {
-	if !controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
-		return nil
-	}
 	if err := r.deleteHashedSecret(ctx, key); err != nil {
 		return err
 	}
 	// A key deleted before the cache showed its hashed Secret would
 	// otherwise hold its reservation for as long as this manager runs.
 	r.reserved.remove(key.Namespace+"/"+string(key.Spec.Application), key.UID)
+	if !controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
+		return nil
+	}
 	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(key, keywardv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, key, patch))

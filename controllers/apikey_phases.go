@@ -65,7 +65,11 @@ func (r *APIKeyReconciler) load(ctx context.Context, s *apiKeyScope) error {
 	app := &keywardv1alpha1.Application{}
 	switch err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: string(s.key.Spec.Application)}, app); {
 	case err == nil:
-		s.app = app
+		// An Application being deleted, held by a finalizer or not, is
+		// gone for its keys, as a KeyGroup being deleted is.
+		if app.DeletionTimestamp.IsZero() {
+			s.app = app
+		}
 	case !apierrors.IsNotFound(err):
 		return fmt.Errorf("getting Application %s/%s: %w", ns, s.key.Spec.Application, err)
 	}
@@ -275,6 +279,20 @@ func (r *APIKeyReconciler) checkGrants(ctx context.Context, s *apiKeyScope) (boo
 	if err != nil {
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, err.Error()+"; create the APIKey again")
 		return false, nil
+	}
+	// A key admitted before its Application existed is minted for the
+	// KeyGroup that Application names: whoever created the Application
+	// chose it. Only the key's own creator may make that choice, or a
+	// user without grants could have a key granted by someone else minted
+	// for the group of their choosing.
+	if s.bound.application == "" {
+		if by := s.app.Annotations[keywardv1alpha1.AnnotationCreatedBy]; by != user.Username {
+			s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+				"the key was created by %q before Application %s existed, and the Application was then created by %q: "+
+					"a key created before its Application is issued only when the same user creates both; create the APIKey again now that the Application exists",
+				user.Username, s.app.Name, by))
+			return false, nil
+		}
 	}
 	group := s.group.Name
 	for _, sc := range s.key.Spec.Scopes {

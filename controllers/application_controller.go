@@ -222,6 +222,24 @@ func (r *ApplicationReconciler) olderHolderOfExternalID(ctx context.Context, app
 	return "", nil
 }
 
+// holdersOfExternalID maps an Application to the other Applications of its
+// group that hold its externalID.
+func (r *ApplicationReconciler) holdersOfExternalID(ctx context.Context, o client.Object) []ctrl.Request {
+	a, ok := o.(*keywardv1alpha1.Application)
+	if !ok || a.Spec.ExternalID == "" {
+		return nil
+	}
+	var list keywardv1alpha1.ApplicationList
+	if err := r.List(ctx, &list, client.InNamespace(a.Namespace), client.MatchingFields{index.ApplicationKeyGroup: string(a.Spec.KeyGroup)}); err != nil {
+		return nil
+	}
+	var reqs []ctrl.Request
+	for _, h := range rules.ExternalIDHolders(a, list.Items) {
+		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(h)})
+	}
+	return reqs
+}
+
 // occupiedSlots counts the group's applications that hold a slot against
 // maxApplications, the application itself aside: Active ones, and ones
 // created before it that still wait their turn. It reads the API server, not
@@ -279,6 +297,10 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) 
 		Watches(&keywardv1alpha1.APIKey{}, enqueueAfter(countDelay, func(_ context.Context, o client.Object) []ctrl.Request {
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.APIKey).Spec.Application)}}}
 		}), builder.WithPredicates(apiKeyPhaseChanged())).
+		// Of two Applications that raced to one externalID, the newer is
+		// rejected: each one's change looks at the others holding it.
+		Watches(&keywardv1alpha1.Application{}, handler.EnqueueRequestsFromMapFunc(r.holdersOfExternalID),
+			builder.WithPredicates(specOrMetadataChanged())).
 		Watches(&keywardv1alpha1.KeyGroup{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []ctrl.Request {
 			var apps keywardv1alpha1.ApplicationList
 			if err := r.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.ApplicationKeyGroup: o.GetName()}, client.UnsafeDisableDeepCopy); err != nil {

@@ -631,7 +631,11 @@ func TestKeyBeforeItsApplication(t *testing.T) {
 	}
 
 	// The Application arrives; alice may not grant "read": Rejected.
-	create(t, in(ns, app())...)
+	// (Created by alice too: a key created before its Application is
+	// issued only when its creator created the Application.)
+	if err := alice.Create(ctx, in(ns, app())[0]); err != nil {
+		t.Fatal(err)
+	}
 	reason := func(name string, want keywardv1alpha1.APIKeyPhase) string {
 		var msg string
 		testenv.Eventually(t, 30*time.Second, func() error {
@@ -667,8 +671,20 @@ func TestKeyBeforeItsApplication(t *testing.T) {
 	if err := alice.Create(ctx, testgen.APIKey(ns, "early-granted", "second", testgen.WithScopes("read"))); err != nil {
 		t.Fatal(err)
 	}
-	create(t, testgen.Application(ns, "second", "things"))
+	if err := alice.Create(ctx, testgen.Application(ns, "second", "things")); err != nil {
+		t.Fatal(err)
+	}
 	reason("early-granted", keywardv1alpha1.APIKeyActive)
+
+	// Nor when someone else creates the Application: whoever creates it
+	// chooses the KeyGroup the key is minted for.
+	testenv.Eventually(t, 30*time.Second, func() error {
+		return alice.Create(ctx, testgen.APIKey(ns, "early-other", "third", testgen.WithScopes("read")))
+	})
+	create(t, testgen.Application(ns, "third", "things"))
+	if got := reason("early-other", keywardv1alpha1.APIKeyRejected); !strings.Contains(got, `the key was created by "alice" before Application third existed, and the Application was then created by`) {
+		t.Errorf("Ready = %q, want the creator of the Application named", got)
+	}
 
 	// Once the Application exists, admission checks the grant itself, and
 	// still records the creator, whatever the request carried, and binds

@@ -31,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -205,6 +206,11 @@ func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validat
 	}
 	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
 	v.errs = append(v.errs, validateKeyAnnotations(old, k, nil, nil, nil)...)
+	// The finalizer is what deletes the key's hashed record: only keyward
+	// removes it, once the key is being deleted.
+	if controllerutil.ContainsFinalizer(old, keywardv1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(k, keywardv1alpha1.Finalizer) && old.DeletionTimestamp.IsZero() {
+		v.errs = append(v.errs, field.Forbidden(field.NewPath("metadata", "finalizers"), hintKeyFinalizer))
+	}
 	return v
 }
 
@@ -216,6 +222,8 @@ func validateApplicationOfKey(_ *keywardv1alpha1.APIKey, app *keywardv1alpha1.Ap
 	switch {
 	case app == nil:
 		return nil
+	case !app.DeletionTimestamp.IsZero():
+		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q is being deleted: none of its keys can work", app.Name))}
 	case rules.ApplicationRevoked(app):
 		return field.ErrorList{field.Forbidden(p, fmt.Sprintf("Application %q is revoked: none of its keys can work", app.Name))}
 	case app.Status.Phase == keywardv1alpha1.ApplicationRejected:

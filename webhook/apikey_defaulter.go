@@ -69,12 +69,15 @@ func (d *APIKeyDefaulter) Default(ctx context.Context, k *keywardv1alpha1.APIKey
 
 // bindingAnnotations are the parent UIDs a key admitted under app and group
 // carries; a value of "" means the annotation must be absent. A key is
-// bound only when both exist: one admitted before its Application or
-// KeyGroup is bound by the controller when it mints.
+// bound to each that exists (the Application's KeyGroup is immutable, so
+// binding the Application fixes the group's name); what did not exist yet
+// is bound by the controller when it mints.
 func bindingAnnotations(app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) map[string]string {
 	m := map[string]string{keywardv1alpha1.AnnotationApplicationUID: "", keywardv1alpha1.AnnotationKeyGroupUID: ""}
-	if app != nil && group != nil {
+	if app != nil {
 		m[keywardv1alpha1.AnnotationApplicationUID] = string(app.UID)
+	}
+	if group != nil {
 		m[keywardv1alpha1.AnnotationKeyGroupUID] = string(group.UID)
 	}
 	return m

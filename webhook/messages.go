@@ -56,6 +56,7 @@ const (
 	hintExpiresAtRemoved    = "cannot be removed once set; create a new APIKey for a longer lifetime"
 	hintNewApplicationGroup = "field is immutable; create a new Application to move to another KeyGroup"
 	hintRevokedApplication  = "cannot be set back to false; create a new Application instead"
+	hintKeyFinalizer        = "keyward.dev/hashed-key is keyward's: it deletes the key's hashed record when the key is deleted; delete the APIKey instead"
 	hintExternalIDSet       = "is set once and cannot change, since backends take it as the customer's identity; create a new Application for another customer"
 	hintKeyPrefix           = "field is immutable: keys already issued carry it; create a new KeyGroup for another prefix"
 	hintCreatedBy           = "is set by keyward when the object is created and cannot be changed"

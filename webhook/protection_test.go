@@ -144,3 +144,39 @@ func TestKeySourceRangesWithinGroup(t *testing.T) {
 		k.Spec.AllowedSourceRanges = []keywardv1alpha1.CIDR{"192.168.0.0/16"}
 	}), "spec.allowedSourceRanges[0]", "is not within the allowedSourceRanges")
 }
+
+// TestKeywardFinalizerIsKeywards: the finalizer that deletes a key's hashed
+// record cannot be removed while the key lives, and a key held in deletion
+// by someone else's finalizer stops working all the same.
+func TestKeywardFinalizerIsKeywards(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ctx := context.Background()
+	ns := env.Namespace(t)
+	create(t, in(ns, group(), app(), key("k"))...)
+	k := waitKeyPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	if hashedSecret(t, k) == nil {
+		t.Fatal("no hashed Secret")
+	}
+	for name, finalizers := range map[string][]string{
+		"removed":  nil,
+		"replaced": {"example.com/hold"},
+	} {
+		err := update(ctx, env.Client, k.DeepCopy(), func(k *keywardv1alpha1.APIKey) { k.Finalizers = finalizers })
+		rejected(t, err, "metadata.finalizers", "keyward.dev/hashed-key is keyward's")
+		t.Logf("%s: refused", name)
+	}
+	// Another finalizer beside keyward's is the owner's business; once the
+	// key is deleted, its record goes although the key is still held.
+	mustUpdate(t, k.DeepCopy(), func(k *keywardv1alpha1.APIKey) { k.Finalizers = append(k.Finalizers, "example.com/hold") })
+	if err := env.Client.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		if hashedSecret(t, k) != nil {
+			return fmt.Errorf("the hashed Secret of a key being deleted is still there")
+		}
+		return nil
+	})
+	mustUpdate(t, k.DeepCopy(), func(k *keywardv1alpha1.APIKey) { k.Finalizers = nil })
+}

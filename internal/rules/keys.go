@@ -117,9 +117,9 @@ func ApplicationRevoked(a *keywardv1alpha1.Application) bool {
 }
 
 // ApplicationUsable reports whether an application can hold working keys:
-// neither revoked nor rejected.
+// neither revoked, rejected nor being deleted.
 func ApplicationUsable(a *keywardv1alpha1.Application) bool {
-	return !ApplicationRevoked(a) && a.Status.Phase != keywardv1alpha1.ApplicationRejected
+	return !ApplicationRevoked(a) && a.Status.Phase != keywardv1alpha1.ApplicationRejected && a.DeletionTimestamp.IsZero()
 }
 
 // ApplicationOccupiesSlot says whether an application counts against its

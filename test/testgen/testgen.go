@@ -98,10 +98,12 @@ func WithDeletionProtection(confirm keywardv1alpha1.DeletionConfirmation, window
 // ApplicationOption changes an Application.
 type ApplicationOption func(*keywardv1alpha1.Application)
 
-// Application returns a valid Application of the group.
+// Application returns a valid Application of the group, created by
+// AdminUser (the mutating webhook, where it runs, records the real one).
 func Application(namespace, name, group string, opts ...ApplicationOption) *keywardv1alpha1.Application {
 	a := &keywardv1alpha1.Application{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name,
+			Annotations: map[string]string{keywardv1alpha1.AnnotationCreatedBy: AdminUser}},
 		Spec: keywardv1alpha1.ApplicationSpec{
 			KeyGroup:    keywardv1alpha1.ObjectName(group),
 			DisplayName: "Test application " + name,
@@ -127,7 +129,10 @@ type APIKeyOption func(*keywardv1alpha1.APIKey)
 // mutating webhook runs it overwrites it with the real creator; without
 // the webhook (controller tests) it is the creator the controller asks
 // about before minting.
-const AdminIdentity = `{"username":"testgen-admin","groups":["system:masters","system:authenticated"]}`
+const AdminIdentity = `{"username":"` + AdminUser + `","groups":["system:masters","system:authenticated"]}`
+
+// AdminUser is the user name in AdminIdentity.
+const AdminUser = "testgen-admin"
 
 // APIKey returns a valid APIKey of the application with the given scopes
 // ("read" when none are given), created by AdminIdentity.
