@@ -204,14 +204,21 @@ func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validat
 	if in.group != nil && !slices.Equal(os.AllowedSourceRanges, ns.AllowedSourceRanges) {
 		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 	}
-	v.errs = append(v.errs, validateCreatedBy(old, k, nil)...)
-	v.errs = append(v.errs, validateKeyAnnotations(old, k, nil, nil, nil)...)
-	// The finalizer is what deletes the key's hashed record: only keyward
-	// removes it, once the key is being deleted.
-	if controllerutil.ContainsFinalizer(old, keywardv1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(k, keywardv1alpha1.Finalizer) && old.DeletionTimestamp.IsZero() {
-		v.errs = append(v.errs, field.Forbidden(field.NewPath("metadata", "finalizers"), hintKeyFinalizer))
-	}
+	v.errs = append(v.errs, validateKeyMetadataChange(old, k)...)
 	return v
+}
+
+// validateKeyMetadataChange checks what keyward owns in a key's metadata:
+// the creator and binding annotations never change, and the finalizer that
+// deletes the key's hashed record is removed by keyward only, once the key
+// is being deleted.
+func validateKeyMetadataChange(old, k *keywardv1alpha1.APIKey) field.ErrorList {
+	errs := validateCreatedBy(old, k, nil)
+	errs = append(errs, validateKeyAnnotations(old, k, nil, nil, nil)...)
+	if controllerutil.ContainsFinalizer(old, keywardv1alpha1.Finalizer) && !controllerutil.ContainsFinalizer(k, keywardv1alpha1.Finalizer) && old.DeletionTimestamp.IsZero() {
+		errs = append(errs, field.Forbidden(field.NewPath("metadata", "finalizers"), hintKeyFinalizer))
+	}
+	return errs
 }
 
 // validateApplicationOfKey refuses a key whose application can hold no
