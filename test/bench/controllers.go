@@ -443,34 +443,19 @@ func (b *bench) admissionOnly(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	floors := []time.Duration{floor, floor2}
-	floorRate := float64(n) / median(floors).Seconds()
-	rate := float64(n) / took.Seconds()
 	var phases []string
 	if p := b.phases(ctx, c1AdmitNS); p != "" {
 		phases = append(phases, p)
 	}
-	logf("C1a: %d APIKeys created through admission, no controller, in %s: %.0f keys/s (floor %.0f keys/s)", n, fmtDur(took), rate, floorRate)
-	bound := ceiling(cpuPerKey(floorCPU, n)+cpuPerKey(floorCPU2, n), 2*cpuPerKey(cpu, n))
+	d := c1aData{keys: n, took: took, floors: []time.Duration{floor, floor2}, cpu: cpu, floorCPU: []map[string]time.Duration{floorCPU, floorCPU2}, phases: phases}
+	logf("C1a: %d APIKeys created through admission, no controller, in %s (floor %s)", n, fmtDur(took), durList(d.floors))
 	// The bound belongs beside the figures it bounds.
 	for _, id := range []string{"C1", "C1b"} {
 		if r := b.row(id); r != nil {
-			r.Ratio += fmt.Sprintf("; at most %.2f× with admission on (C1a)", bound)
+			r.Ratio += boundNote(d.bound())
 		}
 	}
-	b.add(&row{
-		ID: "C1a", What: fmt.Sprintf("%s APIKeys created at once through the admission webhooks, no controller acting (C1's ceiling)", thousands(n)),
-		Figure: fmt.Sprintf("%.0f keys/s (%s for %s)", rate, fmtDur(took), thousands(n)),
-		Floor:  fmt.Sprintf("%.0f keys/s (%.0f Secrets/s)", floorRate, 2*floorRate),
-		Ratio:  fmt.Sprintf("%.2f×", rate/floorRate), Target: "—", Met: "—", Command: b.command("C1"),
-		Details: []string{
-			fmt.Sprintf("The manager restarted with leader election while the bench holds its lease: the webhooks (mutating, validating with a SubjectAccessReview per scope) answer, no controller runs. The same client as C1, %d at a time, creates the APIKeys; nothing issues them (phases after: %s).", createConns, strings.Join(phases, "; ")),
-			fmt.Sprintf("Floor as in C1, measured around it: %s.", durList(floors)),
-			fmt.Sprintf("CPU per key, bench process + kube-apiserver + etcd: APIKeys through admission %s; the floor's two Secrets %s, %s. Every key C1 issues costs this admission plus the floor's two Secret writes plus its status write, so on a machine whose cores are all busy (this one, in C1) C1's ratio can be at most floor CPU ÷ (floor CPU + admission CPU) = **%.2f×**, before the controller does anything of its own: the ≥ 0.5× target cannot be met with admission on.",
-				fmtDur(cpuPerKey(cpu, n)), fmtDur(cpuPerKey(floorCPU, n)), fmtDur(cpuPerKey(floorCPU2, n)), bound),
-			fmt.Sprintf("CPU used while creating the APIKeys: %s.", fmtCPU(cpu)),
-		},
-	})
+	b.add(d.row(b.command("C1")))
 	return nil
 }
 
@@ -589,44 +574,16 @@ func (b *bench) reportC1(res *c1Result, id, shape string) {
 	if !b.opts.want("C1") {
 		return
 	}
-	rate := float64(res.ready) / res.took.Seconds()
-	floorTook := median(res.floor)
-	floorRate := float64(res.keys) / floorTook.Seconds()
-	ratio := rate / floorRate
-	figure := fmt.Sprintf("%.0f keys/s (%s for %s)", rate, fmtDur(res.took), thousands(res.keys))
-	if res.timedOut {
-		figure = fmt.Sprintf("%.0f keys/s (only %d/%d Ready after %s)", rate, res.ready, res.keys, fmtDur(res.took))
-	}
-	r := b.add(&row{
-		ID: id, What: fmt.Sprintf("%s APIKeys applied at once until all Ready (%s)", thousands(res.keys), shape),
-		Figure: figure, Floor: fmt.Sprintf("%.0f keys/s (%.0f Secrets/s)", floorRate, 2*floorRate),
-		Ratio:  fmt.Sprintf("%.2f× (%.2f× of the Secrets/s)", ratio, ratio/2),
-		Target: "≥ 0.5×", Met: met(ratio >= 0.5 && !res.timedOut), Command: b.command("C1"),
-		Details: []string{
-			fmt.Sprintf("The manager (`manager.New`, 4 workers per controller, client-side rate limit off as `ctrl.GetConfig` has it in a cluster) runs in the benchmark's process against the control plane. The APIKeys are created by one controller-runtime client, %d at a time; the figure runs from the first create to the last key seen Ready by an informer.", createConns),
-			fmt.Sprintf("Floor: the same client, %d keys at a time, creating the Secrets keyward writes for each key directly (its delivery Secret and its hashed Secret, %s Secrets in all): %s (once before and once after the keys); median %s. Counted in Secrets instead of keys (the reading where the floor is one Secret per key), the ratio is the one in brackets.",
-				createConns, thousands(2*res.keys), durList(res.floor), fmtDur(floorTook)),
-			fmt.Sprintf("Per key, create → Ready: p50 %s, p99 %s, max %s.", fmtDur(pct(res.latencies, 0.5)), fmtDur(pct(res.latencies, 0.99)), fmtDur(pct(res.latencies, 1))),
-			fmt.Sprintf("CPU used during the run: %s; per key %s, against the floor's %s.", fmtCPU(res.cpu), fmtDur(cpuPerKey(res.cpu, res.keys)), fmtDur(cpuPerKey(res.floorCPU[0], res.keys))),
-			webhookNote(res),
-		},
-	})
+	var apiserver profileShares
 	if res.apiserver != "" {
-		rel, _ := filepath.Rel(b.root, res.apiserver)
-		r.Details = append(r.Details, fmt.Sprintf("kube-apiserver's CPU profile over the run's first %s (`go tool pprof -top -cum %s`), cumulative shares: %s.", fmtDur(apiserverProfileTime), rel, shares(res.apiserver)))
+		apiserver.path, _ = filepath.Rel(b.root, res.apiserver)
+		apiserver.shares = shares(res.apiserver)
 	}
-	if res.stuck != "" {
-		r.Details = append(r.Details, "Not Ready when the wait ended, by phase/reason: "+res.stuck+".")
-	}
-	if !res.timedOut && ratio >= 0.5 {
+	r := b.add(res.c1Row(id, shape, b.command("C1"), apiserver))
+	if r.Met == met(true) {
 		return
 	}
 	b.attachProfile(r, res.profile)
-}
-
-// webhookNote says who added the finalizers during a C1 run.
-func webhookNote(res *c1Result) string {
-	return fmt.Sprintf("Admission webhooks on (config/webhook/manifests.yaml, served by the manager over envtest's TLS): every APIKey goes through the mutating webhook, which adds the finalizer at creation, and the validating one (limits, scopes, a SubjectAccessReview per scope granted). Finalizer patches left to the controller: %d for %d keys.", res.finalizerPatches, res.keys)
 }
 
 // pct is the q-quantile of ds (nearest rank).
@@ -643,15 +600,7 @@ func (b *bench) reportC2(res *c1Result) {
 	if !b.opts.want("C2") {
 		return
 	}
-	per := float64(res.writesTotal) / float64(res.keys)
-	b.add(&row{
-		ID: "C2", What: "API writes per issued key (C1's run)", Figure: fmt.Sprintf("%.2f writes/key", per),
-		Floor: "—", Ratio: "—", Target: "≤ 4", Met: met(per <= 4), Command: b.command("C2"),
-		Details: append([]string{
-			fmt.Sprintf("Every write of the manager's client (create, update, patch, apply, delete, status) counted with an interceptor (controllers/suite_test.go's), from the first APIKey created until 2 s without a write: %d writes for %s keys. Events are written by the event recorder's own client and not counted.", res.writesTotal, thousands(res.keys)),
-			"Breakdown:",
-		}, indent(res.writes)...),
-	})
+	b.add(res.c2Row(b.command("C2")))
 }
 
 func indent(lines []string) []string {
@@ -686,13 +635,7 @@ func (b *bench) resync(ctx context.Context, c1 *c1Result) (*runningManager, erro
 	total := writes.n.Load()
 	n := reconciles("apikey") - before
 	logf("resync: %0.f APIKey reconciles, %d writes", n, total)
-	b.add(&row{
-		ID: "C2-resync", What: fmt.Sprintf("API writes during a resync of %s idle keys (manager restarted)", thousands(c1.keys)),
-		Figure: fmt.Sprintf("%d writes", total), Floor: "—", Ratio: "—", Target: "0", Met: met(total == 0), Command: b.command("C2"),
-		Details: append([]string{
-			fmt.Sprintf("The manager stopped and a new one started over the %s Ready keys of C1; it reconciled every key (%0.f APIKey reconciles, all keys done %s after start), then 3 s passed without a reconcile.", thousands(c1.keys), n, fmtDur(settled)),
-		}, indent(writes.breakdown(c1.keys))...),
-	})
+	b.add(resyncData{keys: c1.keys, reconciles: n, writes: total, settled: settled, breakdown: writes.breakdown(c1.keys)}.row(b.command("C2")))
 	return mgr, nil
 }
 

@@ -24,7 +24,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -56,23 +55,7 @@ func (b *bench) runV3(ctx context.Context) error {
 	if verify == nil || floor == nil || serve == nil || par == nil {
 		return fmt.Errorf("V3: benchmarks missing from the output:\n%s", out)
 	}
-	ns, fns := median(verify.nsPerOp), median(floor.nsPerOp)
-	allocs := median(verify.allocsPerOp)
-	b.add(&row{
-		ID: "V3", What: "one verification (Handler.Verify, valid key, 100,000 keys held): ns/op, allocs/op",
-		Figure: fmt.Sprintf("%.0f ns/op, %.0f allocs/op", ns, allocs),
-		Floor:  fmt.Sprintf("%.0f ns/op (SHA-256 of the key)", fns),
-		Ratio:  fmt.Sprintf("%.1f×", ns/fns),
-		Target: "≤ 1.5 µs/op and ≤ 4 allocs/op", Met: met(ns <= 1500 && allocs <= 4),
-		Command: "go " + quoteArgs(v3Args),
-		Details: []string{
-			fmt.Sprintf("`BenchmarkVerify` (verifier/handler_test.go): %s ns/op, %s allocs/op, %s B/op over %d runs; `BenchmarkDigestFloor`: %s ns/op. Medians reported.",
-				floatList(verify.nsPerOp, "%.1f"), floatList(verify.allocsPerOp, "%.0f"), floatList(verify.bytesPerOp, "%.0f"), len(verify.nsPerOp), floatList(floor.nsPerOp, "%.1f")),
-			"The ratio is what verifying costs beyond hashing the key: parsing the credential, checking its checksum, the map lookup, the state, path normalisation and the scope match.",
-			fmt.Sprintf("The whole handler, from the routed request to the written answer headers (reading the headers, the verification, the answer, the metrics), without the network: `BenchmarkServeHTTP` %.0f ns/op (median of %s), %.0f allocs/op. The same on all %d cores at once for one key (`BenchmarkServeHTTPParallel`): %.0f ns per answer, so %.0f ns of CPU each, where cores that shared nothing would each spend what one core does alone. V1 compares these with a floor made busier by 1 and 2 µs per answer.",
-				median(serve.nsPerOp), floatList(serve.nsPerOp, "%.0f"), median(serve.allocsPerOp), runtime.NumCPU(), median(par.nsPerOp), median(par.nsPerOp)*float64(runtime.NumCPU())),
-		},
-	})
+	b.add(v3Data{verify: verify, floor: floor, serve: serve, par: par}.row())
 	return nil
 }
 

@@ -79,17 +79,7 @@ func (b *bench) runC3(ctx context.Context) error {
 		accept, refuse = append(accept, a), append(refuse, r)
 	}
 	_ = stopProfile()
-	a99, r99 := pct(accept, 0.99), pct(refuse, 0.99)
-	row := b.add(&row{
-		ID: "C3", What: fmt.Sprintf("APIKey created → accepted by the verifier; deleted → refused (%d keys): p50 / p99", n),
-		Figure: fmt.Sprintf("accepted %s / %s; refused %s / %s", fmtDur(pct(accept, 0.5)), fmtDur(a99), fmtDur(pct(refuse, 0.5)), fmtDur(r99)),
-		Floor:  "—", Ratio: "—", Target: "p99 ≤ 200 ms each", Met: met(a99 <= 200*time.Millisecond && r99 <= 200*time.Millisecond),
-		Command: b.command("C3"),
-		Details: []string{
-			"The manager (admission webhooks on) runs in the benchmark's process and a verifier (`verifier.Start`) beside it, both against the control plane. For each key in turn: create the APIKey; read its plaintext from the delivery Secret as soon as a watch shows it; ask the verifier every 1 ms until it answers 200 — accepted is the time from the create call. Then (untimed) set the `keyward.dev/confirm-delete` annotation that deletion protection asks for once a key has been used, delete the APIKey and ask every 1 ms until 401 — refused is the time from the delete call.",
-			fmt.Sprintf("Accepted: max %s. Refused: max %s.", fmtDur(pct(accept, 1)), fmtDur(pct(refuse, 1))),
-		},
-	})
+	row := b.add(c3Data{n: n, accept: accept, refuse: refuse}.row(b.command("C3")))
 	if row.Met != "met" {
 		b.attachProfile(row, profile)
 	}

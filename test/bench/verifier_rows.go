@@ -22,14 +22,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,37 +122,32 @@ func (b *bench) runVerifier(ctx context.Context) error {
 	return nil
 }
 
-// handlerShares reads the verifier's request duration histogram from its
-// /metrics and says what share of requests took at most 5 µs, at most
-// 25 µs, and more than 1 ms; it returns that last share too.
-func handlerShares(probe string) (string, float64) {
+// handlerHistogram reads the verifier's request duration histogram from
+// its /metrics: how many requests took at most 5 µs, at most 25 µs, and
+// more than 1 ms, of how many.
+func handlerHistogram(probe string) handlerTimes {
 	resp, err := http.Get("http://" + probe + "/metrics") // #nosec G107 -- the child's loopback probe port
 	if err != nil {
-		return "not read: " + err.Error(), 1
+		return handlerTimes{err: err.Error()}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "not read: " + err.Error(), 1
+		return handlerTimes{err: err.Error()}
 	}
 	buckets := map[string]float64{}
-	var count float64
+	var h handlerTimes
 	for _, l := range strings.Split(string(body), "\n") {
 		const name = "keyward_verifier_request_duration_seconds"
 		if rest, ok := strings.CutPrefix(l, name+`_bucket{le="`); ok {
 			le, v, _ := strings.Cut(rest, `"} `)
 			buckets[le], _ = strconv.ParseFloat(v, 64)
 		} else if v, ok := strings.CutPrefix(l, name+"_count "); ok {
-			count, _ = strconv.ParseFloat(v, 64)
+			h.count, _ = strconv.ParseFloat(v, 64)
 		}
 	}
-	if count == 0 {
-		return "no requests counted", 1
-	}
-	pct := func(v float64) string { return fmt.Sprintf("%.2f%%", 100*v/count) }
-	slow := count - buckets["0.001"]
-	return fmt.Sprintf("%s within 5 µs, %s within 25 µs, %s over 1 ms, of %.0f requests",
-		pct(buckets["5e-06"]), pct(buckets["2.5e-05"]), pct(slow), count), slow / count
+	h.within5us, h.within25us, h.over1ms = buckets["5e-06"], buckets["2.5e-05"], h.count-buckets["0.001"]
+	return h
 }
 
 // verifierWithOneKey starts a verifier child holding only the valid key:
@@ -180,9 +172,9 @@ func (b *bench) verifierWithOneKey(ctx context.Context, hk hashedKeys) (verifier
 	return info, ch.stop, nil
 }
 
-// sameAnswer asks the floor and the verifier once and says whether they
-// answer alike: 200, the same headers but Date, no body.
-func sameAnswer(floorAddr, verAddr, key string) string {
+// bothAnswers asks the floor and the verifier once, for the report to say
+// whether they answer alike: 200, the same headers but Date, no body.
+func bothAnswers(floorAddr, verAddr, key string) answerPair {
 	get := func(addr string) (*http.Response, error) {
 		req, err := http.NewRequest(http.MethodGet, "http://"+addr+verifyPath, nil)
 		if err != nil {
@@ -201,32 +193,13 @@ func sameAnswer(floorAddr, verAddr, key string) string {
 	}
 	f, err := get(floorAddr)
 	if err != nil {
-		return "Checking the floor's answer: " + err.Error()
+		return answerPair{err: "Checking the floor's answer: " + err.Error()}
 	}
 	v, err := get(verAddr)
 	if err != nil {
-		return "Checking the verifier's answer: " + err.Error()
+		return answerPair{err: "Checking the verifier's answer: " + err.Error()}
 	}
-	var names []string
-	for k := range v.Header {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	if f.StatusCode != v.StatusCode || !maps.EqualFunc(f.Header, v.Header, slices.Equal[[]string]) {
-		return fmt.Sprintf("**The two answers differ**: floor %d %v, verifier %d %v.", f.StatusCode, f.Header, v.StatusCode, v.Header)
-	}
-	return fmt.Sprintf("Both answer %d with the same headers (%s) and no body.", v.StatusCode, strings.Join(names, ", "))
-}
-
-// loadedHow says how the hashed Secrets came to be in the control plane.
-func loadedHow(hk hashedKeys) string {
-	s := fmt.Sprintf("%s hashed Secrets in the record format the manager writes (100 applications, one scope) exist in the operator namespace beforehand. The first %s were created through the API server with a protobuf clientset, 48 at a time: %s, %.0f Secrets/s (CPU: %s).",
-		thousands(hk.Created), thousands(hk.ThroughAPI), fmtDur(hk.APITook), float64(hk.ThroughAPI)/hk.APITook.Seconds(), fmtCPU(hk.APICPU))
-	if hk.Created > hk.ThroughAPI {
-		s += fmt.Sprintf(" At that rate all %s would take %s of the run's budget, so the other %s were put straight into the control plane's etcd in the API server's storage encoding, each a copy of one the API server stored (managedFields included) with its own name, UID, labels and record: %s. The API server's watch cache takes them from etcd like any other write; the verifier lists them through the API server.",
-			thousands(hk.Created), fmtDur(time.Duration(float64(hk.Created)/float64(hk.ThroughAPI)*float64(hk.APITook))), thousands(hk.Created-hk.ThroughAPI), fmtDur(hk.EtcdTook))
-	}
-	return s
+	return answerPair{floorStatus: f.StatusCode, floorHeader: f.Header, status: v.StatusCode, header: v.Header}
 }
 
 // runningVerifier is the verifier child kept for the load rows.
@@ -279,37 +252,12 @@ func (b *bench) startsAndHeap(hk hashedKeys) (*runningVerifier, error) {
 		return nil, err
 	}
 
-	n := float64(hk.Created)
-	ready := median(readies)
+	d := v45Data{hk: hk, readies: readies, heaps: heaps, gcs: gcs, empty: empty, realBig: realBig, realEmpty: realEmpty}
 	if b.opts.want("V5") {
-		b.add(&row{
-			ID: "V5", What: fmt.Sprintf("verifier start → ready, %s keys", thousands(hk.Created)),
-			Figure: fmtDur(ready), Floor: "—", Ratio: "—", Target: "≤ 5 s", Met: met(ready <= 5*time.Second),
-			Command: b.command("V5"),
-			Details: []string{
-				loadedHow(hk),
-				fmt.Sprintf("From `verifier.Start` to the first 200 of `/readyz` (polled every 1 ms), in a fresh process each time: %s; median %s.", durList(readies), fmtDur(ready)),
-				fmt.Sprintf("`keyward verifier` (the binary, built with `go build`), from exec to the first 200 of `/readyz`: %s.", fmtDur(realBig.ready)),
-			},
-		})
+		b.add(d.v5Row(b.command("V5")))
 	}
-	perKey := (median(heaps) - float64(empty.HeapAlloc)) / n
 	if b.opts.want("V4") {
-		b.add(&row{
-			ID: "V4", What: fmt.Sprintf("verifier heap per key, %s keys vs 0, after GC", thousands(hk.Created)),
-			Figure: fmt.Sprintf("%.0f B/key", perKey), Floor: fmt.Sprintf("%.1f MiB at 0 keys", float64(empty.HeapAlloc)/(1<<20)), Ratio: "—",
-			Target: "≤ 1 KiB/key", Met: met(perKey <= 1024), Command: b.command("V4"),
-			Details: []string{
-				fmt.Sprintf("`runtime.MemStats.HeapAlloc` after two `runtime.GC()` once ready, in the verifier process fed by its reflector from the control plane: %s at 0 keys; %s with %s keys (median of 3 starts: %s).",
-					mib(float64(empty.HeapAlloc)), mib(median(heaps)), thousands(hk.Created), mibList(heaps)),
-				fmt.Sprintf("`keyward verifier` (the binary), `go_memstats_heap_alloc_bytes` from its /metrics once ready, no forced GC (so garbage of the initial list is included): %s at 0 keys, %s with %s keys: %.0f B/key, an upper bound.",
-					mib(realEmpty.heap), mib(realBig.heap), thousands(hk.Created), (realBig.heap-realEmpty.heap)/n),
-				fmt.Sprintf("The memory a pod needs to start: `keyward verifier`'s resident high-water mark (VmHWM) once ready is %s with %s keys, %s at 0 keys. It is reached during the initial list, which holds the API server's Secrets before they are compacted into the store.",
-					mib(realBig.peak), thousands(hk.Created), mib(realEmpty.peak)),
-				fmt.Sprintf("What the garbage collector spends on that heap, which it marks while requests are answered: one full collection takes %s of CPU with %s keys (median of the 3 starts: %s), %s at 0 keys (runtime/metrics `/cpu/classes/gc/total`, over 5 `runtime.GC()`). The store keeps its keys in large chunks with three pointers each, their strings cut from shared arenas, and maps that hold positions rather than pointers, so that this stays small (verifier/store.go).",
-					fmtDur(median(gcs)), thousands(hk.Created), durList(gcs), fmtDur(empty.GCCPU)),
-			},
-		})
+		b.add(d.v4Row(b.command("V4")))
 	}
 	return last, nil
 }
@@ -503,28 +451,27 @@ func usPerReq(d time.Duration) string {
 // lightConns is the connections of V1's light-load runs.
 const lightConns = 2
 
-// tickNote says how often this kernel's scheduler ticks, when it can tell:
-// a thread that loses its core waits for about a tick, which is where a
-// saturated run's tail gathers.
-func tickNote(conns int) string {
+// kernelHZ is this kernel's scheduler tick rate (CONFIG_HZ), 0 when it
+// cannot tell.
+func kernelHZ() int {
 	f, err := os.Open("/proc/config.gz")
 	if err != nil {
-		return ""
+		return 0
 	}
 	defer f.Close()
 	z, err := gzip.NewReader(f)
 	if err != nil {
-		return ""
+		return 0
 	}
 	sc := bufio.NewScanner(z)
 	for sc.Scan() {
 		if hz, ok := strings.CutPrefix(sc.Text(), "CONFIG_HZ="); ok {
 			if n, err := strconv.Atoi(hz); err == nil && n > 0 {
-				return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d); with %d connections the load generator and the server contend for the %d cores. Where the tail is nearly flat, around one tick, a few tenths of a percentage point more or fewer requests move the p99 by about a millisecond.", time.Second/time.Duration(n), n, conns, runtime.NumCPU())
+				return n
 			}
 		}
 	}
-	return ""
+	return 0
 }
 
 // busyFloors are the extra CPU per answer of V1's busy floors.
@@ -562,15 +509,6 @@ func (b *bench) runV1(v v1Servers, hk hashedKeys) error {
 	if err != nil {
 		return err
 	}
-	f, k, t, o := s.median(0), s.median(1), s.median(2), s.median(3)
-	var busyText []string
-	var busiest stat
-	for i := range v.busy {
-		bs := s.median(firstBusy + i)
-		busiest = bs
-		busyText = append(busyText, fmt.Sprintf("%s more: %s, server CPU %s — %.2f× the floor's req/s, **%.2f× its p99**",
-			busyFloors[i], figure(bs), usPerReq(bs.cpu), bs.rps/f.rps, float64(bs.p99)/float64(f.p99)))
-	}
 	// The same two servers with few connections: neither process then
 	// saturates the cores, so latency is the path's, not the queue's.
 	light := func(spec loadSpec) loadSpec { spec.Conns = lightConns; return spec }
@@ -578,45 +516,17 @@ func (b *bench) runV1(v v1Servers, hk hashedKeys) error {
 	if err != nil {
 		return err
 	}
-	lf, lk := ls.median(0), ls.median(1)
-	handlerTime, slowShare := handlerShares(ver.Probe)
-	handlerNote := "The handler's own tail reaches the requests' p99: the time is spent in it."
-	if slowShare < 0.01 {
-		handlerNote = "Fewer than 1% of requests spend over 1 ms in the handler, so the milliseconds at the requests' p99 are spent outside it: waiting for a core, which the load generator and the servers share on this machine."
+	d := v1Data{
+		floor: s.median(0), verifier: s.median(1), timed: s.median(2), one: s.median(3),
+		lightFloor: ls.median(0), lightVerifier: ls.median(1),
+		keys: hk.Created, answers: bothAnswers(floor.Auth, ver.Addr, hk.Valid), hz: kernelHZ(),
+		opts: b.opts, rounds: append(s.details(), ls.details()...),
 	}
-	same := sameAnswer(floor.Auth, ver.Addr, hk.Valid)
-	rpsRatio, p99Ratio := k.rps/f.rps, float64(k.p99)/float64(f.p99)
-	busyRatio := ""
-	if n := len(v.busy); n > 0 {
-		busyRatio = fmt.Sprintf("; a floor busy %s more per answer: %.2f× p99", busyFloors[n-1], float64(busiest.p99)/float64(f.p99))
+	for i := range v.busy {
+		d.busy = append(d.busy, s.median(firstBusy+i))
 	}
-	r := b.add(&row{
-		ID: "V1", What: fmt.Sprintf("verifier, keep-alive, %s keys, a valid key: req/s; p50 / p99", thousands(hk.Created)),
-		Figure: figure(k), Floor: figure(f),
-		Ratio:  fmt.Sprintf("%.2f× req/s; %.2f× p99 (light load: %.2f× p99%s)", rpsRatio, p99Ratio, float64(lk.p99)/float64(lf.p99), busyRatio),
-		Target: "≥ 0.85× req/s; p99 ≤ 1.2×", Met: met(rpsRatio >= 0.85 && p99Ratio <= 1.2),
-		Command: b.command("V1"),
-		Details: append([]string{
-			fmt.Sprintf("Load generator: test/bench, %d keep-alive connections, closed loop, %s measured after %s warm-up, %d rounds alternating floor and verifier; medians reported. Both servers are separate processes on 127.0.0.1 and share the machine's %d cores with the load generator (and with whatever else runs on the machine, which is what makes rounds differ).",
-				b.opts.conns, b.opts.duration, b.opts.warmup, b.opts.rounds, runtime.NumCPU()),
-			"Floor: a net/http server (`bench floor`) answering 200 with the same X-Auth-* headers and `Content-Length: 0`. Verifier: `verifier.Start` as `keyward verifier` runs it (`bench verifier`).",
-			"Request: `GET " + verifyPath + "` with `Authorization: Bearer <key>`, `X-Original-Method`, `X-Original-URL`, as ingress-nginx sends it. " + same,
-			fmt.Sprintf("Server CPU time per request (user + system, from /proc; less sensitive to the machine's other load than req/s): floor %s, verifier %s (%.2f×).",
-				usPerReq(f.cpu), usPerReq(k.cpu), float64(k.cpu)/float64(f.cpu)),
-			fmt.Sprintf("A third server, alternated with the two: the floor's handler in an http.Server with the verifier's settings (ReadTimeout and WriteTimeout 10 s, IdleTimeout 2 min, MaxHeaderBytes 32 KiB): %s, server CPU %s — %.2f× the floor's req/s, %.2f× its p99. What remains between it and the verifier is the verifier's handler.",
-				figure(t), usPerReq(t.cpu), t.rps/f.rps, float64(t.p99)/float64(f.p99)),
-			fmt.Sprintf("A fourth: the verifier, the same binary and settings, holding only the key asked about instead of %s (its heap a few MiB): %s, server CPU %s — %.2f× the floor's req/s, %.2f× its p99, where the verifier with every key has %.2f×. Between these two, only the heap the garbage collector marks differs; between this one and the third server, the handler and what runs beside it in the process (reflectors, probes, metrics).",
-				thousands(hk.Created), figure(o), usPerReq(o.cpu), o.rps/f.rps, float64(o.p99)/float64(f.p99), p99Ratio),
-			"The verifier's own time per request, from routing to the written answer (`keyward_verifier_request_duration_seconds`, every request of the rounds above): " + handlerTime + ". " + handlerNote,
-			fmt.Sprintf("The tail: share of requests slower than %s (medians over rounds): floor %s; verifier %s; floor with the verifier's timeouts %s; verifier holding one key %s.%s",
-				overMarksText(), f.tail(), k.tail(), t.tail(), o.tail(), tickNote(b.opts.conns)),
-			fmt.Sprintf("Stalls: of the requests slower than %s, %.0f%% (floor) and %.0f%% (verifier) were slow while at least half of the %d connections were waiting over %s too: moments when the server process, or the load generator, was off the CPU for all of them, rather than one answer being slow (medians over rounds; the verifier holding one key %.0f%%).",
-				fmtDur(stallMark), 100*f.stalled, 100*k.stalled, b.opts.conns, fmtDur(stallMark), 100*o.stalled),
-			busyNote(busyText),
-			fmt.Sprintf("Light load, %d keep-alive connections (the same servers, %d rounds alternating): floor %s; verifier %s — %.2f× req/s, %.2f× p50, %.2f× p99. Server CPU per request: floor %s, verifier %s.",
-				lightConns, b.opts.rounds, figure(lf), figure(lk), lk.rps/lf.rps, float64(lk.p50)/float64(lf.p50), float64(lk.p99)/float64(lf.p99), usPerReq(lf.cpu), usPerReq(lk.cpu)),
-		}, append(s.details(), ls.details()...)...),
-	})
+	d.handler = handlerHistogram(ver.Probe)
+	r := b.add(d.row(b.command("V1")))
 	if !strings.HasPrefix(r.Met, "met") {
 		b.profileMissed(r, ver, b.spec(ver.Addr, req, 0), "v1", &floor, b.spec(floor.Auth, req, 0))
 	}
@@ -675,34 +585,21 @@ func (b *bench) runV2(floor floorInfo, upstream string, ver verifierInfo, hk has
 		return err
 	}
 	f := s.median(0)
-	common := []string{
-		fmt.Sprintf("nginx %s from test/e2e (ingress-nginx's nginx.tmpl for one auth-url rule, auth-response-headers X-Auth-*), %d worker processes, in front of the same Go upstream answering `ok`. Floor: the auth location says `return 200;` (AuthReturn200). Keyward: the auth location proxies to the verifier of V1 (%s keys).",
-			nginxVersion(), workers, thousands(hk.Created)),
-		fmt.Sprintf("Same load generator: %d keep-alive connections to nginx, %s per run, %d rounds alternating five nginx: the floor, and auth to the verifier or to V1's Go floor server (which answers 200 with the same headers and does nothing else), each without and with auth-keepalive; medians.", b.opts.conns, b.opts.duration, b.opts.rounds),
-	}
 	for i, v := range []struct{ id, what, how string }{
 		{"V2", "through nginx `auth_request`, ingress-nginx's defaults (no auth-keepalive): req/s; p50 / p99",
 			"ingress-nginx's default: no auth-keepalive, so nginx opens a new connection to the verifier for every request."},
 		{"V2b", "the same with the `auth-keepalive: 32` annotation: req/s; p50 / p99",
 			"auth-keepalive 32: nginx keeps up to 32 idle connections to the verifier (an upstream block) and reuses them, the verifier's 200 having no body."},
 	} {
-		k, g := s.median(1+2*i), s.median(2+2*i)
-		ratio := k.rps / f.rps
-		r := b.add(&row{
-			ID: v.id, What: v.what, Figure: figure(k), Floor: figure(f),
-			Ratio: fmt.Sprintf("%.2f× req/s; %.2f× p99 (auth to a Go server that does nothing: %.2f×)",
-				ratio, float64(k.p99)/float64(f.p99), g.rps/f.rps),
-			Target: "≥ 0.90× req/s", Met: met(ratio >= 0.90), Command: b.command("V2"),
-			Details: append(append([]string{v.how}, common...),
-				fmt.Sprintf("nginx → Go floor server, the same way: %s, %.2f× the floor; the verifier reaches %.2f× of it.", figure(g), g.rps/f.rps, k.rps/g.rps),
-				fmt.Sprintf("Auth server CPU time per request: verifier %s, Go floor server %s.", usPerReq(k.cpu), usPerReq(g.cpu))),
-		})
-		if g.rps/f.rps < 0.90 {
-			r.Details = append(r.Details, fmt.Sprintf("The target is out of reach of any auth service behind `auth_request` here: one that does nothing at all gets %.2f× of `return 200;`, because nginx makes a second proxied HTTP exchange for every request (and, without auth-keepalive, a new TCP connection), on the same cores. The verifier's share is its ratio to that server: %.2f×.", g.rps/f.rps, k.rps/g.rps))
+		d := v2Data{
+			id: v.id, what: v.what, how: v.how,
+			floor: f, verifier: s.median(1 + 2*i), goFloor: s.median(2 + 2*i),
+			nginx: nginxVersion(), workers: workers, keys: hk.Created, opts: b.opts,
 		}
 		if i == 0 {
-			r.Details = append(r.Details, s.details()...)
+			d.rounds = s.details()
 		}
+		r := b.add(d.row(b.command("V2")))
 		if !strings.HasPrefix(r.Met, "met") {
 			b.profileMissed(r, ver, specs[1+2*i], strings.ToLower(v.id), nil, loadSpec{})
 		}
@@ -756,5 +653,5 @@ func (b *bench) profileMissed(r *row, ver verifierInfo, spec loadSpec, name stri
 		return
 	}
 	rel, _ := filepath.Rel(b.root, fp)
-	r.Details = append(r.Details, fmt.Sprintf("The floor's CPU profile under the same load, for comparison: `%s`.", rel))
+	r.Details = append(r.Details, floorProfileNote(rel))
 }
