@@ -42,7 +42,7 @@ func TestRowsRenderFromData(t *testing.T) {
 		{v1Data{floor: fast, verifier: fast, timed: fast, one: fast, busy: []stat{fast, slow}, lightFloor: fast, lightVerifier: fast, keys: 100000,
 			handler: handlerTimes{count: 100, within5us: 90, within25us: 99, over1ms: 0.1},
 			answers: answerPair{floorStatus: 200, status: 200, header: http.Header{"X-Auth-Key": {"kw_abcd"}}, floorHeader: http.Header{"X-Auth-Key": {"kw_abcd"}}},
-			hz: 250, opts: opts}.row("go run ./test/bench -only V1"), "V1", "met"},
+			hz:      250, opts: opts}.row("go run ./test/bench -only V1"), "V1", "met"},
 		{v1Data{floor: fast, verifier: slow, timed: fast, one: slow, lightFloor: fast, lightVerifier: slow, opts: opts,
 			handler: handlerTimes{err: "connection refused"}, answers: answerPair{err: "Checking the verifier's answer: refused"}}.row(""), "V1", "missed"},
 		{v2Data{id: "V2b", floor: fast, verifier: slow, goFloor: slow, nginx: "1.22.1", workers: 2, keys: 100000, opts: opts}.row(""), "V2b", "missed"},
