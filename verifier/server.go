@@ -55,6 +55,9 @@ type Options struct {
 	// LastUsedInterval is the least time between two writes of one key's
 	// lastUsedTime. Zero: one minute. Negative: last use is not recorded.
 	LastUsedInterval time.Duration
+	// GRPCListen, when set, serves Envoy's gRPC ext_authz Check there
+	// (h2c), with the gRPC health and reflection services.
+	GRPCListen string
 	// ShutdownDelay is how long the verifier reports not-ready before it
 	// stops serving, so load balancers take it out first.
 	ShutdownDelay time.Duration
@@ -66,13 +69,14 @@ type Options struct {
 
 // Server is a running verifier.
 type Server struct {
-	// Addr and ProbeAddr are the bound addresses.
-	Addr, ProbeAddr string
+	// Addr, ProbeAddr and GRPCAddr (when served) are the bound addresses.
+	Addr, ProbeAddr, GRPCAddr string
 	Store           *Store
 	Handler         *Handler
 
 	stopping atomic.Bool
 	done     chan error
+	grpc     *grpcServer // nil: no gRPC
 }
 
 // Start starts a verifier and returns once it listens; it becomes ready when
@@ -138,7 +142,20 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 		go func() { _ = extra.Serve(listeners[2]) }()
 	}
 
+	if o.GRPCListen != "" {
+		if s.grpc, err = newGRPCServer(o.GRPCListen, s); err != nil {
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return nil, err
+		}
+		s.GRPCAddr = s.grpc.addr()
+	}
+
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if s.grpc != nil {
+		go s.grpc.serve(runCtx)
+	}
 	go keysReflector.RunWithContext(runCtx)
 	go groupsReflector.RunWithContext(runCtx)
 	if usage != nil {
@@ -230,6 +247,9 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 	case err = <-serveErr:
 	}
 	s.stopping.Store(true)
+	if s.grpc != nil {
+		s.grpc.notServing()
+	}
 	time.Sleep(delay)
 	// ctx is done by now: draining needs a context of its own.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -238,6 +258,9 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 		if srv != nil {
 			_ = srv.Shutdown(sctx)
 		}
+	}
+	if s.grpc != nil {
+		s.grpc.stop(sctx)
 	}
 	stop()
 	if errors.Is(err, http.ErrServerClosed) {

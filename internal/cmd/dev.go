@@ -35,6 +35,7 @@ func Dev(args []string) int {
 	noSamples := false
 	fs.StringVar(&o.Dir, "dir", "bin/dev", "Directory for the kubeconfig and the control plane's data.")
 	fs.StringVar(&o.VerifierListen, "verifier-listen", "127.0.0.1:18080", "Address of the verifier.")
+	fs.StringVar(&o.VerifierGRPCListen, "verifier-grpc-listen", "127.0.0.1:19001", "Address of the verifier's gRPC ext_authz Check; empty: not served.")
 	fs.BoolVar(&noSamples, "no-samples", false, "Do not apply config/samples.")
 	fs.BoolVar(&o.Verbose, "v", false, "Show the manager's and the verifier's logs.")
 	if err := fs.Parse(args); err != nil {

@@ -43,6 +43,7 @@ func Verifier(args []string) int {
 	fs.StringVar(&kubeconfig, "kubeconfig", "", "Path to a kubeconfig. Default: $KUBECONFIG, the in-cluster config, then ~/.kube/config.")
 	fs.StringVar(&o.Namespace, "namespace", kube.DefaultNamespace, "The operator's namespace, whose hashed Secrets the verifier reads (and no other).")
 	fs.StringVar(&o.Listen, "listen", ":8080", "Address of the verification endpoints /v1/verify/... and /v1/envoy/....")
+	fs.StringVar(&o.GRPCListen, "grpc-listen", ":9001", "Address of Envoy's gRPC ext_authz Check (h2c), with gRPC health and reflection; empty: not served.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
 	fs.StringVar(&trusted, "trusted-proxies", "", "Comma-separated CIDRs of the proxies whose X-Real-IP and X-Forwarded-For are believed, such as the ingress controller's pod network.")

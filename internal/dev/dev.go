@@ -67,6 +67,9 @@ type Options struct {
 	Dir string
 	// VerifierListen is the verifier's address.
 	VerifierListen string
+	// VerifierGRPCListen is the address of the verifier's gRPC ext_authz
+	// Check; empty: not served.
+	VerifierGRPCListen string
 	// Samples applies config/samples to namespace default.
 	Samples bool
 	// Assets holds kube-apiserver and etcd; empty: KUBEBUILDER_ASSETS, then
@@ -128,7 +131,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		}
 	}()
 	v, err := verifier.Start(runCtx, cfg, verifier.Options{
-		Namespace: kube.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0",
+		Namespace: kube.DefaultNamespace, Listen: o.VerifierListen, ProbeAddr: "127.0.0.1:0", GRPCListen: o.VerifierGRPCListen,
 		Log: ctrl.Log.WithName("verifier"),
 	})
 	if err != nil {
@@ -167,11 +170,16 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 // startControlPlane checks what would fail late, in one line, then starts
 // kube-apiserver and etcd with the CRDs installed.
 func startControlPlane(o Options, out io.Writer) (*envtest.Environment, error) {
-	ln, err := net.Listen("tcp", o.VerifierListen)
-	if err != nil {
-		return nil, fmt.Errorf("the verifier's address %s is not free: %w", o.VerifierListen, err)
+	for _, addr := range []string{o.VerifierListen, o.VerifierGRPCListen} {
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("the verifier's address %s is not free: %w", addr, err)
+		}
+		_ = ln.Close()
 	}
-	_ = ln.Close()
 	assets, err := assetsDir(o.Assets)
 	if err != nil {
 		return nil, err
