@@ -172,7 +172,8 @@ func isAuthHeader(name string) bool {
 	return false
 }
 
-// grpcServer serves Check, health and reflection on one listener, h2c.
+// grpcServer serves Check, health and reflection on one listener, h2c. A
+// nil *grpcServer is a verifier without gRPC: its methods do nothing.
 type grpcServer struct {
 	ln     net.Listener
 	srv    *grpc.Server
@@ -199,6 +200,9 @@ func (g *grpcServer) addr() string { return g.ln.Addr().String() }
 // serve answers until stopped; health says SERVING once the store has
 // synced, as /readyz does.
 func (g *grpcServer) serve(ctx context.Context) {
+	if g == nil {
+		return
+	}
 	go func() {
 		t := time.NewTicker(20 * time.Millisecond)
 		defer t.Stop()
@@ -220,10 +224,17 @@ func (g *grpcServer) serve(ctx context.Context) {
 
 // notServing is the first step of a graceful stop: load balancers and
 // gateways that watch health stop sending.
-func (g *grpcServer) notServing() { g.health.Shutdown() }
+func (g *grpcServer) notServing() {
+	if g != nil {
+		g.health.Shutdown()
+	}
+}
 
 // stop lets the checks in flight finish, until ctx ends.
 func (g *grpcServer) stop(ctx context.Context) {
+	if g == nil {
+		return
+	}
 	done := make(chan struct{})
 	go func() { g.srv.GracefulStop(); close(done) }()
 	select {

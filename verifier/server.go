@@ -71,8 +71,8 @@ type Options struct {
 type Server struct {
 	// Addr, ProbeAddr and GRPCAddr (when served) are the bound addresses.
 	Addr, ProbeAddr, GRPCAddr string
-	Store           *Store
-	Handler         *Handler
+	Store                     *Store
+	Handler                   *Handler
 
 	stopping atomic.Bool
 	done     chan error
@@ -142,20 +142,15 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 		go func() { _ = extra.Serve(listeners[2]) }()
 	}
 
-	if o.GRPCListen != "" {
-		if s.grpc, err = newGRPCServer(o.GRPCListen, s); err != nil {
-			for _, l := range listeners {
-				_ = l.Close()
-			}
-			return nil, err
+	if err := s.listenGRPC(o.GRPCListen); err != nil {
+		for _, l := range listeners {
+			_ = l.Close()
 		}
-		s.GRPCAddr = s.grpc.addr()
+		return nil, err
 	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	if s.grpc != nil {
-		go s.grpc.serve(runCtx)
-	}
+	go s.grpc.serve(runCtx)
 	go keysReflector.RunWithContext(runCtx)
 	go groupsReflector.RunWithContext(runCtx)
 	if usage != nil {
@@ -168,6 +163,19 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	go s.drain(ctx, serveErr, o.ShutdownDelay, cancel, main, probes, extra) //nolint:gosec // G118: draining starts once ctx is done, so it needs a context of its own
 	o.Log.Info("Verifier listening", "address", s.Addr, "probes", s.ProbeAddr, "namespace", o.Namespace)
 	return s, nil
+}
+
+// listenGRPC opens the gRPC listener when addr is set.
+func (s *Server) listenGRPC(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	g, err := newGRPCServer(addr, s)
+	if err != nil {
+		return err
+	}
+	s.grpc, s.GRPCAddr = g, g.addr()
+	return nil
 }
 
 // clients are the verifier's API clients: a clientset that asks for
@@ -247,9 +255,7 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 	case err = <-serveErr:
 	}
 	s.stopping.Store(true)
-	if s.grpc != nil {
-		s.grpc.notServing()
-	}
+	s.grpc.notServing()
 	time.Sleep(delay)
 	// ctx is done by now: draining needs a context of its own.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -259,9 +265,7 @@ func (s *Server) drain(ctx context.Context, serveErr <-chan error, delay time.Du
 			_ = srv.Shutdown(sctx)
 		}
 	}
-	if s.grpc != nil {
-		s.grpc.stop(sctx)
-	}
+	s.grpc.stop(sctx)
 	stop()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
