@@ -204,14 +204,16 @@ func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1
 
 // olderHolderOfExternalID names an application of app's group, created
 // before it, that holds the same externalID: admission refuses a duplicate,
-// and of two that raced past it the newer is rejected. It reads the API
-// server, so that an older application the cache does not show yet counts.
+// and of two that raced past it the newer is rejected. It reads the cache,
+// which runs on every resync: an older application the cache does not show
+// yet re-enqueues the holders of its externalID when it appears
+// (holdersOfExternalID).
 func (r *ApplicationReconciler) olderHolderOfExternalID(ctx context.Context, app *keywardv1alpha1.Application) (string, error) {
 	if app.Spec.ExternalID == "" {
 		return "", nil
 	}
 	var list keywardv1alpha1.ApplicationList
-	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.ApplicationKeyGroup: string(app.Spec.KeyGroup)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.ApplicationKeyGroup: string(app.Spec.KeyGroup)}); err != nil {
 		return "", fmt.Errorf("listing the Applications of KeyGroup %s/%s: %w", app.Namespace, app.Spec.KeyGroup, err)
 	}
 	for _, o := range rules.ExternalIDHolders(app, list.Items) {

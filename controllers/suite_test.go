@@ -236,6 +236,13 @@ func reconcileCount(t *testing.T, controller string) float64 {
 // "name" label is controller, in this process.
 func metricSum(t *testing.T, name, controller string) float64 {
 	t.Helper()
+	return metricWhere(t, name, func(l map[string]string) bool { return l["controller"] == controller || l["name"] == controller })
+}
+
+// metricWhere sums a counter's or gauge's series whose labels match, in
+// this process.
+func metricWhere(t *testing.T, name string, match func(labels map[string]string) bool) float64 {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -246,11 +253,12 @@ func metricSum(t *testing.T, name, controller string) float64 {
 			continue
 		}
 		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
 			for _, l := range m.GetLabel() {
-				if (l.GetName() == "controller" || l.GetName() == "name") && l.GetValue() == controller {
-					n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-					break
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if match(labels) {
+				n += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
@@ -262,31 +270,7 @@ func metricSum(t *testing.T, name, controller string) float64 {
 // "<error>"): evidence that the API server at host is out of reach.
 func requestErrors(t *testing.T, host string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, f := range families {
-		if f.GetName() != "rest_client_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			code, h := "", ""
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "code":
-					code = l.GetValue()
-				case "host":
-					h = l.GetValue()
-				}
-			}
-			if code == "<error>" && h == host {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
+	return metricWhere(t, "rest_client_requests_total", func(l map[string]string) bool { return l["code"] == "<error>" && l["host"] == host })
 }
 
 // idle reads metrics that every manager of this process shares, by

@@ -53,8 +53,8 @@ func makeVerify(t *testing.T, root, dir string) (string, error) {
 }
 
 func TestVerifyCatchesStaleGeneratedFiles(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs make verify (controller-gen) six times on copies of the tree; runs in make test, not make test-unit (-short)")
+	if testenv.SkipsEndToEnd() {
+		t.Skip("runs make verify (controller-gen) six times on copies of the tree; runs in make test, not make test-unit (-short); KEYWARD_REQUIRE_E2E=1 requires it")
 	}
 	root, err := testenv.RepoRoot()
 	if err != nil {

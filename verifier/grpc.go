@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,14 @@ const (
 // upstream, as Envoy's header map names them.
 var authHeaders = [...]string{"x-auth-key", "x-auth-application", "x-auth-scopes", "x-auth-namespace", "x-auth-external-id"}
 
+// overrideHeadersLower are overrideHeaders as Envoy's header map names them.
+var overrideHeadersLower = func() (out [len(overrideHeaders)]string) {
+	for i, h := range overrideHeaders {
+		out[i] = strings.ToLower(h)
+	}
+	return out
+}()
+
 // authorization serves Check from a Handler.
 type authorization struct {
 	authv3.UnimplementedAuthorizationServer
@@ -80,8 +89,8 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 	if v, ok := hdr["x-api-key"]; ok {
 		req.XAPIKey = []string{v}
 	}
-	for i, name := range overrideHeaders {
-		if v, ok := hdr[strings.ToLower(name)]; ok {
+	for i, name := range overrideHeadersLower {
+		if v, ok := hdr[name]; ok {
 			req.stated.overrides[i] = []string{v}
 		}
 	}
@@ -148,7 +157,7 @@ func checkResponse(req *Request, d Decision, hdr map[string]string) *authv3.Chec
 		ok.Headers = append(ok.Headers, header(name, values[i]))
 	}
 	for name := range hdr {
-		if strings.HasPrefix(name, "x-auth-") && !isAuthHeader(name) {
+		if strings.HasPrefix(name, "x-auth-") && !slices.Contains(authHeaders[:], name) {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 		}
 	}
@@ -161,15 +170,6 @@ func checkResponse(req *Request, d Decision, hdr map[string]string) *authv3.Chec
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: meta,
 	}
-}
-
-func isAuthHeader(name string) bool {
-	for _, n := range authHeaders {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // grpcServer serves Check, health and reflection on one listener, h2c. A

@@ -17,7 +17,6 @@ limitations under the License.
 package cmd
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -38,11 +37,8 @@ func Dev(args []string) int {
 	fs.StringVar(&o.VerifierGRPCListen, "verifier-grpc-listen", "127.0.0.1:19001", "Address of the verifier's gRPC ext_authz Check; empty: not served.")
 	fs.BoolVar(&noSamples, "no-samples", false, "Do not apply config/samples.")
 	fs.BoolVar(&o.Verbose, "v", false, "Show the manager's and the verifier's logs.")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	o.Samples = !noSamples
 	ctx := ctrl.SetupSignalHandler()

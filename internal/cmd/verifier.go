@@ -17,7 +17,6 @@ limitations under the License.
 package cmd
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -52,11 +51,8 @@ func Verifier(args []string) int {
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Accepted for symmetry with the manager; it has no effect: every verifier replica serves.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parse(fs, args); !ok {
+		return code
 	}
 	if trusted != "" {
 		o.TrustedProxies = strings.Split(trusted, ",")

@@ -93,7 +93,7 @@ var s *suite
 // TestAdversarial starts one `keyward dev`, builds the fixtures, and runs
 // every probe as a parallel subtest named <side>/<class>/<name>.
 func TestAdversarial(t *testing.T) {
-	if testing.Short() && os.Getenv("KEYWARD_REQUIRE_E2E") != "1" {
+	if testenv.SkipsEndToEnd() {
 		t.Skip("starts keyward dev and nginx; not in -short (set KEYWARD_REQUIRE_E2E=1 to require it)")
 	}
 	start := time.Now()

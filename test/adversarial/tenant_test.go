@@ -443,7 +443,16 @@ func tenantProbes() []probe {
 				refused(t, err, "spec.secretName")
 				return
 			}
-			time.Sleep(5 * time.Second) // the controller's chance to write it
+			// Wait until the controller has decided on the key (a Ready
+			// condition for its generation): whatever it would write, it
+			// has written.
+			testenv.Eventually(t, 30*time.Second, func() error {
+				got := getKey(t, "d-steal")
+				if c := meta.FindStatusCondition(got.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || c.ObservedGeneration != got.Generation {
+					return fmt.Errorf("APIKey d-steal not decided yet: %+v", got.Status)
+				}
+				return nil
+			})
 			sec := &corev1.Secret{}
 			if err := s.admin.Get(bg, client.ObjectKey{Namespace: ns, Name: k.Spec.SecretName}, sec); err != nil {
 				t.Fatal(err)

@@ -180,7 +180,14 @@ func Short() bool {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
-	return testing.Short()
+	return SkipsEndToEnd()
+}
+
+// SkipsEndToEnd reports whether tests that need the control plane, nginx or
+// built tools skip: under -short (make test-unit), unless
+// KEYWARD_REQUIRE_E2E=1 (CI sets it) requires them to run.
+func SkipsEndToEnd() bool {
+	return testing.Short() && os.Getenv("KEYWARD_REQUIRE_E2E") != "1"
 }
 
 // Need skips t when no control plane runs (-short): the test needs one.
@@ -196,7 +203,7 @@ func (e *Env) Need(t testing.TB) {
 // plane of its own (keyward dev, say).
 func NeedControlPlane(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
+	if SkipsEndToEnd() {
 		t.Skip("needs the local control plane; runs in make test, not make test-unit (-short)")
 	}
 }
