@@ -209,9 +209,9 @@ func (r *APIKeyReconciler) deleteOrphans(ctx context.Context, name types.Namespa
 
 // SetupWithManager watches APIKeys, and the Applications, KeyGroups and
 // hashed Secrets whose changes decide a key's phase.
-func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, o Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("apikey").
+		Named(o.name("apikey")).
 		For(&keywardv1alpha1.APIKey{}, builder.WithPredicates(specOrMetadataChanged())).
 		// A key depends on its parents' spec, phase and existence, not on
 		// their counts: without these predicates every count update would
@@ -227,7 +227,7 @@ func (r *APIKeyReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error
 				CreateFunc: func(event.CreateEvent) bool { return false },
 				UpdateFunc: func(event.UpdateEvent) bool { return false },
 			})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, RateLimiter: rateLimiter()}).
 		Complete(r)
 }
 

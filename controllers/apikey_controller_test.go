@@ -312,7 +312,7 @@ func TestKeyLifecycle(t *testing.T) {
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	start := time.Now().Truncate(time.Second)
 	fake := clocktesting.NewFakeClock(start)
-	startManager(t, ops, []string{ns}, withClock(fake))
+	m := startManager(t, ops, []string{ns}, withClock(fake))
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"), testgen.Application(ns, "other", "things"))
 
 	t.Run("disable and enable", func(t *testing.T) {
@@ -404,9 +404,9 @@ func TestKeyLifecycle(t *testing.T) {
 		}
 		// Terminal: the group coming back does not bring the key back, once
 		// the controller has reconciled its keys for it.
-		before := reconcileCount(t, "apikey")
+		before := m.reconciles(t, "apikey")
 		create(t, testgen.KeyGroup(ns, "things"))
-		idle(t, "apikey", before)
+		m.idle(t, "apikey", before)
 		if k := getKey(t, ns, "orphan"); k.Status.Phase != keywardv1alpha1.APIKeyRejected {
 			t.Errorf("phase %s after the group came back", k.Status.Phase)
 		}
@@ -551,22 +551,21 @@ func TestResyncIsQuiet(t *testing.T) {
 		}
 		return nil
 	})
-	allIdle(t, counts{})
+	m.allIdle(t, counts{})
 	issued := m.writes.Load() - before
 	t.Logf("issuing 100 keys took %d API writes (%.2f per key, counts included)", issued, float64(issued)/100)
 	m.stop()
 
-	restart := reconcileCounts(t)
 	m = startManager(t, ops, []string{ns})
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if n := reconcileCount(t, "apikey") - restart.apikey; n < 100 {
+		if n := m.reconciles(t, "apikey"); n < 100 {
 			return fmt.Errorf("%v APIKey reconciles since the restart, want at least 100", n)
 		}
 		return nil
 	})
 	// Every controller has reconciled what it found and is idle: whatever
 	// the resync would write, it has written.
-	allIdle(t, restart)
+	m.allIdle(t, counts{})
 	if n := m.writes.Load(); n != 0 {
 		t.Errorf("a resync of 100 idle keys made %d API writes, want 0: %q", n, m.writes.Log())
 	}
@@ -591,9 +590,12 @@ func TestIssuanceWrites(t *testing.T) {
 		}
 		return nil
 	})
-	allIdle(t, counts{})
+	// No key yet: the APIKey controller has had nothing to do.
+	m.idle(t, "application", 0)
+	m.idle(t, "keygroup", 0)
+	m.quiet(t, "apikey")
 	before := len(m.writes.Log())
-	start := reconcileCounts(t)
+	start := m.counts(t)
 
 	create(t, testgen.APIKey(ns, "one", "acme"))
 	waitPhase(t, ns, "one", keywardv1alpha1.APIKeyActive)
@@ -607,7 +609,7 @@ func TestIssuanceWrites(t *testing.T) {
 		}
 		return nil
 	})
-	allIdle(t, start)
+	m.allIdle(t, start)
 	writes := m.writes.Log()[before:]
 	want := map[string]int{
 		"patch *v1alpha1.APIKey " + ns + "/one":              1, // finalizer

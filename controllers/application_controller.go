@@ -291,9 +291,9 @@ func apiKeyPhaseChanged() predicate.Predicate {
 
 // SetupWithManager watches Applications, their keys (for the counts) and
 // their groups.
-func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, o Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("application").
+		Named(o.name("application")).
 		For(&keywardv1alpha1.Application{}, builder.WithPredicates(specOrMetadataChanged())).
 		// Keys change only the counts: refreshed once their phases settle.
 		Watches(&keywardv1alpha1.APIKey{}, enqueueAfter(countDelay, func(_ context.Context, o client.Object) []ctrl.Request {
@@ -314,6 +314,6 @@ func (r *ApplicationReconciler) SetupWithManager(mgr ctrl.Manager, workers int) 
 			}
 			return reqs
 		}), builder.WithPredicates(specOrMetadataChanged())).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, RateLimiter: rateLimiter()}).
 		Complete(r)
 }

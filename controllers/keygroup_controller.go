@@ -96,14 +96,14 @@ func validateScopes(g *keywardv1alpha1.KeyGroup) error {
 }
 
 // SetupWithManager watches KeyGroups and their Applications.
-func (r *KeyGroupReconciler) SetupWithManager(mgr ctrl.Manager, workers int) error {
+func (r *KeyGroupReconciler) SetupWithManager(mgr ctrl.Manager, o Options) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		Named("keygroup").
+		Named(o.name("keygroup")).
 		For(&keywardv1alpha1.KeyGroup{}, builder.WithPredicates(specOrMetadataChanged())).
 		// Applications change only the counts.
 		Watches(&keywardv1alpha1.Application{}, enqueueAfter(countDelay, func(_ context.Context, o client.Object) []ctrl.Request {
 			return []ctrl.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}}}
 		})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: rateLimiter()}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: o.MaxConcurrentReconciles, RateLimiter: rateLimiter()}).
 		Complete(r)
 }

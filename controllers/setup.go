@@ -47,6 +47,18 @@ type Options struct {
 	Clock clock.Clock
 	// MaxConcurrentReconciles per controller. Default 4.
 	MaxConcurrentReconciles int
+	// Instance, when set, is appended to each controller's name (apikey-x),
+	// so that several managers run in one process and their metrics stay
+	// apart.
+	Instance string
+}
+
+// name is the controller's name for this instance.
+func (o Options) name(controller string) string {
+	if o.Instance == "" {
+		return controller
+	}
+	return controller + "-" + o.Instance
 }
 
 // Setup registers the three reconcilers with mgr. The field indexes they
@@ -66,18 +78,18 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := (&APIKeyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		Clock: o.Clock, Namespace: o.Namespace, locks: locks, reserved: newReservations(),
-	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}
 	if err := (&ApplicationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		Clock: o.Clock, locks: locks,
-	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}
 	if err := (&KeyGroupReconciler{
 		Client: mgr.GetClient(), VerifierURL: o.VerifierURL,
-	}).SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
+	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}
 	return RegisterMetrics(mgr.GetCache())

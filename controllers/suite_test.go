@@ -103,6 +103,7 @@ func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.
 type running struct {
 	writes    *writeCounter
 	namespace string // the operator's namespace
+	instance  string // its controllers are named apikey-<instance>...
 	stop      func()
 }
 
@@ -124,18 +125,18 @@ func startManagerWith(t *testing.T, cfg *rest.Config, opNS string, watch []strin
 	t.Helper()
 	w := &writeCounter{}
 	o := manager.Options{
-		Namespace:          opNS,
-		WatchNamespaces:    append([]string{opNS}, watch...),
-		MetricsAddr:        "0",
-		ProbeAddr:          "0",
-		NewClient:          w.newClient,
-		SkipNameValidation: true,
+		Namespace:       opNS,
+		WatchNamespaces: append([]string{opNS}, watch...),
+		MetricsAddr:     "0",
+		ProbeAddr:       "0",
+		NewClient:       w.newClient,
+		Instance:        testenv.NewInstance(),
 	}
 	for _, f := range opts {
 		f(&o)
 	}
 	stop := testenv.StartManager(t, cfg, o)
-	return &running{writes: w, namespace: opNS, stop: stop}
+	return &running{writes: w, namespace: opNS, instance: o.Instance, stop: stop}
 }
 
 func getKey(t *testing.T, ns, name string) *keywardv1alpha1.APIKey {
@@ -225,11 +226,11 @@ func update[T client.Object](t *testing.T, obj T, change func(T)) {
 	})
 }
 
-// reconcileCount sums controller_runtime_reconcile_total for a controller,
-// across results, in this process.
-func reconcileCount(t *testing.T, controller string) float64 {
+// reconciles counts this manager's reconciles by controller
+// (controller_runtime_reconcile_total, across results).
+func (m *running) reconciles(t *testing.T, controller string) float64 {
 	t.Helper()
-	return metricSum(t, "controller_runtime_reconcile_total", controller)
+	return metricSum(t, "controller_runtime_reconcile_total", controller+"-"+m.instance)
 }
 
 // metricSum sums a counter's or gauge's series whose "controller" or
@@ -273,43 +274,55 @@ func requestErrors(t *testing.T, host string) float64 {
 	return metricWhere(t, "rest_client_requests_total", func(l map[string]string) bool { return l["code"] == "<error>" && l["host"] == host })
 }
 
-// idle reads metrics that every manager of this process shares, by
-// controller name: only tests that run alone (not t.Parallel) may use it.
-//
-// idle waits for evidence that controller has done all it was given since
-// a reconcile count taken before a change: at least one reconcile more,
-// then an empty work queue and no reconcile running. What the controller
-// would do about the change, it has done; a test may then assert that
-// nothing happened.
-func idle(t *testing.T, controller string, before float64) {
+// idle waits for evidence that this manager's controller has done all it
+// was given since a reconcile count taken before a change: at least one
+// reconcile more, then an empty work queue and no reconcile running. What
+// the controller would do about the change, it has done; a test may then
+// assert that nothing happened. Each manager's controllers carry its
+// instance in their name, so the metrics read are this manager's alone.
+func (m *running) idle(t *testing.T, controller string, before float64) {
 	t.Helper()
+	name := controller + "-" + m.instance
 	testenv.Eventually(t, 30*time.Second, func() error {
-		if n := reconcileCount(t, controller); n <= before {
-			return fmt.Errorf("no %s reconcile since the change (%v)", controller, n)
+		if n := metricSum(t, "controller_runtime_reconcile_total", name); n <= before {
+			return fmt.Errorf("no %s reconcile since the change (%v)", name, n)
 		}
-		if d := metricSum(t, "workqueue_depth", controller); d != 0 {
-			return fmt.Errorf("%v requests in the %s queue", d, controller)
-		}
-		if a := metricSum(t, "controller_runtime_active_workers", controller); a != 0 {
-			return fmt.Errorf("%v %s reconciles running", a, controller)
-		}
-		return nil
+		return queued(t, name)
 	})
+}
+
+// quiet waits until this manager's controller has nothing queued and
+// nothing running, whether or not it reconciled anything.
+func (m *running) quiet(t *testing.T, controller string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, func() error { return queued(t, controller+"-"+m.instance) })
+}
+
+// queued says what the named controller still has queued or running.
+func queued(t *testing.T, name string) error {
+	t.Helper()
+	if d := metricSum(t, "workqueue_depth", name); d != 0 {
+		return fmt.Errorf("%v requests in the %s queue", d, name)
+	}
+	if a := metricSum(t, "controller_runtime_active_workers", name); a != 0 {
+		return fmt.Errorf("%v %s reconciles running", a, name)
+	}
+	return nil
 }
 
 // counts are the reconcile counts of the three controllers, to wait with
 // idle after a change.
 type counts struct{ apikey, application, keygroup float64 }
 
-func reconcileCounts(t *testing.T) counts {
+func (m *running) counts(t *testing.T) counts {
 	t.Helper()
-	return counts{reconcileCount(t, "apikey"), reconcileCount(t, "application"), reconcileCount(t, "keygroup")}
+	return counts{m.reconciles(t, "apikey"), m.reconciles(t, "application"), m.reconciles(t, "keygroup")}
 }
 
 // allIdle waits until each controller has reconciled since c and is idle.
-func allIdle(t *testing.T, c counts) {
+func (m *running) allIdle(t *testing.T, c counts) {
 	t.Helper()
-	idle(t, "apikey", c.apikey)
-	idle(t, "application", c.application)
-	idle(t, "keygroup", c.keygroup)
+	m.idle(t, "apikey", c.apikey)
+	m.idle(t, "application", c.application)
+	m.idle(t, "keygroup", c.keygroup)
 }

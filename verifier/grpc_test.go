@@ -30,6 +30,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/keyward/keyward/test/testgen"
 )
 
 // grpcCheck is one case of the table both transports answer: Envoy's gRPC
@@ -109,10 +111,7 @@ func TestGRPCCheck(t *testing.T) {
 		}
 		return h
 	}
-	malformed := f.keys["downlinker"][:len(f.keys["downlinker"])-1] + "0"
-	if malformed == f.keys["downlinker"] {
-		malformed = f.keys["downlinker"][:len(f.keys["downlinker"])-1] + "1"
-	}
+	malformed := testgen.BadChecksum(f.keys["downlinker"])
 	tests := []grpcCheck{
 		{name: "allowed", namespace: "iot", group: "devices", method: "POST", path: "/integration/device/sendmsg", headers: bearer("downlinker"), status: 200},
 		{name: "allowed, query ignored", namespace: "iot", group: "devices", method: "POST", path: "/integration/device/sendmsg?x=/admin", headers: bearer("downlinker"), status: 200},

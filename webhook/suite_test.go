@@ -110,11 +110,10 @@ func startSharedManager() (func(), error) {
 	clock = clocktesting.NewFakeClock(time.Now())
 	wo := env.WebhookOptions()
 	mgr, err := manager.New(ctx, env.Config, manager.Options{
-		Namespace:          operatorNamespace,
-		MetricsAddr:        "0",
-		ProbeAddr:          "0",
-		Clock:              clock,
-		SkipNameValidation: true,
+		Namespace:   operatorNamespace,
+		MetricsAddr: "0",
+		ProbeAddr:   "0",
+		Clock:       clock,
 		Webhooks: &manager.WebhookOptions{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
 			CertMode: manager.CertModeExternal,

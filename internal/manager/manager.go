@@ -31,11 +31,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -74,8 +72,10 @@ type Options struct {
 	Clock clock.Clock
 	// NewClient replaces the client constructor (tests count API writes).
 	NewClient client.NewClientFunc
-	// SkipNameValidation lets one process start several managers (tests).
-	SkipNameValidation bool
+	// Instance, when set, is appended to each controller's name (apikey-x),
+	// so that several managers run in one process (tests) and their
+	// controllers' metrics stay apart.
+	Instance string
 	// Webhooks, when set, serves keyward's admission webhooks; nil runs
 	// the controllers alone.
 	Webhooks *WebhookOptions
@@ -220,7 +220,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		LeaseDuration:                 nonZero(o.LeaseDuration),
 		RenewDeadline:                 nonZero(o.RenewDeadline),
 		RetryPeriod:                   nonZero(o.RetryPeriod),
-		Controller:                    config.Controller{SkipNameValidation: ptr.To(o.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, err
@@ -229,7 +228,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, fmt.Errorf("registering the field indexes: %w", err)
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock,
+		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock, Instance: o.Instance,
 	}); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ import (
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/test/testenv"
 	"github.com/keyward/keyward/test/testgen"
 )
 
@@ -78,7 +79,7 @@ func (b *bench) startManager(ctx context.Context, writes *writeCounter, leaderEl
 	mgr, err := manager.New(ctx, b.cluster.cfg, manager.Options{
 		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c1AdmitNS, c3NS, benchTenant},
 		LeaderElection: leaderElection, LeaseDuration: time.Hour, RenewDeadline: 50 * time.Minute, RetryPeriod: time.Minute,
-		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, SkipNameValidation: true,
+		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, Instance: testenv.NewInstance(),
 		Webhooks: &manager.WebhookOptions{
 			Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir,
 			CertMode: manager.CertModeExternal,
@@ -640,7 +641,7 @@ func (b *bench) resync(ctx context.Context, c1 *c1Result) (*runningManager, erro
 }
 
 // reconciles sums controller_runtime_reconcile_total for a controller, in
-// this process.
+// this process, over every manager instance (apikey-t1, apikey-t2...).
 func reconciles(controller string) float64 {
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -653,7 +654,7 @@ func reconciles(controller string) float64 {
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && (controller == "" || l.GetValue() == controller) {
+				if l.GetName() == "controller" && (controller == "" || strings.HasPrefix(l.GetValue(), controller+"-")) {
 					n += m.GetCounter().GetValue()
 				}
 			}

@@ -18,7 +18,9 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -31,11 +33,13 @@ import (
 // StartManager runs keyward's manager (controllers, and webhooks when
 // o.Webhooks is set) against the API server of cfg until the test ends, or
 // until the returned stop is called, which waits for it to stop and
-// reports an error it stopped with. Tests set SkipNameValidation: several
-// managers run in one process.
+// reports an error it stopped with. Several managers run in one process:
+// each gets its own o.Instance unless the test named one.
 func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func()) {
 	t.Helper()
-	o.SkipNameValidation = true
+	if o.Instance == "" {
+		o.Instance = NewInstance()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := manager.New(ctx, cfg, o)
 	if err != nil {
@@ -84,4 +88,12 @@ func StartVerifier(t testing.TB, cfg *rest.Config, o verifier.Options) *verifier
 		}
 	})
 	return v
+}
+
+var instances atomic.Int64
+
+// NewInstance returns a manager instance name no other manager of this
+// process has (see manager.Options.Instance).
+func NewInstance() string {
+	return fmt.Sprintf("t%d", instances.Add(1))
 }

@@ -188,3 +188,13 @@ func toCIDRs(in []string) []keywardv1alpha1.CIDR {
 	}
 	return out
 }
+
+// BadChecksum returns key with its last character (part of the checksum)
+// replaced by a different one, so that it no longer parses as a key.
+func BadChecksum(key string) string {
+	last := byte('0')
+	if key[len(key)-1] == last {
+		last = '1'
+	}
+	return key[:len(key)-1] + string(last)
+}
