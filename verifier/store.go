@@ -59,6 +59,8 @@ type entry struct {
 	names   string    // the key ID, then the APIKey's name; in an arena
 	keyID   [1]string // X-Auth-Key's value: the start of names
 	refusal Reason    // ReasonOK for an active key, else why its state refuses it
+	// previous: the key a rotation replaced, working until expiresAt.
+	previous bool
 	// expiresAt is Unix seconds; 0: never.
 	expiresAt int64
 
@@ -114,6 +116,10 @@ func nameKeyOf(name string) nameKey {
 	sum := sha256.Sum256([]byte(name))
 	return nameKey(sum[:16])
 }
+
+// previousNameKeyOf names the entry of the previous key a hashed Secret
+// holds during a rotation's overlap. No Secret name holds a NUL.
+func previousNameKeyOf(name string) nameKey { return nameKeyOf(name + "\x00previous") }
 
 // keyTable is every key. Its maps and chunk list change only under
 // Store.mu, and only writers (holding Store.wmu) change them; an entry never
@@ -291,11 +297,25 @@ func (t *keyTable) fill(e *entry, rec *record.Record) {
 	e.profile = t.profileFor(rec)
 }
 
+// fillPrevious writes into e the previous key of rec, a record in a
+// rotation's overlap: the same key in all but its digest, its key ID and
+// its end, which is the overlap's or the key's own, whichever comes first.
+func (t *keyTable) fillPrevious(e *entry, rec *record.Record) {
+	t.fill(e, rec)
+	p := rec.Previous
+	e.digest, e.previous = p.Digest, true
+	e.names = t.str(p.KeyID + rec.APIKey)
+	e.keyID[0] = e.names[:len(p.KeyID)]
+	if end := p.EndsAt.Unix(); e.expiresAt == 0 || end < e.expiresAt {
+		e.expiresAt = end
+	}
+}
+
 // refill writes src, an entry of another table, into e, an entry of t, as
 // fill would have from src's record: its strings cut from t's arena, its
 // profile t's, its usage kept. Every field fill writes is copied here.
 func (t *keyTable) refill(e, src *entry) {
-	e.digest, e.refusal, e.expiresAt = src.digest, src.refusal, src.expiresAt
+	e.digest, e.refusal, e.expiresAt, e.previous = src.digest, src.refusal, src.expiresAt, src.previous
 	e.names = t.str(src.names)
 	e.keyID[0] = e.names[:len(src.keyID[0])]
 	e.profile = src.profile
@@ -303,8 +323,9 @@ func (t *keyTable) refill(e, src *entry) {
 	carryUsage(e, src)
 }
 
-// putKey adds or replaces the key held in secret. A Secret that does not
-// decode is dropped, so a damaged record can never let a request through.
+// putKey adds or replaces the key held in secret, and the previous key it
+// holds during a rotation's overlap. A Secret that does not decode is
+// dropped, so a damaged record can never let a request through.
 func (s *Store) putKey(obj any) {
 	secret, ok := obj.(*corev1.Secret)
 	if !ok {
@@ -313,56 +334,85 @@ func (s *Store) putKey(obj any) {
 	rec, err := record.Decode(secret.Data)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	t, name := s.keys, nameKeyOf(secret.Name)
+	t, name, prevName := s.keys, nameKeyOf(secret.Name), previousNameKeyOf(secret.Name)
 	if err != nil {
 		s.metrics.badRecords.Inc()
-		s.dropKey(name)
+		s.dropKey(secret.Name)
 		return
 	}
 	pos, e := s.place(t)
 	t.fill(e, rec)
+	var prevPos uint32
 	var prev *entry
-	old, had := t.byName[name]
-	if had {
-		prev = t.at(old)
-		carryUsage(e, prev)
+	if rec.Previous != nil {
+		prevPos, prev = s.place(t)
+		t.fillPrevious(prev, rec)
 	}
+	// Usage follows the digest: a key's last use is kept across updates
+	// of its record, and a key that a rotation made the previous one
+	// keeps its own.
+	src, prevSrc := t.byDigest(e.digest), t.byDigest(prev.digestOrZero())
 	s.mu.Lock()
-	if had && t.live(old) {
-		delete(t.index, prev.digest)
-	}
+	t.unindex(name)
+	t.unindex(prevName)
 	// Should another Secret hold the same digest, the newer record wins;
 	// the other's name keeps a dead entry, which its delete ignores.
-	t.index[rec.Digest] = pos
-	t.byName[name] = pos
-	s.mu.Unlock()
+	t.index[e.digest], t.byName[name] = pos, pos
 	if prev != nil {
-		// Keep the usage bookkeeping across updates of the record,
-		// with uses recorded in the old entry meanwhile.
-		carryUsage(e, prev)
+		t.index[prev.digest], t.byName[prevName] = prevPos, prevPos
+	}
+	s.mu.Unlock()
+	// Again, for the uses recorded in the old entries meanwhile.
+	carryUsage(e, src)
+	if prev != nil {
+		carryUsage(prev, prevSrc)
 	}
 	s.compactIfSparse()
 }
 
-func (s *Store) deleteKey(obj any) {
-	name := nameKeyOf(objectName(obj))
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	s.dropKey(name)
+// byDigest returns the live entry holding d, with its usage carried into
+// a new one, or nil. A zero digest finds nothing.
+func (t *keyTable) byDigest(d keys.Digest) *entry {
+	if d == (keys.Digest{}) {
+		return nil
+	}
+	if p, ok := t.index[d]; ok {
+		return t.at(p)
+	}
+	return nil
 }
 
-// dropKey forgets the key of the Secret with this name. Callers hold wmu.
-func (s *Store) dropKey(name nameKey) {
-	t := s.keys
+func (e *entry) digestOrZero() keys.Digest {
+	if e == nil {
+		return keys.Digest{}
+	}
+	return e.digest
+}
+
+// unindex forgets the entry named name. Callers hold wmu and mu.
+func (t *keyTable) unindex(name nameKey) {
 	pos, ok := t.byName[name]
 	if !ok {
 		return
 	}
-	s.mu.Lock()
 	delete(t.byName, name)
 	if t.live(pos) {
 		delete(t.index, t.at(pos).digest)
 	}
+}
+
+func (s *Store) deleteKey(obj any) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.dropKey(objectName(obj))
+}
+
+// dropKey forgets the keys of the hashed Secret with this name. Callers
+// hold wmu.
+func (s *Store) dropKey(secret string) {
+	s.mu.Lock()
+	s.keys.unindex(nameKeyOf(secret))
+	s.keys.unindex(previousNameKeyOf(secret))
 	s.mu.Unlock()
 	s.compactIfSparse()
 }
@@ -399,8 +449,12 @@ func (s *Store) compactIfSparse() {
 	}
 }
 
-// carryUsage keeps, in e, the later last use of e and prev.
+// carryUsage keeps, in e, the later last use of e and prev (none when
+// prev is nil).
 func carryUsage(e, prev *entry) {
+	if prev == nil {
+		return
+	}
 	if u := prev.lastUsed.Load(); u > e.lastUsed.Load() {
 		e.lastUsed.Store(u)
 	}
@@ -424,13 +478,17 @@ func (s *Store) replaceKeys(list []any) {
 			s.metrics.badRecords.Inc()
 			continue
 		}
-		name := nameKeyOf(secret.Name)
-		if p, ok := t.byName[name]; ok && t.live(p) {
-			delete(t.index, t.at(p).digest)
-		}
+		name, prevName := nameKeyOf(secret.Name), previousNameKeyOf(secret.Name)
+		t.unindex(name)
+		t.unindex(prevName)
 		pos, e := s.place(t)
 		t.fill(e, rec)
 		t.index[rec.Digest], t.byName[name] = pos, pos
+		if rec.Previous != nil {
+			pos, e := s.place(t)
+			t.fillPrevious(e, rec)
+			t.index[e.digest], t.byName[prevName] = pos, pos
+		}
 	}
 	// Keys that were held already keep their usage bookkeeping: copied
 	// before the new table answers, so that its first requests do not

@@ -287,3 +287,100 @@ func TestStoreRelistKeepsUsage(t *testing.T) {
 		t.Errorf("after a relist: last used %d, reported %d; want 42, 41", e.lastUsed.Load(), e.reported.Load())
 	}
 }
+
+// rotate makes k's record that of a rotation: a new current key, k's own
+// kept as the previous one until ends. It returns the successor.
+func (k *storeKey) rotate(t testing.TB, ends time.Time) *storeKey {
+	t.Helper()
+	next, err := keys.Generate("st")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &storeKey{plaintext: next.Plaintext(), rec: k.rec}
+	n.rec.Digest, n.rec.KeyID = next.Digest(), next.ID()
+	n.rec.Previous = &record.Previous{Digest: k.rec.Digest, KeyID: k.rec.KeyID, EndsAt: ends}
+	return n
+}
+
+// During a rotation's overlap a hashed Secret holds two keys: both answer,
+// each under its own key ID; the previous one ends with the overlap, or with
+// the key if that comes first; disabling applies to both; the record
+// leaving overlap, a relist, or the Secret's deletion drop the previous one.
+func TestStoreRotation(t *testing.T) {
+	f := newFixture(t)
+	ks := keyStore{f.store}
+	old := newStoreKey(t, "rotating")
+	_ = ks.Add(old.secret())
+	e, _ := f.store.lookup(old.rec.Digest, "iot", "devices")
+	e.lastUsed.Store(42)
+
+	ends := f.now.Add(time.Hour)
+	cur := old.rotate(t, ends)
+	_ = ks.Update(cur.secret())
+	prevAsItIs := *old
+	prevAsItIs.rec.Previous = nil
+	for _, k := range []*storeKey{cur, &prevAsItIs} {
+		if msg := verifyKey(f.handler, k, ReasonOK); msg != "" {
+			t.Error("in overlap: " + msg)
+		}
+	}
+	if e, _ := f.store.lookup(old.rec.Digest, "iot", "devices"); e.lastUsed.Load() != 42 || !e.previous {
+		t.Errorf("the previous key's entry: last used %d (want 42, its own), previous %v", e.lastUsed.Load(), e.previous)
+	}
+	if e, _ := f.store.lookup(cur.rec.Digest, "iot", "devices"); e.lastUsed.Load() != 0 || e.previous {
+		t.Errorf("the new key's entry: last used %d (want 0: not the old key's), previous %v", e.lastUsed.Load(), e.previous)
+	}
+
+	// The overlap ends: the previous key is expired, the current one works.
+	f.now = ends
+	if msg := verifyKey(f.handler, &prevAsItIs, ReasonExpired); msg != "" {
+		t.Error("after the overlap: " + msg)
+	}
+	if msg := verifyKey(f.handler, cur, ReasonOK); msg != "" {
+		t.Error("after the overlap: " + msg)
+	}
+	f.now = ends.Add(-time.Minute)
+
+	// The key's own end comes before the overlap's: it ends both.
+	early := *cur
+	early.rec.ExpiresAt = f.now.Add(-time.Second).Truncate(time.Second)
+	_ = ks.Update(early.secret())
+	for _, k := range []*storeKey{cur, &prevAsItIs} {
+		if msg := verifyKey(f.handler, k, ReasonExpired); msg != "" {
+			t.Error("key expired before the overlap's end: " + msg)
+		}
+	}
+
+	// Disabled applies to both generations.
+	disabled := *cur
+	disabled.rec.State = record.StateDisabled
+	_ = ks.Update(disabled.secret())
+	for _, k := range []*storeKey{cur, &prevAsItIs} {
+		if msg := verifyKey(f.handler, k, ReasonDisabled); msg != "" {
+			t.Error("disabled in overlap: " + msg)
+		}
+	}
+
+	// The record leaves overlap: the previous key is unknown.
+	done := *cur
+	done.rec.Previous = nil
+	_ = ks.Update(done.secret())
+	if msg := verifyKey(f.handler, &prevAsItIs, ReasonUnknown); msg != "" {
+		t.Error("record out of overlap: " + msg)
+	}
+
+	// A relist and a deletion drop both.
+	_ = ks.Replace([]any{cur.secret()}, "")
+	if msg := verifyKey(f.handler, &prevAsItIs, ReasonOK); msg != "" {
+		t.Error("relisted in overlap: " + msg)
+	}
+	_ = ks.Delete(cur.secret())
+	for _, k := range []*storeKey{cur, &prevAsItIs} {
+		if msg := verifyKey(f.handler, k, ReasonUnknown); msg != "" {
+			t.Error("deleted: " + msg)
+		}
+	}
+	if n := f.store.Len(); n != 0 {
+		t.Errorf("%d keys held after the relist and the deletion, want 0", n)
+	}
+}

@@ -29,7 +29,9 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
 
-// usageReporter writes APIKey.status.lastUsedTime off the request path, at
+// usageReporter writes APIKey.status.lastUsedTime (or, for the key a
+// rotation replaced, status.rotation.previousKeyLastUsedTime) off the
+// request path, at
 // most once per interval per key. A request only stores a timestamp and,
 // when the key is due, hands it to a buffered queue without blocking.
 type usageReporter struct {
@@ -85,7 +87,14 @@ func (u *usageReporter) write(ctx context.Context, e *entry) {
 	defer e.queued.Store(false)
 	last := e.lastUsed.Load()
 	t := metav1.NewTime(time.Unix(0, last).UTC().Truncate(time.Second))
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"lastUsedTime": t}})
+	status := map[string]any{"lastUsedTime": t}
+	if e.previous {
+		// The key a rotation replaced, during its overlap: its use is
+		// the previous generation's, which tells whether consumers have
+		// moved to the new key.
+		status = map[string]any{"rotation": map[string]any{"previousKeyLastUsedTime": t}}
+	}
+	patch, _ := json.Marshal(map[string]any{"status": status})
 	key := &keywardv1alpha1.APIKey{}
 	key.Namespace, key.Name = e.profile.namespace, e.apiKey()
 	err := u.client.Status().Patch(ctx, key, client.RawPatch("application/merge-patch+json", patch))

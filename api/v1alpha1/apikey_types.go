@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -77,6 +79,40 @@ type APIKeySpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	SecretName string `json:"secretName,omitempty"`
+
+	// rotation, when set, replaces the key on a schedule: a successor is
+	// minted every "every", delivered to the same Secret, and the previous
+	// key keeps working for "overlap". Editable.
+	// +optional
+	Rotation *APIKeyRotation `json:"rotation,omitempty"`
+}
+
+// APIKeyRotation is a key's rotation schedule.
+// +kubebuilder:validation:XValidation:rule="!has(self.overlap) || duration(self.overlap) < duration(self.every)",message="overlap must be shorter than every: at most two keys work at once",fieldPath=".overlap"
+type APIKeyRotation struct {
+	// every is how long after the current key was minted its successor is:
+	// 2160h for 90 days. The manager's --min-rotation-every (default 1h)
+	// is the shortest allowed.
+	// +required
+	Every metav1.Duration `json:"every"`
+
+	// overlap is how long the previous key keeps working after a
+	// rotation, for consumers to pick up the new one. Default 24h.
+	// +optional
+	Overlap *metav1.Duration `json:"overlap,omitempty"`
+}
+
+// DefaultRotationOverlap is how long a previous key keeps working when the
+// rotation sets no overlap, or the key has no rotation (keyward.dev/rotate).
+const DefaultRotationOverlap = 24 * time.Hour
+
+// RotationOverlap is the key's overlap: spec.rotation.overlap, or
+// DefaultRotationOverlap.
+func (k *APIKey) RotationOverlap() time.Duration {
+	if k.Spec.Rotation != nil && k.Spec.Rotation.Overlap != nil {
+		return k.Spec.Rotation.Overlap.Duration
+	}
+	return DefaultRotationOverlap
 }
 
 // APIKeyPhase is where an APIKey stands.
@@ -136,6 +172,42 @@ type APIKeyStatus struct {
 	// keyward.dev/created-by annotation.
 	// +optional
 	CreatedBy string `json:"createdBy,omitempty"`
+
+	// rotation reports the key's rotations, once it has a schedule or has
+	// been rotated.
+	// +optional
+	Rotation *APIKeyRotationStatus `json:"rotation,omitempty"`
+}
+
+// APIKeyRotationStatus is what the controller and the verifier observed of
+// a key's rotations.
+type APIKeyRotationStatus struct {
+	// rotatedAt is when the current key replaced the previous one.
+	// +optional
+	RotatedAt *metav1.Time `json:"rotatedAt,omitempty"`
+
+	// nextRotationAt is when spec.rotation replaces the current key.
+	// +optional
+	NextRotationAt *metav1.Time `json:"nextRotationAt,omitempty"`
+
+	// previousKeyID is the key ID of the key the last rotation replaced.
+	// +optional
+	PreviousKeyID string `json:"previousKeyID,omitempty"`
+
+	// previousKeyExpiresAt is when the previous key stops working.
+	// +optional
+	PreviousKeyExpiresAt *metav1.Time `json:"previousKeyExpiresAt,omitempty"`
+
+	// previousKeyLastUsedTime is when the verifier last accepted the
+	// previous key, written at most once a minute.
+	// +optional
+	PreviousKeyLastUsedTime *metav1.Time `json:"previousKeyLastUsedTime,omitempty"`
+
+	// lastRotateRequest is the last value of the keyward.dev/rotate
+	// annotation handled: it rotated the key, or was there when the key
+	// was minted.
+	// +optional
+	LastRotateRequest string `json:"lastRotateRequest,omitempty"`
 }
 
 // APIKey is one credential of an Application. keyward mints it once, keeps

@@ -50,6 +50,12 @@ const (
 	AnnotationApplicationUID = "keyward.dev/application-uid"
 	AnnotationKeyGroupUID    = "keyward.dev/keygroup-uid"
 
+	// AnnotationRotate, set to a new value (any string, such as a
+	// timestamp), starts one rotation of an APIKey: a successor key, the
+	// current one kept working for the rotation's overlap. The values
+	// handled are recorded, so applying one again never rotates again.
+	AnnotationRotate = "keyward.dev/rotate"
+
 	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
 	// must equal the application's externalID (or its name when it has none).
 	AnnotationConfirmDelete = "keyward.dev/confirm-delete"
@@ -76,6 +82,13 @@ const (
 	// Meanwhile the phase and Ready stay as they were last achieved. It is
 	// True once the last attempt succeeded.
 	ConditionSynced = "Synced"
+
+	// ConditionRotated, on an APIKey that has rotated or was asked to, is
+	// True with the successor's key ID once a rotation completed, and False
+	// with the reason while one is in progress or was refused (the
+	// creator's grant gone, the delivery Secret someone else's). A refused
+	// rotation leaves the current key working to its end.
+	ConditionRotated = "Rotated"
 )
 
 // CIDR is an IPv4 or IPv6 network in CIDR notation, such as 203.0.113.0/24

@@ -20,9 +20,12 @@ limitations under the License.
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,7 +63,58 @@ const (
 	// before they existed lack them; the manager adds them.
 	DataApplicationUID = "application-uid"
 	DataKeyGroupUID    = "keygroup-uid"
+	// DataIssuedAt is when the current key was minted; records written
+	// before it existed lack it (the Secret's creation time stands in).
+	DataIssuedAt = "issued-at"
+	// During a rotation's overlap, the key the rotation replaced: its
+	// digest, key ID and the end of its overlap. A verifier that does not
+	// know these keys still reads the record, and accepts the current key.
+	DataPreviousDigest = "previous-digest"
+	DataPreviousKeyID  = "previous-key-id"
+	DataPreviousEndsAt = "previous-ends-at"
+	// DataRotating is "true" from the moment a rotation's successor is
+	// live until it is promoted in the delivery Secret.
+	DataRotating = "rotating"
+	// DataRotateRequests are the keyward.dev/rotate values handled, most
+	// recent last, each as RequestHash: the same value applied again never
+	// rotates again.
+	DataRotateRequests = "rotate-requests"
 )
+
+// MaxRotateRequests is how many handled keyward.dev/rotate values a record
+// remembers.
+const MaxRotateRequests = 8
+
+// RequestHash is how a record remembers a keyward.dev/rotate value: 16 hex
+// digits of its SHA-256, a fixed size whatever the value.
+func RequestHash(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Handled reports whether the keyward.dev/rotate value v was handled.
+func (r *Record) Handled(v string) bool {
+	return slices.Contains(r.RotateRequests, RequestHash(v))
+}
+
+// AddRequest remembers v as handled, forgetting the oldest beyond
+// MaxRotateRequests.
+func (r *Record) AddRequest(v string) {
+	if r.Handled(v) {
+		return
+	}
+	r.RotateRequests = append(r.RotateRequests, RequestHash(v))
+	if n := len(r.RotateRequests); n > MaxRotateRequests {
+		r.RotateRequests = slices.Clone(r.RotateRequests[n-MaxRotateRequests:])
+	}
+}
+
+// Previous is the key a rotation replaced, kept working until EndsAt.
+type Previous struct {
+	Digest keys.Digest
+	KeyID  string
+	EndsAt time.Time
+}
 
 // Data keys of a delivery Secret.
 const (
@@ -115,6 +169,18 @@ type Record struct {
 	// ApplicationUID and KeyGroupUID bind the key to its parents; empty in
 	// a record written before binding existed.
 	ApplicationUID, KeyGroupUID string
+	// IssuedAt is when the current key was minted; zero in a record
+	// written before it was recorded.
+	IssuedAt time.Time
+	// Previous is the key the last rotation replaced, during its overlap;
+	// nil otherwise.
+	Previous *Previous
+	// Rotating: the current key is live but not yet promoted in the
+	// delivery Secret.
+	Rotating bool
+	// RotateRequests are RequestHashes of the keyward.dev/rotate values
+	// handled.
+	RotateRequests []string
 }
 
 // Data encodes the record as Secret data.
@@ -140,6 +206,20 @@ func (r *Record) Data() map[string]string {
 	}
 	if !r.ExpiresAt.IsZero() {
 		d[DataExpiresAt] = r.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if !r.IssuedAt.IsZero() {
+		d[DataIssuedAt] = r.IssuedAt.UTC().Format(time.RFC3339)
+	}
+	if p := r.Previous; p != nil {
+		d[DataPreviousDigest] = p.Digest.String()
+		d[DataPreviousKeyID] = p.KeyID
+		d[DataPreviousEndsAt] = p.EndsAt.UTC().Format(time.RFC3339)
+	}
+	if r.Rotating {
+		d[DataRotating] = "true"
+	}
+	if len(r.RotateRequests) > 0 {
+		d[DataRotateRequests] = strings.Join(r.RotateRequests, ",")
 	}
 	if r.SourceRanges != nil {
 		s := make([]string, len(r.SourceRanges))
@@ -212,12 +292,26 @@ func Decode(data map[string][]byte) (*Record, error) {
 	if s := get(DataScopes); s != "" {
 		r.Scopes = strings.Split(s, ",")
 	}
-	if s := get(DataExpiresAt); s != "" {
-		t, err := time.Parse(time.RFC3339, s)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s must be an RFC 3339 time", ErrInvalid, DataExpiresAt)
+	for _, f := range []struct {
+		key string
+		to  *time.Time
+	}{{DataExpiresAt, &r.ExpiresAt}, {DataIssuedAt, &r.IssuedAt}} {
+		if s := get(f.key); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s must be an RFC 3339 time", ErrInvalid, f.key)
+			}
+			*f.to = t
 		}
-		r.ExpiresAt = t
+	}
+	p, err := decodePrevious(get)
+	if err != nil {
+		return nil, err
+	}
+	r.Previous = p
+	r.Rotating = get(DataRotating) == "true"
+	if s := get(DataRotateRequests); s != "" {
+		r.RotateRequests = strings.Split(s, ",")
 	}
 	if s, ok := data[DataSourceRanges]; ok {
 		r.SourceRanges = []netip.Prefix{}
@@ -232,4 +326,25 @@ func Decode(data map[string][]byte) (*Record, error) {
 		}
 	}
 	return r, nil
+}
+
+// decodePrevious reads the previous key of a rotation: all three of its
+// data keys, or none.
+func decodePrevious(get func(string) string) (*Previous, error) {
+	digest, id, ends := get(DataPreviousDigest), get(DataPreviousKeyID), get(DataPreviousEndsAt)
+	if digest == "" && id == "" && ends == "" {
+		return nil, nil
+	}
+	d, err := keys.ParseDigest(digest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalid, DataPreviousDigest, err)
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: %s is missing", ErrInvalid, DataPreviousKeyID)
+	}
+	t, err := time.Parse(time.RFC3339, ends)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s must be an RFC 3339 time", ErrInvalid, DataPreviousEndsAt)
+	}
+	return &Previous{Digest: d, KeyID: id, EndsAt: t}, nil
 }

@@ -17,6 +17,7 @@ limitations under the License.
 package record
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -36,6 +37,58 @@ func sample() *Record {
 	}
 }
 
+// rotated is a record during a rotation's overlap.
+func rotated() *Record {
+	r := sample()
+	prev, _ := keys.Generate("iot")
+	r.IssuedAt = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	r.Previous = &Previous{Digest: prev.Digest(), KeyID: prev.ID(), EndsAt: r.IssuedAt.Add(24 * time.Hour)}
+	r.Rotating = true
+	r.AddRequest("2026-11-30T12:00:00Z")
+	return r
+}
+
+// TestPreviousVerifierReadsRotatedRecord: a verifier that knows nothing of
+// rotation (it reads only the data keys it knows, as d85117a's does) still
+// decodes a record in overlap, as the current key.
+func TestPreviousVerifierReadsRotatedRecord(t *testing.T) {
+	r := rotated()
+	d := r.SecretData()
+	for _, k := range []string{DataIssuedAt, DataPreviousDigest, DataPreviousKeyID, DataPreviousEndsAt, DataRotating, DataRotateRequests} {
+		if _, ok := d[k]; !ok {
+			t.Fatalf("rotated record lacks %s", k)
+		}
+	}
+	old := map[string][]byte{}
+	for _, k := range []string{DataDigest, DataKeyID, DataNamespace, DataKeyGroup, DataApplication, DataAPIKey, DataExternalID, DataScopes, DataState, DataExpiresAt, DataSourceRanges} {
+		old[k] = d[k]
+	}
+	got, err := Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Digest != r.Digest || got.KeyID != r.KeyID || got.Previous != nil {
+		t.Errorf("an old verifier's view: %+v", got)
+	}
+}
+
+func TestRotateRequests(t *testing.T) {
+	r := sample()
+	for i := range MaxRotateRequests + 2 {
+		r.AddRequest(fmt.Sprint("v", i))
+		r.AddRequest(fmt.Sprint("v", i)) // the same value again is not a second entry
+	}
+	if len(r.RotateRequests) != MaxRotateRequests {
+		t.Fatalf("%d requests remembered, want %d", len(r.RotateRequests), MaxRotateRequests)
+	}
+	if r.Handled("v0") || !r.Handled("v2") || !r.Handled(fmt.Sprint("v", MaxRotateRequests+1)) {
+		t.Errorf("remembered %v", r.RotateRequests)
+	}
+	if h := RequestHash(strings.Repeat("x", 4096)); len(h) != 16 {
+		t.Errorf("hash %q", h)
+	}
+}
+
 func bytesOf(m map[string]string) map[string][]byte {
 	out := map[string][]byte{}
 	for k, v := range m {
@@ -49,7 +102,7 @@ func TestRoundTrip(t *testing.T) {
 		r := sample()
 		r.ExpiresAt, r.SourceRanges, r.ExternalID = time.Time{}, nil, ""
 		return r
-	}()} {
+	}(), rotated()} {
 		got, err := Decode(r.SecretData())
 		if err != nil {
 			t.Fatal(err)
@@ -74,10 +127,14 @@ func TestDecodeRefusesDamage(t *testing.T) {
 		{"unknown state", func(d map[string][]byte) { d[DataState] = []byte("enabled") }, DataState},
 		{"bad expiry", func(d map[string][]byte) { d[DataExpiresAt] = []byte("tomorrow") }, DataExpiresAt},
 		{"bad range", func(d map[string][]byte) { d[DataSourceRanges] = []byte("203.0.113.0/24,,") }, DataSourceRanges},
+		{"bad issue time", func(d map[string][]byte) { d[DataIssuedAt] = []byte("now") }, DataIssuedAt},
+		{"previous digest alone", func(d map[string][]byte) { delete(d, DataPreviousKeyID); delete(d, DataPreviousEndsAt) }, DataPreviousKeyID},
+		{"previous without its end", func(d map[string][]byte) { delete(d, DataPreviousEndsAt) }, DataPreviousEndsAt},
+		{"short previous digest", func(d map[string][]byte) { d[DataPreviousDigest] = d[DataPreviousDigest][:10] }, DataPreviousDigest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := sample().SecretData()
+			d := rotated().SecretData()
 			tt.change(d)
 			_, err := Decode(d)
 			if err == nil || !strings.Contains(err.Error(), tt.field) {
