@@ -1,0 +1,131 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// deliveryAPIKeyNext is where a rotation stages the successor key in the
+// delivery Secret before promoting it to api-key (DESIGN §2).
+const deliveryAPIKeyNext = "api-key-next"
+
+var errRotating = errors.New("a rotation is in progress (the delivery Secret holds a staged successor): nothing was printed or deleted; run get-key --forget again once it completes")
+
+func newGetKeyCommand(o *options) *cobra.Command {
+	var forget bool
+	cmd := &cobra.Command{
+		Use:   "get-key NAME",
+		Short: "Print an APIKey's key, from its delivery Secret; --forget deletes the Secret after",
+		Long: `Prints the plaintext of the APIKey's key (api-key in its delivery Secret),
+to hand it to its consumer. With --forget, deletes the delivery Secret once
+printed: the key keeps working (its digest is what makes it valid), and this
+was its only copy in the cluster.`,
+		Example: `  kubectl keyward get-key acme-dashboard-2027 -n iot --forget | vault kv put secret/acme api-key=-`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.connect()
+			if err != nil {
+				return err
+			}
+			return o.getKey(commandContext(cmd), cl, args[0], forget)
+		},
+	}
+	cmd.Flags().BoolVar(&forget, "forget", false, "delete the delivery Secret after printing the key")
+	return cmd
+}
+
+// getKey prints the key of the APIKey name and, with forget, deletes its
+// delivery Secret.
+func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget bool) error {
+	var key keywardv1alpha1.APIKey
+	acc := access{verb: "get", resource: resourceAPIKeys, namespace: cl.namespace, name: name}
+	if err := acc.wrap(cl.client.Get(ctx, types.NamespacedName{Namespace: cl.namespace, Name: name}, &key)); err != nil {
+		return err
+	}
+	s, err := deliverySecret(ctx, cl.client, &key)
+	if err != nil {
+		return err
+	}
+	plaintext := string(s.Data[record.DeliveryAPIKey])
+	if err := keys.CheckFormat(plaintext); err != nil {
+		return fmt.Errorf("the delivery Secret %s/%s holds no valid key under %q: %w", s.Namespace, s.Name, record.DeliveryAPIKey, err)
+	}
+	if _, staged := s.Data[deliveryAPIKeyNext]; staged && forget {
+		return errRotating
+	}
+	if _, err := fmt.Fprintln(o.streams.Out, plaintext); err != nil {
+		return err
+	}
+	if !forget {
+		fmt.Fprintf(o.streams.ErrOut, "The key is still in secret/%s: delete it once its consumer has it (get-key --forget).\n", s.Name)
+		return nil
+	}
+	// Delete exactly what was printed: a rotation that rewrote the Secret
+	// meanwhile keeps it.
+	del := access{verb: "delete", resource: resourceSecrets, namespace: s.Namespace, name: s.Name}
+	err = cl.client.Delete(ctx, s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion})
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("secret/%s changed since it was read (a rotation?) and was not deleted: run get-key again", s.Name)
+	}
+	if err := del.wrap(err); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.streams.ErrOut, "secret/%s deleted; the key keeps working, and this was its only copy in the cluster.\n", s.Name)
+	return nil
+}
+
+// deliverySecret reads the delivery Secret of key, and makes sure that it
+// is: a Secret of that name that key does not control could hold anything.
+func deliverySecret(ctx context.Context, c client.Client, key *keywardv1alpha1.APIKey) (*corev1.Secret, error) {
+	name := key.Status.SecretName
+	if name == "" {
+		name = key.Spec.SecretName
+	}
+	if name == "" {
+		name = key.Name + "-key"
+	}
+	var s corev1.Secret
+	acc := access{verb: "get", resource: resourceSecrets, namespace: key.Namespace, name: name}
+	err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, &s)
+	if apierrors.IsNotFound(err) {
+		if key.Status.KeyID == "" {
+			return nil, fmt.Errorf("apikey %s has no key yet (phase %s)", key.Name, orNone(string(key.Status.Phase)))
+		}
+		return nil, fmt.Errorf("secret/%s, the delivery Secret of apikey %s, is gone: its key (%s) was handed over and cannot be read again; rotate to get a new one", name, key.Name, key.Status.KeyID)
+	}
+	if err := acc.wrap(err); err != nil {
+		return nil, err
+	}
+	if ref := metav1.GetControllerOf(&s); ref == nil || ref.UID != key.UID {
+		return nil, fmt.Errorf("secret/%s is not the delivery Secret of apikey %s (it does not name the APIKey as its controller): not printed", name, key.Name)
+	}
+	return &s, nil
+}

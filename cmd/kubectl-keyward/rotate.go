@@ -1,0 +1,64 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+)
+
+func newRotateCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate NAME",
+		Short: "Start one rotation of an APIKey: a successor key, the current one kept for the overlap",
+		Long: `Sets the annotation keyward.dev/rotate to a new value (the time, to the
+nanosecond): keyward mints a successor into the delivery Secret and keeps
+the current key working for the rotation's overlap (24h unless
+spec.rotation.overlap says otherwise).`,
+		Example: `  kubectl keyward rotate acme-dashboard-2027 -n iot`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := o.connect()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			value := o.now().UTC().Format(time.RFC3339Nano)
+			b, err := json.Marshal(map[string]any{"metadata": map[string]any{
+				"annotations": map[string]string{keywardv1alpha1.AnnotationRotate: value},
+			}})
+			if err != nil {
+				return err
+			}
+			key := &keywardv1alpha1.APIKey{}
+			key.Namespace, key.Name = cl.namespace, name
+			acc := access{verb: "patch", resource: resourceAPIKeys, namespace: cl.namespace, name: name, hint: grantedByResponderClusterRole}
+			if err := acc.wrap(cl.client.Patch(commandContext(cmd), key, client.RawPatch(types.MergePatchType, b))); err != nil {
+				return err
+			}
+			fmt.Fprintf(o.streams.Out, "apikey.keyward.dev/%s rotation requested (%s=%s)\n", name, keywardv1alpha1.AnnotationRotate, value)
+			return nil
+		},
+	}
+}
