@@ -53,7 +53,9 @@ import (
 //  3. issue: once, admit the key against maxKeysPerApplication, mint it,
 //     deliver the plaintext to the delivery Secret and write the digest to
 //     the hashed Secret (apikey_secret.go);
-//  4. publish: keep the hashed Secret's verification record in step with
+//  4. rotate: on schedule or on request, stage a successor, make it live
+//     and promote it (apikey_rotation.go);
+//  5. publish: keep the hashed Secret's verification record in step with
 //     the phase, so the verifier refuses a key the moment it stops working;
 //
 // and, deferred, one status write when anything changed (apikey_status.go).
@@ -68,6 +70,10 @@ type APIKeyReconciler struct {
 	Clock     clock.PassiveClock
 	// Namespace is the operator's namespace, where hashed Secrets live.
 	Namespace string
+
+	// PromoteAfter is how long a rotation's successor is live before it
+	// is promoted in the delivery Secret; DefaultPromoteAfter when zero.
+	PromoteAfter time.Duration
 
 	locks    *keyedMutex
 	reserved *reservations
@@ -88,6 +94,8 @@ type apiKeyScope struct {
 	reason  string
 	message string
 	requeue time.Duration
+
+	rotation *metav1.Condition // the Rotated condition a rotation step set
 }
 
 func (s *apiKeyScope) minted() bool { return s.hashed != nil }
@@ -134,6 +142,7 @@ func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ c
 		r.decide,
 		r.checkCreator,
 		r.issue,
+		r.rotate,
 		r.publish,
 	} {
 		if err := phase(ctx, s); err != nil {
@@ -239,7 +248,8 @@ func specOrMetadataChanged() predicate.Predicate {
 		return o.GetGeneration() != n.GetGeneration() ||
 			!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
 			!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
-			o.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy] != n.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy]
+			o.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy] != n.GetAnnotations()[keywardv1alpha1.AnnotationCreatedBy] ||
+			o.GetAnnotations()[keywardv1alpha1.AnnotationRotate] != n.GetAnnotations()[keywardv1alpha1.AnnotationRotate]
 	}}
 }
 

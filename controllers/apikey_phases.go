@@ -262,52 +262,58 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	return r.mint(ctx, s)
 }
 
-// checkGrants checks, just before minting, that the key's creator (the
-// identity the mutating webhook recorded in keyward.dev/grant-check) may
-// grant each of its scopes of the KeyGroup it is about to be minted for. A
-// scope not granted, or no identity recorded, rejects the key. Admission
-// checked the grant too, but against the group of that moment.
+// checkGrants checks, just before minting, that the key's creator may
+// grant each of its scopes (creatorMayGrant); if not, the key is Rejected.
+// Admission checked the grant too, but against the group of that moment.
 func (r *APIKeyReconciler) checkGrants(ctx context.Context, s *apiKeyScope) (bool, error) {
+	ok, why, err := r.creatorMayGrant(ctx, s)
+	if err == nil && !ok {
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, why)
+	}
+	return ok, err
+}
+
+// creatorMayGrant asks whether the key's creator (the identity the mutating
+// webhook recorded in keyward.dev/grant-check) may grant each of its scopes
+// of the KeyGroup it is minted, or rotated, for; if not, why says so and
+// what to do. Minting and every rotation ask.
+func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) (ok bool, why string, err error) {
 	v, ok := s.key.Annotations[keywardv1alpha1.AnnotationGrantCheck]
 	if !ok {
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+		return false, fmt.Sprintf(
 			"the key has no recorded creator (annotation %s, set by the admission webhook), so the grant of its scopes cannot be checked; create the APIKey again",
-			keywardv1alpha1.AnnotationGrantCheck))
-		return false, nil
+			keywardv1alpha1.AnnotationGrantCheck), nil
 	}
 	user, err := grants.ParseIdentity(v)
 	if err != nil {
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, err.Error()+"; create the APIKey again")
-		return false, nil
+		return false, err.Error() + "; create the APIKey again", nil
 	}
 	// A key admitted before its Application existed is minted for the
 	// KeyGroup that Application names: whoever created the Application
 	// chose it. Only the key's own creator may make that choice, or a
 	// user without grants could have a key granted by someone else minted
 	// for the group of their choosing.
-	if s.bound.application == "" {
+	if !s.minted() && s.bound.application == "" {
 		if by := s.app.Annotations[keywardv1alpha1.AnnotationCreatedBy]; by != user.Username {
-			s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+			return false, fmt.Sprintf(
 				"the key was created by %q before Application %s existed, and the Application was then created by %q: "+
 					"a key created before its Application is issued only when the same user creates both; create the APIKey again now that the Application exists",
-				user.Username, s.app.Name, by))
-			return false, nil
+				user.Username, s.app.Name, by), nil
 		}
 	}
 	group := s.group.Name
 	for _, sc := range s.key.Spec.Scopes {
 		ok, err := grants.CanGrant(ctx, r.Client, user, s.key.Namespace, group, string(sc))
 		if err != nil {
-			return false, err
+			return false, "", err
 		}
 		if !ok {
-			s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, fmt.Sprintf(
+			return false, fmt.Sprintf(
 				"user %q, who created the key, may not grant scope %q of KeyGroup %s: needs %s; create a new APIKey as a user who may",
-				user.Username, sc, group, grants.Permission(s.key.Namespace, group, string(sc))))
-			return false, nil
+				user.Username, sc, group, grants.Permission(s.key.Namespace, group, string(sc))), nil
 		}
 	}
-	return true, nil
+	return true, "", nil
 }
 
 // admit decides, under the application's lock, whether the key gets a slot

@@ -26,7 +26,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -133,24 +132,10 @@ func (r *APIKeyReconciler) createDeliverySecret(ctx context.Context, s *apiKeySc
 	if err != nil {
 		return nil, fmt.Errorf("generating a key for APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
 	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: s.key.Namespace,
-			Name:      name,
-			Labels: map[string]string{
-				keywardv1alpha1.LabelManagedBy: keywardv1alpha1.ManagedBy,
-				record.LabelAPIKey:             s.key.Name,
-				record.LabelApplication:        s.app.Name,
-			},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.key, keywardv1alpha1.GroupVersion.WithKind("APIKey"))},
-		},
-		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{
-			record.DeliveryAPIKey: []byte(k.Plaintext()),
-			record.DeliveryKeyID:  []byte(k.ID()),
-		},
-		Immutable: ptr.To(true),
-	}
+	secret := deliverySecret(s, map[string][]byte{
+		record.DeliveryAPIKey: []byte(k.Plaintext()),
+		record.DeliveryKeyID:  []byte(k.ID()),
+	})
 	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, err
@@ -161,6 +146,26 @@ func (r *APIKeyReconciler) createDeliverySecret(ctx context.Context, s *apiKeySc
 		return nil, fmt.Errorf("creating delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))
 	}
 	return &k, nil
+}
+
+// deliverySecret is the key's delivery Secret holding data, owned by the
+// APIKey (so it goes with it) and mutable (so a rotation rewrites it in
+// place, and the kubelet refreshes mounted copies).
+func deliverySecret(s *apiKeyScope, data map[string][]byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: s.key.Namespace,
+			Name:      s.key.DeliverySecretName(),
+			Labels: map[string]string{
+				keywardv1alpha1.LabelManagedBy: keywardv1alpha1.ManagedBy,
+				record.LabelAPIKey:             s.key.Name,
+				record.LabelApplication:        string(s.key.Spec.Application),
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(s.key, keywardv1alpha1.GroupVersion.WithKind("APIKey"))},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: data,
+	}
 }
 
 // desiredRecord is the verification record the key's phase calls for. The
@@ -194,7 +199,13 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 		}
 		rec.SourceRanges = append(rec.SourceRanges, p.Masked())
 	}
-	if s.hashed != nil {
+	if s.hashed == nil {
+		// Being minted: the rotate request there now is not one.
+		rec.IssuedAt = s.now.Truncate(time.Second)
+		if v := k.Annotations[keywardv1alpha1.AnnotationRotate]; v != "" {
+			rec.AddRequest(v)
+		}
+	} else {
 		old, err := record.Decode(s.hashed.Data)
 		if err != nil {
 			return nil, fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
@@ -203,6 +214,12 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 		// record written before keys were bound by UID is bound now, to
 		// parents that decide has found to be the ones it names.
 		rec.Digest, rec.KeyID, rec.KeyGroup = old.Digest, old.KeyID, old.KeyGroup
+		rec.IssuedAt, rec.Rotating, rec.RotateRequests = issuedAt(s, old), old.Rotating, old.RotateRequests
+		// The previous key of a rotation is kept until its overlap ends
+		// (the verifiers refuse it from then on by themselves).
+		if p := old.Previous; p != nil && (old.Rotating || s.now.Before(p.EndsAt)) {
+			rec.Previous = p
+		}
 		if old.ApplicationUID != "" {
 			rec.ApplicationUID = old.ApplicationUID
 		}

@@ -58,7 +58,9 @@ func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope, fail
 	if s.minted() {
 		st.KeyID = string(s.hashed.Data[record.DataKeyID])
 		st.SecretName = k.DeliverySecretName()
+		st.Rotation = rotationStatus(s)
 	}
+	setRotated(s)
 	status := metav1.ConditionFalse
 	if s.phase == keywardv1alpha1.APIKeyActive {
 		status = metav1.ConditionTrue

@@ -47,6 +47,9 @@ type Options struct {
 	Clock clock.Clock
 	// MaxConcurrentReconciles per controller. Default 4.
 	MaxConcurrentReconciles int
+	// PromoteAfter is how long a rotation's successor is live before it is
+	// promoted in the delivery Secret; DefaultPromoteAfter when zero.
+	PromoteAfter time.Duration
 	// Instance, when set, is appended to each controller's name (apikey-x),
 	// so that several managers run in one process and their metrics stay
 	// apart.
@@ -77,7 +80,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	locks := newKeyedMutex()
 	if err := (&APIKeyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
-		Clock: o.Clock, Namespace: o.Namespace, locks: locks, reserved: newReservations(),
+		Clock: o.Clock, Namespace: o.Namespace, PromoteAfter: o.PromoteAfter, locks: locks, reserved: newReservations(),
 	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -49,6 +50,20 @@ type APIKeyValidator struct {
 	Grants GrantChecker
 	// Clock tells the time for expiry and recent use.
 	Clock clock.PassiveClock
+	// MinRotationEvery is the shortest spec.rotation.every allowed;
+	// DefaultMinRotationEvery when zero.
+	MinRotationEvery time.Duration
+}
+
+// DefaultMinRotationEvery is the shortest spec.rotation.every allowed
+// unless the manager says otherwise.
+const DefaultMinRotationEvery = time.Hour
+
+func (v *APIKeyValidator) minRotationEvery() time.Duration {
+	if v.MinRotationEvery > 0 {
+		return v.MinRotationEvery
+	}
+	return DefaultMinRotationEvery
 }
 
 var _ admission.Validator[*keywardv1alpha1.APIKey] = &APIKeyValidator{}
@@ -62,6 +77,8 @@ type keyContext struct {
 	now   time.Time
 	// user made the request; nil when not known.
 	user *authenticationv1.UserInfo
+	// minRotationEvery is the shortest spec.rotation.every allowed.
+	minRotationEvery time.Duration
 }
 
 func (v *APIKeyValidator) context(ctx context.Context, k *keywardv1alpha1.APIKey) (keyContext, error) {
@@ -69,7 +86,7 @@ func (v *APIKeyValidator) context(ctx context.Context, k *keywardv1alpha1.APIKey
 	if err != nil {
 		return keyContext{}, err
 	}
-	return keyContext{app: app, group: group, now: v.Clock.Now(), user: requestUser(ctx)}, nil
+	return keyContext{app: app, group: group, now: v.Clock.Now(), user: requestUser(ctx), minRotationEvery: v.minRotationEvery()}, nil
 }
 
 // ValidateCreate checks a new APIKey: its fields, the grant of each of its
@@ -112,15 +129,16 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 // ValidateUpdate checks a change to an APIKey.
 func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardv1alpha1.APIKey) (admission.Warnings, error) {
 	var in keyContext
-	if !old.Spec.ExpiresAt.Equal(k.Spec.ExpiresAt) || !slices.Equal(old.Spec.AllowedSourceRanges, k.Spec.AllowedSourceRanges) {
-		// Only a changed expiry or source ranges are checked against the
-		// group again.
+	if !old.Spec.ExpiresAt.Equal(k.Spec.ExpiresAt) || !slices.Equal(old.Spec.AllowedSourceRanges, k.Spec.AllowedSourceRanges) ||
+		!equality.Semantic.DeepEqual(old.Spec.Rotation, k.Spec.Rotation) {
+		// Only a changed expiry, source ranges or rotation are checked
+		// against the group again.
 		var err error
 		if in, err = v.context(ctx, k); err != nil {
 			return nil, internalError(err)
 		}
 	}
-	in.now = v.Clock.Now()
+	in.now, in.minRotationEvery = v.Clock.Now(), v.minRotationEvery()
 	return result(kindAPIKey, k.Name, validateAPIKey(old, k, in))
 }
 
@@ -167,6 +185,7 @@ func validateNewAPIKey(k *keywardv1alpha1.APIKey, in keyContext) validation {
 		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
 		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 	}
+	v.errs = append(v.errs, validateRotation(k, in.minRotationEvery)...)
 	if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
 		v.warn(WarnAlreadyExpired)
 	}
@@ -198,8 +217,11 @@ func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validat
 		v.errs = append(v.errs, field.Invalid(spec.Child("expiresAt"), is.UTC().Format(time.RFC3339),
 			fmt.Sprintf("%s (it is %s)", hintExpiresAtLater, was.UTC().Format(time.RFC3339))))
 	}
-	if in.group != nil && !os.ExpiresAt.Equal(ns.ExpiresAt) {
+	if in.group != nil && (!os.ExpiresAt.Equal(ns.ExpiresAt) || !equality.Semantic.DeepEqual(os.Rotation, ns.Rotation)) {
 		v.errs = append(v.errs, validateLifetime(k, in.group, in.now)...)
+	}
+	if !equality.Semantic.DeepEqual(os.Rotation, ns.Rotation) {
+		v.errs = append(v.errs, validateRotation(k, in.minRotationEvery)...)
 	}
 	if in.group != nil && !slices.Equal(os.AllowedSourceRanges, ns.AllowedSourceRanges) {
 		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
@@ -290,8 +312,23 @@ func validateLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, no
 	case l.TooLate:
 		return field.ErrorList{field.Invalid(p, k.Spec.ExpiresAt.UTC().Format(time.RFC3339), fmt.Sprintf(
 			"is more than maxKeyLifetime %s of KeyGroup %q after the key's creation; set it no later than %s", l.Max, g.Name, latest))}
+	case l.RotationTooLong:
+		return field.ErrorList{field.Invalid(specPath.Child("rotation", "every"), k.Spec.Rotation.Every.Duration.String(), fmt.Sprintf(
+			"every + overlap (%s) is more than maxKeyLifetime %s of KeyGroup %q: each key works for every, then overlap more; shorten every or overlap",
+			l.Rotated, l.Max, g.Name))}
 	}
 	return nil
+}
+
+// validateRotation keeps a key's rotation no more frequent than the
+// manager's --min-rotation-every allows.
+func validateRotation(k *keywardv1alpha1.APIKey, minEvery time.Duration) field.ErrorList {
+	rot := k.Spec.Rotation
+	if rot == nil || rot.Every.Duration >= minEvery {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(specPath.Child("rotation", "every"), rot.Every.Duration.String(), fmt.Sprintf(
+		"is shorter than %s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often", minEvery))}
 }
 
 // validateAPIKeyDelete asks for the confirmation annotation when the key's

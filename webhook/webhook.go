@@ -40,6 +40,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -74,6 +75,9 @@ type Options struct {
 	// Clock tells the time for deletion protection and expiry; tests move
 	// it. Default: the real clock.
 	Clock clock.PassiveClock
+	// MinRotationEvery is the shortest spec.rotation.every of an APIKey;
+	// DefaultMinRotationEvery when zero.
+	MinRotationEvery time.Duration
 }
 
 // Setup registers the validating and mutating webhooks with mgr's webhook
@@ -94,7 +98,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.Application]{}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).
-			WithValidator(&APIKeyValidator{lookup: l, Grants: &SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: o.Clock}).
+			WithValidator(&APIKeyValidator{lookup: l, Grants: &SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
 			WithDefaulter(&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l}).
 			Complete(),
 	}

@@ -29,6 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/keyward/keyward/controllers"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/webhook"
@@ -50,6 +51,8 @@ func Manager(args []string) int {
 		return nil
 	})
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Wait for the leader election lease before reconciling, so one manager acts at a time.")
+	fs.DurationVar(&o.MinRotationEvery, "min-rotation-every", webhook.DefaultMinRotationEvery, "The shortest spec.rotation.every of an APIKey the webhook admits.")
+	fs.DurationVar(&o.PromoteAfter, "rotation-promote-after", controllers.DefaultPromoteAfter, "How long a rotated key's successor is live at the verifiers before it is written to the delivery Secret's api-key.")
 	fs.StringVar(&o.VerifierURL, "verifier-url", "", "Base URL of the verifier Service, reported in KeyGroup status. Default: http://keyward-verifier.<namespace>.svc.")
 	wh := manager.WebhookOptions{}
 	var certMode string

@@ -72,6 +72,13 @@ type Options struct {
 	Clock clock.Clock
 	// NewClient replaces the client constructor (tests count API writes).
 	NewClient client.NewClientFunc
+	// MinRotationEvery is the shortest spec.rotation.every of an APIKey the
+	// webhook admits (default 1h).
+	MinRotationEvery time.Duration
+	// PromoteAfter is how long a rotation's successor is live at the
+	// verifiers before it is promoted to the delivery Secret's api-key
+	// (default 2s).
+	PromoteAfter time.Duration
 	// Instance, when set, is appended to each controller's name (apikey-x),
 	// so that several managers run in one process (tests) and their
 	// controllers' metrics stay apart.
@@ -229,6 +236,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock, Instance: o.Instance,
+		PromoteAfter: o.PromoteAfter,
 	}); err != nil {
 		return nil, err
 	}
@@ -239,7 +247,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, err
 	}
 	if o.Webhooks != nil {
-		if err := addWebhooks(ctx, mgr, o.Clock, certs); err != nil {
+		if err := addWebhooks(ctx, mgr, webhook.Options{Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}, certs); err != nil {
 			return nil, err
 		}
 	}
@@ -248,8 +256,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 
 // addWebhooks registers the admission webhooks and, in self-managed mode,
 // the certificate keeper; /readyz waits for both.
-func addWebhooks(ctx context.Context, mgr ctrl.Manager, clk clock.Clock, certs *webhook.Certs) error {
-	if err := webhook.Setup(mgr, webhook.Options{Clock: clk}); err != nil {
+func addWebhooks(ctx context.Context, mgr ctrl.Manager, o webhook.Options, certs *webhook.Certs) error {
+	if err := webhook.Setup(mgr, o); err != nil {
 		return err
 	}
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {

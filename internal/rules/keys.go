@@ -43,17 +43,22 @@ type Lifetime struct {
 	Max time.Duration
 	// Latest is the latest expiresAt allowed: Max after the key's creation.
 	Latest time.Time
-	// Unset: the group sets a maximum and the key has no expiresAt.
-	// TooLate: the key's expiresAt is after Latest.
+	// Unset: the group sets a maximum and the key has neither expiresAt
+	// nor rotation. TooLate: the key's expiresAt is after Latest.
 	Unset, TooLate bool
+	// Rotated is a rotating key's every + overlap: how long each of its
+	// keys works at most. RotationTooLong: that is more than Max.
+	Rotated         time.Duration
+	RotationTooLong bool
 }
 
 // OK reports whether the key keeps within its group's maxKeyLifetime.
-func (l Lifetime) OK() bool { return !l.Unset && !l.TooLate }
+func (l Lifetime) OK() bool { return !l.Unset && !l.TooLate && !l.RotationTooLong }
 
 // KeyLifetime judges k's expiresAt against g's maxKeyLifetime, counted from
 // the key's creation (from now while it is being created and has no
-// creationTimestamp yet).
+// creationTimestamp yet), and, for a key with spec.rotation, its every +
+// overlap: a rotating key may omit expiresAt.
 func KeyLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now time.Time) Lifetime {
 	if g.Spec.MaxKeyLifetime == nil {
 		return Lifetime{}
@@ -64,9 +69,15 @@ func KeyLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now tim
 	}
 	l := Lifetime{Max: g.Spec.MaxKeyLifetime.Duration}
 	l.Latest = created.Add(l.Max)
+	if rot := k.Spec.Rotation; rot != nil {
+		// Each key a rotation mints works for every, then overlap more:
+		// that, not the APIKey's age, is what the maximum bounds.
+		l.Rotated = rot.Every.Duration + k.RotationOverlap()
+		l.RotationTooLong = l.Rotated > l.Max
+	}
 	switch {
 	case k.Spec.ExpiresAt == nil:
-		l.Unset = true
+		l.Unset = k.Spec.Rotation == nil
 	case k.Spec.ExpiresAt.Sub(created) > l.Max:
 		l.TooLate = true
 	}

@@ -1,0 +1,362 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+)
+
+// Rotation events and the reasons of the Rotated condition.
+const (
+	EventRotationStarted         = "RotationStarted"
+	EventRotated                 = "Rotated"
+	EventRotationRefused         = "RotationRefused"
+	EventDeliverySecretReplaced  = "DeliverySecretReplaced"
+	ReasonRotated                = "Rotated"
+	ReasonPromoting              = "Promoting"
+	ReasonRotationGrantRevoked   = "GrantRevoked"
+	ReasonRotationSecretConflict = "DeliverySecretConflict"
+	ReasonRotationKeyLost        = "SuccessorLost"
+)
+
+// DeliveryNextKey is the delivery Secret's data key holding a rotation's
+// successor while it is staged: consumers read only api-key.
+const DeliveryNextKey = "api-key-next"
+
+// DefaultPromoteAfter is how long after a successor's digest is written to
+// the hashed Secret it is promoted to api-key: the time the verifiers'
+// watches take to deliver the write, with a wide margin.
+const DefaultPromoteAfter = 2 * time.Second
+
+// A rotation, in order, each step resuming from what the last one left:
+//
+//  1. stage: the successor's plaintext goes to the delivery Secret as
+//     api-key-next (generated once; a staged one is reused);
+//  2. commit: the hashed Secret makes the successor current and keeps the
+//     previous key until the end of the overlap, marked rotating, with the
+//     trigger handled; one write, after which the trigger never fires again;
+//  3. promote: once the verifiers have had PromoteAfter to see the commit,
+//     api-key-next becomes api-key in the delivery Secret, and the hashed
+//     Secret stops being marked rotating.
+//
+// A consumer reading api-key thus never sees a key that does not verify,
+// and a crash between any two steps leaves one successor: the staged one.
+func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
+	if !s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
+		return nil
+	}
+	rec, err := record.Decode(s.hashed.Data)
+	if err != nil {
+		return fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
+	}
+	if rec.Rotating {
+		return r.promote(ctx, s, rec)
+	}
+	if p := rec.Previous; p != nil && s.now.Before(p.EndsAt) {
+		s.requeueBy(p.EndsAt) // publish drops it from the record then
+	}
+	request, due := rotationDue(s, rec)
+	if !due {
+		return nil
+	}
+	if ok, why, err := r.creatorMayGrant(ctx, s); err != nil || !ok {
+		if err == nil {
+			s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationGrantRevoked,
+				Message: why + "; the rotation is refused and the current key keeps working to its end"}
+			s.requeue = min(nonZeroDuration(s.requeue), time.Minute)
+		}
+		return err
+	}
+	next, err := r.stage(ctx, s)
+	if err != nil || next == nil {
+		return err
+	}
+	return r.commit(ctx, s, rec, next, request)
+}
+
+// rotationDue says whether a rotation is due: on request (a
+// keyward.dev/rotate value not handled before, returned) or on schedule.
+func rotationDue(s *apiKeyScope, rec *record.Record) (request string, due bool) {
+	if v := s.key.Annotations[keywardv1alpha1.AnnotationRotate]; v != "" && !rec.Handled(v) {
+		return v, true
+	}
+	if rot := s.key.Spec.Rotation; rot != nil {
+		next := issuedAt(s, rec).Add(rot.Every.Duration)
+		if !s.now.Before(next) {
+			return "", true
+		}
+		s.requeueBy(next)
+	}
+	return "", false
+}
+
+// issuedAt is when the current key was minted: the record says, or, for a
+// record written before it did, the hashed Secret's creation.
+func issuedAt(s *apiKeyScope, rec *record.Record) time.Time {
+	if !rec.IssuedAt.IsZero() {
+		return rec.IssuedAt
+	}
+	if t := s.hashed.CreationTimestamp.Time; !t.IsZero() {
+		return t
+	}
+	return s.now
+}
+
+// stage puts a successor in the delivery Secret's api-key-next and returns
+// it: the one staged already, or a new one. It returns nil, with the reason
+// in s, when the Secret is someone else's.
+func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key, error) {
+	name := s.key.DeliverySecretName()
+	secret := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, secret); {
+	case apierrors.IsNotFound(err):
+		// Deleted since the key was delivered: the rotation delivers the
+		// successor to a new one.
+		k, err := keys.Generate(s.group.Prefix())
+		if err != nil {
+			return nil, err
+		}
+		return &k, r.createDelivery(ctx, s, map[string][]byte{DeliveryNextKey: []byte(k.Plaintext())}, k.Plaintext())
+	case err != nil:
+		return nil, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+	}
+	if !metav1.IsControlledBy(secret, s.key) {
+		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationSecretConflict, Message: fmt.Sprintf(
+			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted, and the current key keeps working", name)}
+		return nil, nil
+	}
+	if k, err := keys.Parse(string(secret.Data[DeliveryNextKey])); err == nil && k.Prefix() == s.group.Prefix() {
+		return &k, nil // staged before a crash: the one successor
+	}
+	k, err := keys.Generate(s.group.Prefix())
+	if err != nil {
+		return nil, err
+	}
+	if secret.Immutable != nil && *secret.Immutable {
+		return &k, r.replaceImmutable(ctx, s, secret, k)
+	}
+	secret.Data[DeliveryNextKey] = []byte(k.Plaintext())
+	if err := r.Update(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		return nil, fmt.Errorf("staging the successor in delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))
+	}
+	return &k, nil
+}
+
+// replaceImmutable recreates an immutable delivery Secret (as keyward
+// created them before rotation existed) as a mutable one, the current key
+// kept and the successor staged. Pods that mount it see the new Secret only
+// once restarted: the kubelet never refreshes an immutable one.
+func (r *APIKeyReconciler) replaceImmutable(ctx context.Context, s *apiKeyScope, old *corev1.Secret, next keys.Key) error {
+	name := old.Name
+	if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting immutable delivery Secret %s/%s to replace it: %w", old.Namespace, name, err)
+	}
+	data := map[string][]byte{DeliveryNextKey: []byte(next.Plaintext())}
+	for _, k := range []string{record.DeliveryAPIKey, record.DeliveryKeyID} {
+		if v, ok := old.Data[k]; ok {
+			data[k] = v
+		}
+	}
+	if err := r.createDelivery(ctx, s, data, next.Plaintext()); err != nil {
+		return err
+	}
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventDeliverySecretReplaced, "Rotate",
+		"Delivery Secret %s was immutable, which the kubelet never refreshes; replaced by a mutable one: restart pods that mount it to see rotated keys", name)
+	return nil
+}
+
+// createDelivery creates the delivery Secret with data; plaintext is
+// redacted from any error.
+func (r *APIKeyReconciler) createDelivery(ctx context.Context, s *apiKeyScope, data map[string][]byte, plaintext string) error {
+	secret := deliverySecret(s, data)
+	if err := r.Create(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+		return fmt.Errorf("creating delivery Secret %s/%s: %w", secret.Namespace, secret.Name, redactPlaintext(err, plaintext))
+	}
+	return nil
+}
+
+// commit makes next the current key in the hashed Secret, the key it
+// replaces working until the overlap ends, and marks the trigger handled.
+func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *record.Record, next *keys.Key, request string) error {
+	want, err := r.desiredRecord(s)
+	if err != nil {
+		return err
+	}
+	end := s.now.Add(s.key.RotationOverlap()).Truncate(time.Second)
+	want.Previous = &record.Previous{Digest: rec.Digest, KeyID: rec.KeyID, EndsAt: end}
+	want.Digest, want.KeyID, want.IssuedAt, want.Rotating = next.Digest(), next.ID(), s.now.Truncate(time.Second), true
+	if request != "" {
+		want.AddRequest(request)
+	}
+	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	if err != nil {
+		return err
+	}
+	s.hashed = secret
+	logf.FromContext(ctx).Info("Key rotation started", "keyID", next.ID(), "previousKeyID", rec.KeyID, "previousEndsAt", end)
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotationStarted, "Rotate",
+		"Key %s staged in Secret %s and live; key %s works until %s", next.ID(), s.key.DeliverySecretName(), rec.KeyID, end.UTC().Format(time.RFC3339))
+	s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonPromoting, Message: fmt.Sprintf(
+		"key %s is live and staged as %s; it becomes %s once the verifiers have it", next.ID(), DeliveryNextKey, record.DeliveryAPIKey)}
+	s.requeueBy(s.now.Add(r.promoteAfter()))
+	return nil
+}
+
+// promote moves the successor from api-key-next to api-key, once the
+// verifiers have had time to see it, and ends the rotation.
+func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *record.Record) error {
+	if at := rec.IssuedAt.Add(r.promoteAfter()); s.now.Before(at) {
+		s.requeueBy(at)
+		return nil
+	}
+	prevID, prevEnd := "", ""
+	if p := rec.Previous; p != nil {
+		prevID, prevEnd = p.KeyID, p.EndsAt.UTC().Format(time.RFC3339)
+	}
+	name := s.key.DeliverySecretName()
+	secret := &corev1.Secret{}
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, secret)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+	}
+	next, _ := keys.Parse(string(secret.Data[DeliveryNextKey]))
+	current, _ := keys.Parse(string(secret.Data[record.DeliveryAPIKey]))
+	switch {
+	case err == nil && metav1.IsControlledBy(secret, s.key) && next.Digest() == rec.Digest:
+		delete(secret.Data, DeliveryNextKey)
+		secret.Data[record.DeliveryAPIKey] = []byte(next.Plaintext())
+		secret.Data[record.DeliveryKeyID] = []byte(next.ID())
+		if err := r.Update(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
+			return fmt.Errorf("promoting the successor in delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, next.Plaintext()))
+		}
+	case err == nil && current.Digest() == rec.Digest:
+		// Promoted before a crash.
+	default:
+		// The Secret went, or was changed, between commit and promotion:
+		// the successor's plaintext is lost. The previous key works to
+		// the end of its overlap; another rotation delivers a new one.
+		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationKeyLost, Message: fmt.Sprintf(
+			"delivery Secret %s was deleted or changed during the rotation to key %s, whose plaintext is lost; key %s works until %s: set a new value of annotation %s to rotate again",
+			name, rec.KeyID, prevID, prevEnd, keywardv1alpha1.AnnotationRotate)}
+		r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
+		return r.endRotation(ctx, s, rec)
+	}
+	if err := r.endRotation(ctx, s, rec); err != nil {
+		return err
+	}
+	logf.FromContext(ctx).Info("Key rotated", "keyID", rec.KeyID, "secret", name)
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotated, "Rotate",
+		"Key %s promoted in Secret %s; key %s works until %s", rec.KeyID, name, prevID, prevEnd)
+	s.rotation = &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonRotated, Message: fmt.Sprintf(
+		"key %s replaced key %s, which works until %s", rec.KeyID, prevID, prevEnd)}
+	return nil
+}
+
+// endRotation clears the rotating mark in the hashed Secret.
+func (r *APIKeyReconciler) endRotation(ctx context.Context, s *apiKeyScope, rec *record.Record) error {
+	want, err := r.desiredRecord(s)
+	if err != nil {
+		return err
+	}
+	want.Rotating = false
+	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	if err != nil {
+		return err
+	}
+	s.hashed = secret
+	if p := rec.Previous; p != nil {
+		s.requeueBy(p.EndsAt)
+	}
+	return nil
+}
+
+func (r *APIKeyReconciler) promoteAfter() time.Duration {
+	if r.PromoteAfter > 0 {
+		return r.PromoteAfter
+	}
+	return DefaultPromoteAfter
+}
+
+// requeueBy makes the reconcile come back by t at the latest.
+func (s *apiKeyScope) requeueBy(t time.Time) {
+	d := max(t.Sub(s.now), time.Second)
+	if s.requeue == 0 || d < s.requeue {
+		s.requeue = d
+	}
+}
+
+func nonZeroDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	return d
+}
+
+// rotationStatus is status.rotation as the hashed record and the spec say;
+// the previous key's last use is the verifier's, kept as it is.
+func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
+	st := s.key.Status.Rotation.DeepCopy()
+	rec, err := record.Decode(s.hashed.Data)
+	if err != nil {
+		return st
+	}
+	v, hasRequest := s.key.Annotations[keywardv1alpha1.AnnotationRotate]
+	if st == nil && s.key.Spec.Rotation == nil && rec.Previous == nil && !hasRequest {
+		return nil
+	}
+	if st == nil {
+		st = &keywardv1alpha1.APIKeyRotationStatus{}
+	}
+	if p := rec.Previous; p != nil {
+		st.RotatedAt = &metav1.Time{Time: rec.IssuedAt}
+		if st.PreviousKeyID != p.KeyID {
+			st.PreviousKeyLastUsedTime = nil
+		}
+		st.PreviousKeyID, st.PreviousKeyExpiresAt = p.KeyID, &metav1.Time{Time: p.EndsAt}
+	}
+	st.NextRotationAt = nil
+	if rot := s.key.Spec.Rotation; rot != nil {
+		st.NextRotationAt = &metav1.Time{Time: issuedAt(s, rec).Add(rot.Every.Duration).Truncate(time.Second)}
+	}
+	if hasRequest && rec.Handled(v) {
+		st.LastRotateRequest = v
+	}
+	return st
+}
+
+// setRotated sets the Rotated condition a rotation step decided.
+func setRotated(s *apiKeyScope) {
+	if s.rotation == nil {
+		return
+	}
+	c := *s.rotation
+	c.Type, c.ObservedGeneration = keywardv1alpha1.ConditionRotated, s.key.Generation
+	meta.SetStatusCondition(&s.key.Status.Conditions, c)
+}
