@@ -34,6 +34,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -76,22 +78,30 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 	now := h.now()
 	attrs := in.GetAttributes()
 	ext := attrs.GetContextExtensions()
-	req := Request{Namespace: ext[ExtensionNamespace], KeyGroup: ext[ExtensionKeyGroup]}
-	if !dnsLabel(req.Namespace) || !dnsLabel(req.KeyGroup) {
+	ns, kg := ext[ExtensionNamespace], ext[ExtensionKeyGroup]
+	req := Request{Namespace: ns, KeyGroup: kg}
+	if !dnsLabel(ns) || !dnsLabel(kg) {
 		return noGroup, nil
 	}
 	hr := attrs.GetRequest().GetHttp()
 	hdr := hr.GetHeaders()
 	req.Method, req.URI = hr.GetMethod(), hr.GetPath()
+	// The header lines live on this stack: nothing of req outlives the
+	// call (ns and kg, which the answer keeps, are copied out of it).
+	var auth, apiKey [1]string
+	var overrides [len(overrideHeadersLower)]string
 	if v, ok := hdr["authorization"]; ok {
-		req.Authorization = []string{v}
+		auth[0] = v
+		req.Authorization = auth[:]
 	}
 	if v, ok := hdr["x-api-key"]; ok {
-		req.XAPIKey = []string{v}
+		apiKey[0] = v
+		req.XAPIKey = apiKey[:]
 	}
 	for i, name := range overrideHeadersLower {
 		if v, ok := hdr[name]; ok {
-			req.stated.overrides[i] = []string{v}
+			overrides[i] = v
+			req.stated.overrides[i] = overrides[i : i+1 : i+1]
 		}
 	}
 	// Envoy has judged the client address already (its own
@@ -100,7 +110,7 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 		req.Client, _ = netip.ParseAddr(sa.GetAddress())
 	}
 	d := h.verify(&req, now)
-	resp := checkResponse(&req, d, hdr)
+	resp := checkResponse(ns, kg, d, hdr)
 	h.store.metrics.observe(d.group, d.Reason, time.Since(now))
 	return resp, nil
 }
@@ -121,7 +131,7 @@ func header(key, value string) *corev3.HeaderValueOption {
 // checkResponse is the answer to a check: OK with the X-Auth-* headers and
 // the facts as dynamic metadata, every client-sent x-auth-* header not set
 // here removed; or the refusal of the HTTP dialects.
-func checkResponse(req *Request, d Decision, hdr map[string]string) *authv3.CheckResponse {
+func checkResponse(namespace, keyGroup string, d Decision, hdr map[string]string) *authv3.CheckResponse {
 	if d.Reason != ReasonOK {
 		a := answers[d.Reason]
 		code := codes.PermissionDenied
@@ -130,7 +140,7 @@ func checkResponse(req *Request, d Decision, hdr map[string]string) *authv3.Chec
 		}
 		if a.status == 401 {
 			code = codes.Unauthenticated
-			realm := `Bearer realm="` + req.Namespace + "/" + req.KeyGroup + `"`
+			realm := `Bearer realm="` + namespace + "/" + keyGroup + `"`
 			if d.group != nil {
 				realm = d.group.realm[0]
 			}
@@ -145,31 +155,139 @@ func checkResponse(req *Request, d Decision, hdr map[string]string) *authv3.Chec
 			}},
 		}
 	}
-	e := d.entry
+	return allowed(d.entry, keyGroup, hdr)
+}
+
+// metadataFacts are the fields of the dynamic metadata under
+// MetadataNamespace: the key's X-Auth-* values, in the order of
+// authHeaders, then the key group.
+var metadataFacts = [...]string{"key_id", "application", "scopes", "namespace", "external_id", "key_group"}
+
+// allowedAnswer is an allowed check's answer, every part of it in one
+// allocation (where a server building the same OK field by field makes
+// fifteen): the OK with the X-Auth-* headers, the headers to remove, and
+// the dynamic metadata, encoded. gRPC encodes the answer once Check
+// returns; nothing keeps it.
+type allowedAnswer struct {
+	resp    authv3.CheckResponse
+	status  rpcstatus.Status
+	oneof   authv3.CheckResponse_OkResponse
+	ok      authv3.OkHttpResponse
+	headers [len(authHeaders)]*corev3.HeaderValueOption
+	options [len(authHeaders)]corev3.HeaderValueOption
+	values  [len(authHeaders)]corev3.HeaderValue
+	// remove backs HeadersToRemove: the X-Auth-* headers without a value,
+	// and a few forged ones before append must grow it.
+	remove [len(authHeaders) + 3]string
+	// meta backs the encoded metadata; longer values grow it.
+	meta [512]byte
+}
+
+// allowed is the OK for key e in keyGroup: its X-Auth-* headers, every
+// client-sent x-auth-* header not set here removed, and its facts as
+// dynamic metadata. The metadata is set encoded, as the answer's unknown
+// fields, which protobuf writes out as they are: on the wire it is
+// dynamic_metadata like any other, but in this process the answer's
+// GetDynamicMetadata is nil (decode the answer to read it).
+func allowed(e *entry, keyGroup string, hdr map[string]string) *authv3.CheckResponse {
 	p := e.profile
 	values := [len(authHeaders)]string{e.keyID[0], p.headerApp[0], p.headerScope[0], p.headerNS[0], first([][]string{p.headerExtID})}
-	ok := &authv3.OkHttpResponse{}
+	a := new(allowedAnswer)
+	a.status.Code = int32(codes.OK)
+	a.oneof.OkResponse = &a.ok
+	a.resp.Status, a.resp.HttpResponse = &a.status, &a.oneof
+	a.ok.Headers, a.ok.HeadersToRemove = a.headers[:0], a.remove[:0]
 	for i, name := range authHeaders {
 		if values[i] == "" {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, name)
 			continue
 		}
-		ok.Headers = append(ok.Headers, header(name, values[i]))
+		a.values[i] = corev3.HeaderValue{Key: name, Value: values[i]}
+		a.options[i].Header = &a.values[i]
+		a.ok.Headers = append(a.ok.Headers, &a.options[i])
 	}
 	for name := range hdr {
 		if strings.HasPrefix(name, "x-auth-") && !slices.Contains(authHeaders[:], name) {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+			a.ok.HeadersToRemove = append(a.ok.HeadersToRemove, name)
 		}
 	}
-	meta, _ := structpb.NewStruct(map[string]any{MetadataNamespace: map[string]any{
-		"key_id": values[0], "application": values[1], "scopes": values[2], "namespace": values[3],
-		"key_group": req.KeyGroup, "external_id": values[4],
-	}})
-	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: meta,
+	facts := [len(metadataFacts)]string{values[0], values[1], values[2], values[3], values[4], keyGroup}
+	a.resp.ProtoReflect().SetUnknown(appendMetadata(a.meta[:0], &facts))
+	return &a.resp
+}
+
+// The field numbers appendMetadata writes, from the descriptors of
+// CheckResponse, google.protobuf.Struct and google.protobuf.Value.
+var (
+	fieldDynamicMetadata = fieldNumber(&authv3.CheckResponse{}, "dynamic_metadata")
+	fieldStructFields    = fieldNumber(&structpb.Struct{}, "fields")
+	fieldValueString     = fieldNumber(&structpb.Value{}, "string_value")
+	fieldValueStruct     = fieldNumber(&structpb.Value{}, "struct_value")
+)
+
+// The fields of a map entry (key = 1, value = 2), fixed by the protobuf
+// encoding of maps.
+const (
+	mapEntryKey   protowire.Number = 1
+	mapEntryValue protowire.Number = 2
+)
+
+func fieldNumber(m protoreflect.ProtoMessage, name protoreflect.Name) protowire.Number {
+	return m.ProtoReflect().Descriptor().Fields().ByName(name).Number()
+}
+
+// appendMetadata appends CheckResponse.dynamic_metadata, the Struct
+// {"keyward.dev": {fact: string, …}}, encoded: the bytes protobuf-go
+// writes for a structpb.Struct holding the same, but without building one.
+// Built with structpb.NewStruct, which boxes every value, and encoded by
+// protobuf-go, which walks a map by reflection (an allocation per entry for
+// its size and again for its bytes), the metadata cost 41 allocations per
+// allowed check (27 to build, 14 to encode): nearly three times the
+// fifteen of a whole OK built field by field.
+func appendMetadata(b []byte, facts *[len(metadataFacts)]string) []byte {
+	inner := 0
+	for i, name := range metadataFacts {
+		inner += entrySize(name, stringValueSize(facts[i]))
 	}
+	value := protowire.SizeTag(fieldValueStruct) + protowire.SizeBytes(inner)
+	b = protowire.AppendTag(b, fieldDynamicMetadata, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(entrySize(MetadataNamespace, value))) // #nosec G115 -- a length
+	b = appendEntryHead(b, MetadataNamespace, value)
+	b = protowire.AppendTag(b, fieldValueStruct, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(inner)) // #nosec G115 -- a length
+	for i, name := range metadataFacts {
+		b = appendEntryHead(b, name, stringValueSize(facts[i]))
+		b = protowire.AppendTag(b, fieldValueString, protowire.BytesType)
+		b = protowire.AppendString(b, facts[i])
+	}
+	return b
+}
+
+// stringValueSize is the encoded size of a Value holding s.
+func stringValueSize(s string) int {
+	return protowire.SizeTag(fieldValueString) + protowire.SizeBytes(len(s))
+}
+
+// entryBodySize is the encoded size of a Struct's fields entry, key and a
+// Value of value bytes.
+func entryBodySize(key string, value int) int {
+	return protowire.SizeTag(mapEntryKey) + protowire.SizeBytes(len(key)) + protowire.SizeTag(mapEntryValue) + protowire.SizeBytes(value)
+}
+
+// entrySize is entryBodySize with the entry's tag and length.
+func entrySize(key string, value int) int {
+	return protowire.SizeTag(fieldStructFields) + protowire.SizeBytes(entryBodySize(key, value))
+}
+
+// appendEntryHead appends a Struct's fields entry up to its Value's
+// contents, which are value bytes long.
+func appendEntryHead(b []byte, key string, value int) []byte {
+	b = protowire.AppendTag(b, fieldStructFields, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(entryBodySize(key, value))) // #nosec G115 -- a length
+	b = protowire.AppendTag(b, mapEntryKey, protowire.BytesType)
+	b = protowire.AppendString(b, key)
+	b = protowire.AppendTag(b, mapEntryValue, protowire.BytesType)
+	return protowire.AppendVarint(b, uint64(value)) // #nosec G115 -- a length
 }
 
 // grpcServer serves Check, health and reflection on one listener, h2c. A
