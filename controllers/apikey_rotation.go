@@ -79,9 +79,6 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if rec.Rotating {
 		return r.promote(ctx, s, rec)
 	}
-	if p := rec.Previous; p != nil && s.now.Before(p.EndsAt) {
-		s.requeueBy(p.EndsAt) // publish drops it from the record then
-	}
 	request, due := rotationDue(s, rec)
 	if !due {
 		return nil
@@ -266,9 +263,9 @@ func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *rec
 			"delivery Secret %s was deleted or changed during the rotation to key %s, whose plaintext is lost; key %s works until %s: set a new value of annotation %s to rotate again",
 			name, rec.KeyID, prevID, prevEnd, keywardv1alpha1.AnnotationRotate)}
 		r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
-		return r.endRotation(ctx, s, rec)
+		return r.endRotation(ctx, s)
 	}
-	if err := r.endRotation(ctx, s, rec); err != nil {
+	if err := r.endRotation(ctx, s); err != nil {
 		return err
 	}
 	logf.FromContext(ctx).Info("Key rotated", "keyID", rec.KeyID, "secret", name)
@@ -280,7 +277,7 @@ func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *rec
 }
 
 // endRotation clears the rotating mark in the hashed Secret.
-func (r *APIKeyReconciler) endRotation(ctx context.Context, s *apiKeyScope, rec *record.Record) error {
+func (r *APIKeyReconciler) endRotation(ctx context.Context, s *apiKeyScope) error {
 	want, err := r.desiredRecord(s)
 	if err != nil {
 		return err
@@ -291,9 +288,6 @@ func (r *APIKeyReconciler) endRotation(ctx context.Context, s *apiKeyScope, rec 
 		return err
 	}
 	s.hashed = secret
-	if p := rec.Previous; p != nil {
-		s.requeueBy(p.EndsAt)
-	}
 	return nil
 }
 

@@ -214,12 +214,10 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 		// record written before keys were bound by UID is bound now, to
 		// parents that decide has found to be the ones it names.
 		rec.Digest, rec.KeyID, rec.KeyGroup = old.Digest, old.KeyID, old.KeyGroup
-		rec.IssuedAt, rec.Rotating, rec.RotateRequests = issuedAt(s, old), old.Rotating, old.RotateRequests
-		// The previous key of a rotation is kept until its overlap ends
-		// (the verifiers refuse it from then on by themselves).
-		if p := old.Previous; p != nil && (old.Rotating || s.now.Before(p.EndsAt)) {
-			rec.Previous = p
-		}
+		// The previous key of the last rotation stays until the next one:
+		// the verifiers refuse it by themselves once its overlap ends, as
+		// expired, which tells its last users what happened.
+		rec.IssuedAt, rec.Rotating, rec.RotateRequests, rec.Previous = issuedAt(s, old), old.Rotating, old.RotateRequests, old.Previous
 		if old.ApplicationUID != "" {
 			rec.ApplicationUID = old.ApplicationUID
 		}

@@ -78,20 +78,24 @@ type stack struct {
 	base     string
 }
 
-func startStack(t *testing.T, lastUsed time.Duration) *stack {
+func startStack(t *testing.T, lastUsed time.Duration, opts ...func(*manager.Options)) *stack {
 	t.Helper()
 	env.Need(t)
-	return startStackWith(t, lastUsed, env.Config)
+	return startStackWith(t, lastUsed, env.Config, opts...)
 }
 
 // startStackWith runs the verifier with its own API server config (through
 // an Outage proxy, say); the manager uses the direct one.
-func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.Config) *stack {
+func startStackWith(t *testing.T, lastUsed time.Duration, verifierConfig *rest.Config, opts ...func(*manager.Options)) *stack {
 	t.Helper()
 	s := &stack{ops: env.Namespace(t), ns: env.Namespace(t)}
-	testenv.StartManager(t, env.Config, manager.Options{
+	o := manager.Options{
 		Namespace: s.ops, WatchNamespaces: []string{s.ops, s.ns}, MetricsAddr: "0", ProbeAddr: "0",
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	testenv.StartManager(t, env.Config, o)
 	v := testenv.StartVerifier(t, verifierConfig, verifier.Options{Namespace: s.ops, LastUsedInterval: lastUsed})
 	s.verifier = v
 	s.base = "http://" + v.Addr
@@ -114,17 +118,34 @@ var httpClient = &http.Client{Timeout: 5 * time.Second}
 // verify asks the verifier about a GET of path with key, as ingress-nginx would.
 func (s *stack) verify(t *testing.T, key, path string) (int, string) {
 	t.Helper()
+	code, h := s.ask(t, key, path)
+	return code, h.Get("X-Auth-Reason")
+}
+
+// ask is verify returning the answer's headers.
+func (s *stack) ask(t *testing.T, key, path string) (int, http.Header) {
+	t.Helper()
+	code, h, err := s.askErr(key, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, h
+}
+
+// askErr is ask for goroutines other than the test's, which may not stop
+// it.
+func (s *stack) askErr(key, path string) (int, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/verify/"+s.ns+"/things", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("X-Original-Method", "GET")
 	req.Header.Set("X-Original-URL", "https://api.example.com"+path)
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("X-Auth-Reason")
+	return resp.StatusCode, resp.Header, nil
 }
 
 // until polls the verifier every 2 ms until it answers status, for at most

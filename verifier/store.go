@@ -450,13 +450,18 @@ func (s *Store) compactIfSparse() {
 }
 
 // carryUsage keeps, in e, the later last use of e and prev (none when
-// prev is nil).
+// prev is nil). What was reported is carried only within a generation: a
+// key that a rotation made the previous one reports its use to another
+// status field, from its next use on.
 func carryUsage(e, prev *entry) {
 	if prev == nil {
 		return
 	}
 	if u := prev.lastUsed.Load(); u > e.lastUsed.Load() {
 		e.lastUsed.Store(u)
+	}
+	if prev.previous != e.previous {
+		return
 	}
 	if r := prev.reported.Load(); r > e.reported.Load() {
 		e.reported.Store(r)

@@ -66,9 +66,10 @@ const (
 	// DataIssuedAt is when the current key was minted; records written
 	// before it existed lack it (the Secret's creation time stands in).
 	DataIssuedAt = "issued-at"
-	// During a rotation's overlap, the key the rotation replaced: its
-	// digest, key ID and the end of its overlap. A verifier that does not
-	// know these keys still reads the record, and accepts the current key.
+	// The key the last rotation replaced: its digest, key ID and the end
+	// of its overlap, kept until the next rotation so that the verifiers
+	// answer "expired" for it afterwards. A verifier that does not know
+	// these keys still reads the record, and accepts the current key.
 	DataPreviousDigest = "previous-digest"
 	DataPreviousKeyID  = "previous-key-id"
 	DataPreviousEndsAt = "previous-ends-at"
@@ -172,8 +173,8 @@ type Record struct {
 	// IssuedAt is when the current key was minted; zero in a record
 	// written before it was recorded.
 	IssuedAt time.Time
-	// Previous is the key the last rotation replaced, during its overlap;
-	// nil otherwise.
+	// Previous is the key the last rotation replaced; nil before the
+	// first rotation.
 	Previous *Previous
 	// Rotating: the current key is live but not yet promoted in the
 	// delivery Secret.
