@@ -31,6 +31,14 @@ const (
 	resourceApplications = "applications.keyward.dev"
 )
 
+// Verbs as RBAC names them.
+const (
+	verbGet    = "get"
+	verbList   = "list"
+	verbPatch  = "patch"
+	verbDelete = "delete"
+)
+
 // Who grants what a responder needs (config/rbac/responder_role.yaml).
 const (
 	grantedByResponderRole        = "the keyward-responder Role in the operator's namespace grants it"

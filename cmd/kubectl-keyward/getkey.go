@@ -66,7 +66,7 @@ was its only copy in the cluster.`,
 // delivery Secret.
 func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget bool) error {
 	var key keywardv1alpha1.APIKey
-	acc := access{verb: "get", resource: resourceAPIKeys, namespace: cl.namespace, name: name}
+	acc := access{verb: verbGet, resource: resourceAPIKeys, namespace: cl.namespace, name: name}
 	if err := acc.wrap(cl.client.Get(ctx, types.NamespacedName{Namespace: cl.namespace, Name: name}, &key)); err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 	}
 	// Delete exactly what was printed: a rotation that rewrote the Secret
 	// meanwhile keeps it.
-	del := access{verb: "delete", resource: resourceSecrets, namespace: s.Namespace, name: s.Name}
+	del := access{verb: verbDelete, resource: resourceSecrets, namespace: s.Namespace, name: s.Name}
 	err = cl.client.Delete(ctx, s, client.Preconditions{UID: &s.UID, ResourceVersion: &s.ResourceVersion})
 	if apierrors.IsConflict(err) {
 		return fmt.Errorf("secret/%s changed since it was read (a rotation?) and was not deleted: run get-key again", s.Name)
@@ -107,13 +107,10 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 func deliverySecret(ctx context.Context, c client.Client, key *keywardv1alpha1.APIKey) (*corev1.Secret, error) {
 	name := key.Status.SecretName
 	if name == "" {
-		name = key.Spec.SecretName
-	}
-	if name == "" {
-		name = key.Name + "-key"
+		name = key.DeliverySecretName()
 	}
 	var s corev1.Secret
-	acc := access{verb: "get", resource: resourceSecrets, namespace: key.Namespace, name: name}
+	acc := access{verb: verbGet, resource: resourceSecrets, namespace: key.Namespace, name: name}
 	err := c.Get(ctx, types.NamespacedName{Namespace: key.Namespace, Name: name}, &s)
 	if apierrors.IsNotFound(err) {
 		if key.Status.KeyID == "" {

@@ -43,8 +43,8 @@ const (
 
 // Phases identify reports for a key whose APIKey it cannot show.
 const (
-	phaseAPIKeyGone     = "<APIKey deleted>"
-	phaseAPIKeyReplaced = "<APIKey replaced>"
+	phaseDeleted  = "<APIKey deleted>"
+	phaseReplaced = "<APIKey replaced>"
 )
 
 // listPageSize is how many hashed Secrets one list request reads.
@@ -103,7 +103,7 @@ func generations(r *record.Record) []generation {
 // Secrets of the operator's namespace. Only the digest is compared; the
 // key itself is never sent.
 func findRecord(ctx context.Context, c client.Client, operatorNS string, d keys.Digest) (*found, error) {
-	acc := access{verb: "list", resource: resourceSecrets, namespace: operatorNS, hint: grantedByResponderRole}
+	acc := access{verb: verbList, resource: resourceSecrets, namespace: operatorNS, hint: grantedByResponderRole}
 	opts := []client.ListOption{
 		client.InNamespace(operatorNS),
 		client.MatchingLabels{record.LabelHashedKey: "true"},
@@ -164,13 +164,13 @@ func identify(ctx context.Context, c client.Client, operatorNS string, k keys.Ke
 	err = c.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: r.APIKey}, &key)
 	switch {
 	case apierrors.IsNotFound(err):
-		id.Phase = phaseAPIKeyGone
+		id.Phase = phaseDeleted
 		return id, nil
 	case err != nil:
-		acc := access{verb: "get", resource: resourceAPIKeys, namespace: r.Namespace, name: r.APIKey, hint: grantedByResponderClusterRole}
+		acc := access{verb: verbGet, resource: resourceAPIKeys, namespace: r.Namespace, name: r.APIKey, hint: grantedByResponderClusterRole}
 		return nil, fmt.Errorf("the key is %s's (APIKey %s/%s, key ID %s), but: %w", r.Application, r.Namespace, r.APIKey, r.KeyID, acc.wrap(err))
 	case id.uid != "" && key.UID != id.uid:
-		id.Phase = phaseAPIKeyReplaced
+		id.Phase = phaseReplaced
 		return id, nil
 	}
 	id.uid, id.apiKeyFound = key.UID, true
@@ -184,7 +184,7 @@ func identify(ctx context.Context, c client.Client, operatorNS string, k keys.Ke
 
 // gone says what happened to an APIKey identify could not find.
 func (id *identity) gone() string {
-	if id.Phase == phaseAPIKeyReplaced {
+	if id.Phase == phaseReplaced {
 		return "was deleted and created again under its name"
 	}
 	return "was deleted"

@@ -41,6 +41,9 @@ type keyRow struct {
 	CreationTimestamp metav1.Time  `json:"creationTimestamp"`
 }
 
+// keyColumns are the first columns of a listing.
+var keyColumns = []string{"NAMESPACE", "NAME", "APPLICATION", "PHASE", "KEY-ID"}
+
 // keyList is what -o json and -o yaml print.
 type keyList struct {
 	Items []keyRow `json:"items"`
@@ -73,7 +76,7 @@ func newExpiringCommand(o *options) *cobra.Command {
 				ok := working(k) && exp != nil && !exp.Time.Before(now) && exp.Time.Before(now.Add(f.window))
 				return row(k), ok
 			}, func(a, b keyRow) int { return a.ExpiresAt.Compare(b.ExpiresAt.Time) },
-				table{header: []string{"NAMESPACE", "NAME", "APPLICATION", "PHASE", "KEY-ID", "EXPIRES"}},
+				table{header: slices.Concat(keyColumns, []string{"EXPIRES"})},
 				func(r keyRow) []string { return []string{until(now, r.ExpiresAt)} })
 		},
 	}
@@ -101,7 +104,7 @@ ago than that. Last use is written by the verifier at most once a minute.`,
 				}
 				return r, working(k) && since.Time.Before(now.Add(-f.window))
 			}, func(a, b keyRow) int { return lastActivity(a).Compare(lastActivity(b)) },
-				table{header: []string{"NAMESPACE", "NAME", "APPLICATION", "PHASE", "KEY-ID", "LAST-USED", "AGE"}},
+				table{header: slices.Concat(keyColumns, []string{"LAST-USED", "AGE"})},
 				func(r keyRow) []string { return []string{ago(now, r.LastUsedTime), ago(now, &r.CreationTimestamp)} })
 		},
 	}
@@ -122,7 +125,7 @@ func (o *options) listKeys(ctx context.Context, f *listFlags, keep func(*keyward
 		return err
 	}
 	var opts []client.ListOption
-	acc := access{verb: "list", resource: resourceAPIKeys}
+	acc := access{verb: verbList, resource: resourceAPIKeys}
 	if !f.allNamespaces {
 		opts = append(opts, client.InNamespace(cl.namespace))
 		acc.namespace = cl.namespace

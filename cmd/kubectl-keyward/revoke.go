@@ -115,6 +115,6 @@ func revoke(ctx context.Context, c client.Client, namespace, name string, uid ty
 	}
 	key := &keywardv1alpha1.APIKey{}
 	key.Namespace, key.Name = namespace, name
-	acc := access{verb: "patch", resource: resourceAPIKeys, namespace: namespace, name: name, hint: grantedByResponderClusterRole}
+	acc := access{verb: verbPatch, resource: resourceAPIKeys, namespace: namespace, name: name, hint: grantedByResponderClusterRole}
 	return acc.wrap(c.Patch(ctx, key, client.RawPatch(types.MergePatchType, b)))
 }

@@ -19,7 +19,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +26,10 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
+
+// rotateValueFormat is RFC 3339 to the nanosecond, fixed width: each
+// request a new value, in order.
+const rotateValueFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
 func newRotateCommand(o *options) *cobra.Command {
 	return &cobra.Command{
@@ -44,7 +47,7 @@ spec.rotation.overlap says otherwise).`,
 				return err
 			}
 			name := args[0]
-			value := o.now().UTC().Format(time.RFC3339Nano)
+			value := o.now().UTC().Format(rotateValueFormat)
 			b, err := json.Marshal(map[string]any{"metadata": map[string]any{
 				"annotations": map[string]string{keywardv1alpha1.AnnotationRotate: value},
 			}})
@@ -53,7 +56,7 @@ spec.rotation.overlap says otherwise).`,
 			}
 			key := &keywardv1alpha1.APIKey{}
 			key.Namespace, key.Name = cl.namespace, name
-			acc := access{verb: "patch", resource: resourceAPIKeys, namespace: cl.namespace, name: name, hint: grantedByResponderClusterRole}
+			acc := access{verb: verbPatch, resource: resourceAPIKeys, namespace: cl.namespace, name: name, hint: grantedByResponderClusterRole}
 			if err := acc.wrap(cl.client.Patch(commandContext(cmd), key, client.RawPatch(types.MergePatchType, b))); err != nil {
 				return err
 			}

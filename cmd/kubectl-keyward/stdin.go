@@ -66,7 +66,7 @@ func readKey(in io.Reader, prompt io.Writer) (keys.Key, error) {
 // readSecretInput reads stdin, hiding the input when it is a terminal.
 func readSecretInput(in io.Reader, prompt io.Writer) ([]byte, error) {
 	if f, ok := in.(*os.File); ok {
-		fd := int(f.Fd()) //nolint:gosec // G115: a file descriptor fits in an int
+		fd := int(f.Fd())
 		if term.IsTerminal(fd) {
 			fmt.Fprint(prompt, "Key (input hidden): ")
 			b, err := term.ReadPassword(fd)
