@@ -54,6 +54,12 @@ type NewClientFunc func(cfg *rest.Config, opts client.Options) (client.Client, e
 // "apply", "delete", or "patch/<subresource>", "update/<subresource>") and
 // the object or apply configuration.
 func ObservingClient(observe func(verb string, obj any)) NewClientFunc {
+	return InterceptingClient(func(verb string, obj any) error { observe(verb, obj); return nil })
+}
+
+// InterceptingClient is ObservingClient whose before may refuse a write:
+// its error is returned instead of making it (a crashed process, say).
+func InterceptingClient(before func(verb string, obj any) error) NewClientFunc {
 	return func(cfg *rest.Config, opts client.Options) (client.Client, error) {
 		c, err := client.NewWithWatch(cfg, opts)
 		if err != nil {
@@ -61,31 +67,45 @@ func ObservingClient(observe func(verb string, obj any)) NewClientFunc {
 		}
 		return interceptor.NewClient(c, interceptor.Funcs{
 			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-				observe("create", obj)
+				if err := before("create", obj); err != nil {
+					return err
+				}
 				return c.Create(ctx, obj, opts...)
 			},
 			Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
-				observe("update", obj)
+				if err := before("update", obj); err != nil {
+					return err
+				}
 				return c.Update(ctx, obj, opts...)
 			},
 			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
-				observe("patch", obj)
+				if err := before("patch", obj); err != nil {
+					return err
+				}
 				return c.Patch(ctx, obj, p, opts...)
 			},
 			Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-				observe("apply", obj)
+				if err := before("apply", obj); err != nil {
+					return err
+				}
 				return c.Apply(ctx, obj, opts...)
 			},
 			Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
-				observe("delete", obj)
+				if err := before("delete", obj); err != nil {
+					return err
+				}
 				return c.Delete(ctx, obj, opts...)
 			},
 			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
-				observe("patch/"+sub, obj)
+				if err := before("patch/"+sub, obj); err != nil {
+					return err
+				}
 				return c.SubResource(sub).Patch(ctx, obj, p, opts...)
 			},
 			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
-				observe("update/"+sub, obj)
+				if err := before("update/"+sub, obj); err != nil {
+					return err
+				}
 				return c.SubResource(sub).Update(ctx, obj, opts...)
 			},
 		}), nil

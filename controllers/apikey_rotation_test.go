@@ -1,0 +1,395 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/manager"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
+)
+
+// rotatingKey returns an APIKey with a rotation schedule.
+func rotatingKey(ns, name string, every, overlap time.Duration) *keywardv1alpha1.APIKey {
+	k := testgen.APIKey(ns, name, "acme")
+	k.Spec.Rotation = &keywardv1alpha1.APIKeyRotation{Every: metav1.Duration{Duration: every}, Overlap: &metav1.Duration{Duration: overlap}}
+	return k
+}
+
+// delivered is what a key's delivery Secret holds: api-key and, while a
+// rotation is staged, api-key-next.
+func delivered(t *testing.T, k *keywardv1alpha1.APIKey) (current, next string) {
+	t.Helper()
+	s := deliverySecret(t, k)
+	if s == nil {
+		return "", ""
+	}
+	return string(s.Data[record.DeliveryAPIKey]), string(s.Data[controllers.DeliveryNextKey])
+}
+
+// hashedRecord decodes the key's hashed Secret.
+func hashedRecord(t *testing.T, ops string, k *keywardv1alpha1.APIKey) *record.Record {
+	t.Helper()
+	s := hashedSecret(t, ops, k)
+	if s == nil {
+		t.Fatalf("APIKey %s has no hashed Secret", k.Name)
+	}
+	r, err := record.Decode(s.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// requestRotation sets a new keyward.dev/rotate value.
+func requestRotation(t *testing.T, k *keywardv1alpha1.APIKey, value string) {
+	t.Helper()
+	update(t, k, func(k *keywardv1alpha1.APIKey) {
+		if k.Annotations == nil {
+			k.Annotations = map[string]string{}
+		}
+		k.Annotations[keywardv1alpha1.AnnotationRotate] = value
+	})
+}
+
+// waitRotated waits until the key's rotation is complete: api-key holds
+// a key other than from, nothing is staged, the hashed record's current key
+// is the delivered one and its previous key is from. It returns the new key.
+func waitRotated(t *testing.T, ops string, k *keywardv1alpha1.APIKey, from string) string {
+	t.Helper()
+	var now string
+	testenv.Eventually(t, 20*time.Second, func() error {
+		cur, next := delivered(t, k)
+		if cur == from || cur == "" || next != "" {
+			return fmt.Errorf("delivery Secret: a new api-key %v, staged %v", cur != from && cur != "", next != "")
+		}
+		rec := hashedRecord(t, ops, k)
+		if rec.Rotating || rec.Digest != keys.DigestOf(cur) || rec.Previous == nil || rec.Previous.Digest != keys.DigestOf(from) {
+			return fmt.Errorf("hashed record: rotating %v, current is the delivered key %v, previous is the old key %v",
+				rec.Rotating, rec.Digest == keys.DigestOf(cur), rec.Previous != nil && rec.Previous.Digest == keys.DigestOf(from))
+		}
+		now = cur
+		return nil
+	})
+	return now
+}
+
+// crashAt is a point of a rotation after which the manager is killed: the
+// write that ends the step goes through, and none after it.
+type crashAt struct {
+	name  string
+	write func(verb string, obj any) bool
+}
+
+var rotationSteps = []crashAt{
+	{"staged", func(verb string, obj any) bool {
+		s, ok := obj.(*corev1.Secret)
+		return ok && verb == "update" && s.Data[controllers.DeliveryNextKey] != nil
+	}},
+	{"committed", func(verb string, obj any) bool {
+		ac, ok := obj.(*corev1ac.SecretApplyConfiguration)
+		return ok && verb == "apply" && ac.Data[record.DataRotating] != nil
+	}},
+	{"promoted", func(verb string, obj any) bool {
+		s, ok := obj.(*corev1.Secret)
+		return ok && verb == "update" && s.Data[controllers.DeliveryNextKey] == nil && s.Data[record.DeliveryAPIKey] != nil
+	}},
+}
+
+// crashingClient lets writes through until one matches at; every write
+// after that one fails, as if the process had died, and crashed is closed.
+func crashingClient(at crashAt, crashed chan struct{}) testenv.NewClientFunc {
+	var armed, dead atomic.Bool
+	var once sync.Once
+	return testenv.InterceptingClient(func(verb string, obj any) error {
+		if dead.Load() || armed.Load() {
+			dead.Store(true)
+			once.Do(func() { close(crashed) })
+			return errors.New("the manager was killed")
+		}
+		if at.write(verb, obj) {
+			armed.Store(true)
+		}
+		return nil
+	})
+}
+
+// TestRotationSurvivesCrashes kills the manager right after each step of a
+// rotation and starts another: the rotation completes with exactly one
+// successor, the one staged first, and the delivery Secret's key is the
+// one the hashed record makes current.
+func TestRotationSurvivesCrashes(t *testing.T) {
+	env.Need(t)
+	for _, step := range rotationSteps {
+		t.Run("killed once "+step.name, func(t *testing.T) {
+			ops, ns := env.Namespace(t), env.Namespace(t)
+			create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+			crashed := make(chan struct{})
+			c := crashingClient(step, crashed)
+			first := startManager(t, ops, []string{ns}, func(o *manager.Options) { o.NewClient, o.PromoteAfter = client.NewClientFunc(c), time.Millisecond })
+			k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
+			create(t, k)
+			waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+			original, _ := delivered(t, k)
+
+			requestRotation(t, k, "crash-"+step.name)
+			select {
+			case <-crashed:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("the rotation never reached %s", step.name)
+			}
+			first.stop()
+			_, staged := delivered(t, k)
+			if step.name == "promoted" {
+				staged, _ = delivered(t, k)
+			}
+			if _, err := keys.Parse(staged); err != nil {
+				t.Fatalf("after the crash the delivery Secret holds no successor: %v", err)
+			}
+
+			m := startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+			now := waitRotated(t, ops, k, original)
+			if now != staged {
+				t.Errorf("the rotation completed with another successor than the one staged before the crash: a second key was minted")
+			}
+			m.allIdle(t, counts{})
+			if got, _ := delivered(t, k); got != now {
+				t.Errorf("the key changed again after the rotation completed")
+			}
+			k = getKey(t, ns, "k")
+			if r := k.Status.Rotation; r == nil || r.PreviousKeyID != keyID(t, original) || k.Status.KeyID != keyID(t, now) {
+				t.Errorf("status: keyID %s, rotation %+v", k.Status.KeyID, r)
+			}
+		})
+	}
+}
+
+func keyID(t *testing.T, plaintext string) string {
+	t.Helper()
+	k, err := keys.Parse(plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID()
+}
+
+// TestNothingRotatesByAccident: a deleted delivery Secret, a manager
+// restart (a full relist) and a resync leave the key as it is, and so does
+// a rotate value present at creation.
+func TestNothingRotatesByAccident(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	m := startManager(t, ops, []string{ns})
+	k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
+	k.Annotations[keywardv1alpha1.AnnotationRotate] = "there-at-creation"
+	create(t, k)
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	before := hashedRecord(t, ops, k)
+
+	if err := env.Client.Delete(context.Background(), deliverySecret(t, k)); err != nil {
+		t.Fatal(err)
+	}
+	m.stop()
+	m = startManager(t, ops, []string{ns})
+	m.allIdle(t, counts{})
+	after := hashedRecord(t, ops, k)
+	if after.Digest != before.Digest || after.Previous != nil || after.Rotating {
+		t.Errorf("the key rotated: digest changed %v, previous %+v, rotating %v", after.Digest != before.Digest, after.Previous, after.Rotating)
+	}
+	if s := deliverySecret(t, k); s != nil {
+		t.Errorf("the deleted delivery Secret was written again")
+	}
+	k = getKey(t, ns, "k")
+	if r := k.Status.Rotation; r == nil || r.LastRotateRequest != "there-at-creation" || r.PreviousKeyID != "" {
+		t.Errorf("status.rotation %+v: want the value present at creation handled, no previous key", r)
+	}
+}
+
+// TestScheduledRotation: at spec.rotation.every after the key was minted a
+// successor replaces it; status tells when the next one comes.
+func TestScheduledRotation(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	fake := clocktesting.NewFakeClock(time.Now())
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithMaxKeyLifetime(100*time.Hour)), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, withClock(fake), func(o *manager.Options) { o.PromoteAfter = time.Second })
+	// Under maxKeyLifetime, a rotating key needs no expiresAt.
+	k := rotatingKey(ns, "k", 48*time.Hour, 24*time.Hour)
+	create(t, k)
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+	next := k.Status.Rotation.NextRotationAt
+	if next == nil || next.Sub(fake.Now()) > 48*time.Hour || next.Sub(fake.Now()) < 47*time.Hour {
+		t.Fatalf("status.rotation %+v, want the next rotation 48h after issue", k.Status.Rotation)
+	}
+
+	// The controller comes back at nextRotationAt by itself; a test clock
+	// does not wake it, an edit does.
+	poke := func() {
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = fmt.Sprint(fake.Now().UnixNano()) })
+	}
+	fake.Step(48 * time.Hour)
+	poke()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !hashedRecord(t, ops, k).Rotating {
+			return errors.New("not rotating yet")
+		}
+		return nil
+	})
+	if cur, staged := delivered(t, k); cur != original || staged == "" {
+		t.Errorf("while the successor is being made live: api-key changed %v, staged %v", cur != original, staged != "")
+	}
+	fake.Step(2 * time.Second)
+	poke()
+	now := waitRotated(t, ops, k, original)
+	k = getKey(t, ns, "k")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		k = getKey(t, ns, "k")
+		r := k.Status.Rotation
+		if r == nil || r.RotatedAt == nil || r.NextRotationAt == nil || k.Status.KeyID != keyID(t, now) {
+			return fmt.Errorf("status %+v", r)
+		}
+		if d := r.NextRotationAt.Sub(r.RotatedAt.Time); d != 48*time.Hour {
+			return fmt.Errorf("next rotation %v after the last, want 48h", d)
+		}
+		if d := r.PreviousKeyExpiresAt.Sub(r.RotatedAt.Time); d != 24*time.Hour {
+			return fmt.Errorf("previous key ends %v after the rotation, want 24h", d)
+		}
+		return nil
+	})
+}
+
+// TestRotationNeedsTheGrant: a rotation asks again whether the key's
+// creator may grant its scopes; once they may not, it is refused with a
+// condition, and the current key keeps working.
+func TestRotationNeedsTheGrant(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	ctx := context.Background()
+	app := testgen.Application(ns, "acme", "things")
+	app.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "alice" // and the key, below
+	create(t, testgen.KeyGroup(ns, "things"), app)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granter"}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{keywardv1alpha1.GroupVersion.Group}, Resources: []string{"scopes"}, Verbs: []string{"grant"}, ResourceNames: []string{"things.read"},
+	}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granter"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "granter"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}}}
+	create(t, role, binding)
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k := testgen.APIKey(ns, "k", "acme")
+	k.Annotations[keywardv1alpha1.AnnotationGrantCheck] = `{"username":"alice","groups":["system:authenticated"]}`
+	create(t, k)
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+
+	if err := env.Client.Delete(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	requestRotation(t, k, "after-the-grant-went")
+	testenv.Eventually(t, 20*time.Second, func() error {
+		k = getKey(t, ns, "k")
+		c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != controllers.ReasonRotationGrantRevoked {
+			return fmt.Errorf("Rotated condition %+v", c)
+		}
+		if !strings.Contains(c.Message, "alice") || !strings.Contains(c.Message, "keeps working") {
+			return fmt.Errorf("the condition does not say who and what happens: %q", c.Message)
+		}
+		return nil
+	})
+	if k.Status.Phase != keywardv1alpha1.APIKeyActive {
+		t.Errorf("phase %s after a refused rotation", k.Status.Phase)
+	}
+	if cur, staged := delivered(t, k); cur != original || staged != "" {
+		t.Errorf("a refused rotation changed the delivery Secret")
+	}
+	if rec := hashedRecord(t, ops, k); rec.Digest != keys.DigestOf(original) || rec.State != record.StateActive || rec.Previous != nil {
+		t.Errorf("a refused rotation changed the hashed record")
+	}
+
+	// The grant back, the same request goes through, at the next
+	// reconcile (an edit here; the controller also retries by itself).
+	binding.ResourceVersion = ""
+	create(t, binding)
+	update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "grant restored" })
+	waitRotated(t, ops, k, original)
+}
+
+// TestImmutableDeliverySecretReplaced: a delivery Secret created immutable
+// (by keyward before rotation existed) is replaced at the first rotation,
+// with an event.
+func TestImmutableDeliverySecretReplaced(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	ctx := context.Background()
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	m := startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k := testgen.APIKey(ns, "k", "acme")
+	create(t, k)
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	// As the previous release left it: the same Secret, immutable.
+	m.stop()
+	old := deliverySecret(t, k)
+	if err := env.Client.Delete(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	old.ResourceVersion, old.UID, old.Immutable = "", "", ptr.To(true)
+	create(t, old)
+	original := string(old.Data[record.DeliveryAPIKey])
+
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	requestRotation(t, k, "first")
+	waitRotated(t, ops, k, original)
+	if s := deliverySecret(t, k); s.Immutable != nil && *s.Immutable {
+		t.Errorf("the delivery Secret is still immutable")
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		var events corev1.EventList
+		if err := env.Client.List(ctx, &events, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		for _, e := range events.Items {
+			if e.Reason == controllers.EventDeliverySecretReplaced && e.InvolvedObject.Name == "k" && strings.Contains(e.Message, "restart") {
+				return nil
+			}
+		}
+		return errors.New("no DeliverySecretReplaced event telling to restart pods")
+	})
+}
