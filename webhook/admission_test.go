@@ -188,6 +188,24 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			field: "spec.expiresAt", want: []string{"is more than maxKeyLifetime 720h0m0s", "set it no later than"},
 		},
 		{
+			name:  "APIKey rotation no more often than --min-rotation-every",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createObj(key("k", testgen.WithRotation(10*time.Minute, time.Minute))),
+			field: "spec.rotation.every", want: []string{"is shorter than 1h0m0s", "--min-rotation-every"},
+		},
+		{
+			name:  "APIKey rotation overlap shorter than every (CEL)",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createObj(key("k", testgen.WithRotation(2*time.Hour, 3*time.Hour))),
+			field: "spec.rotation.overlap", want: []string{"overlap must be shorter than every"},
+		},
+		{
+			name:  "APIKey rotation every + overlap within maxKeyLifetime",
+			setup: setupObjects(groupObj(testgen.WithMaxKeyLifetime(720*time.Hour)), appObj()),
+			act:   createObj(key("k", testgen.WithRotation(700*time.Hour, 48*time.Hour))),
+			field: "spec.rotation.every", want: []string{"every + overlap (748h0m0s) is more than maxKeyLifetime 720h0m0s"},
+		},
+		{
 			name:  "APIKey application is immutable (CEL)",
 			setup: setupObjects(groupObj(), appObj(), keyObj()),
 			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.Application = "other" }),

@@ -264,8 +264,9 @@ func TestValidateAPIKey(t *testing.T) {
 	createdAt := func(t time.Time) testgen.APIKeyOption {
 		return func(k *keywardv1alpha1.APIKey) { k.CreationTimestamp = metav1.NewTime(t) }
 	}
-	in := keyContext{app: app, group: group, now: now, user: &alice}
+	in := keyContext{app: app, group: group, now: now, user: &alice, minRotationEvery: time.Hour}
 	with := func(f func(*keyContext)) keyContext { c := in; f(&c); return c }
+	day := 24 * time.Hour
 
 	tests := []struct {
 		name     string
@@ -399,6 +400,23 @@ func TestValidateAPIKey(t *testing.T) {
 				`is more than maxKeyLifetime 720h0m0s of KeyGroup "things" after the key's creation; set it no later than 2026-07-01T12:00:00Z`)},
 		},
 		{name: "unchanged key of a group that gained maxKeyLifetime", old: key(createdAt(now)), new: key(createdAt(now)), in: with(func(c *keyContext) { c.group = lifetime })},
+		{name: "rotating, no expiry under maxKeyLifetime", new: key(testgen.WithRotation(7*day, day)), in: with(func(c *keyContext) { c.group = lifetime })},
+		{
+			name: "rotating, every + overlap beyond maxKeyLifetime", new: key(testgen.WithRotation(29*day, 2*day)), in: with(func(c *keyContext) { c.group = lifetime }),
+			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "every"), "696h0m0s",
+				`every + overlap (744h0m0s) is more than maxKeyLifetime 720h0m0s of KeyGroup "things": each key works for every, then overlap more; shorten every or overlap`)},
+		},
+		{
+			name: "rotating more often than the manager allows", new: key(testgen.WithRotation(30*time.Minute, time.Minute)), in: in,
+			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "every"), "30m0s",
+				"is shorter than 1h0m0s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often")},
+		},
+		{
+			name: "rotation changed to more often than allowed", old: key(testgen.WithRotation(2*time.Hour, time.Minute)), new: key(testgen.WithRotation(59*time.Minute, time.Minute)), in: in,
+			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "every"), "59m0s",
+				"is shorter than 1h0m0s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often")},
+		},
+		{name: "an old key allowed when the minimum was lower stays", old: key(testgen.WithRotation(time.Minute, time.Second)), new: key(testgen.WithRotation(time.Minute, time.Second)), in: in},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -189,6 +189,13 @@ func toCIDRs(in []string) []keywardv1alpha1.CIDR {
 	return out
 }
 
+// WithRotation sets the key's rotation schedule.
+func WithRotation(every, overlap time.Duration) APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) {
+		k.Spec.Rotation = &keywardv1alpha1.APIKeyRotation{Every: metav1.Duration{Duration: every}, Overlap: &metav1.Duration{Duration: overlap}}
+	}
+}
+
 // BadChecksum returns key with its last character (part of the checksum)
 // replaced by a different one, so that it no longer parses as a key.
 func BadChecksum(key string) string {
