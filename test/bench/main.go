@@ -67,6 +67,10 @@ func main() {
 			os.Exit(floorMain(os.Args[2:]))
 		case cmdVerifier:
 			os.Exit(verifierMain(os.Args[2:]))
+		case cmdGRPCFloor:
+			os.Exit(grpcFloorMain(os.Args[2:]))
+		case cmdGRPCVerifier:
+			os.Exit(grpcVerifierMain(os.Args[2:]))
 		}
 	}
 	os.Exit(run(os.Args[1:]))
@@ -142,7 +146,7 @@ func run(args []string) int {
 	var only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "", "write the Markdown report to this file (default: stdout)")
-	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, C1..C3); default all")
+	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, G1, C1..C3); default all")
 	fs.IntVar(&o.keys, "keys", 100_000, "hashed Secrets loaded into the verifier (V1, V2, V4, V5)")
 	fs.IntVar(&o.viaAPI, "keys-via-api", 5000, "of those, how many are created through the API server; the rest are put into etcd directly")
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2)")
@@ -195,6 +199,22 @@ func run(args []string) int {
 	return 0
 }
 
+// clusterStep measures the rows ids against the control plane.
+type clusterStep struct {
+	ids []string
+	run func(context.Context) error
+}
+
+// clusterSteps are the rows measured against the control plane, in the
+// order they run.
+func (b *bench) clusterSteps() []clusterStep {
+	return []clusterStep{
+		{[]string{"V1", "V2", "V4", "V5"}, b.runVerifier},
+		{[]string{"G1"}, b.runGRPC},
+		{[]string{"C1", "C2", "C3"}, b.runControllers},
+	}
+}
+
 func (b *bench) runAll(ctx context.Context) error {
 	o := &b.opts
 	// V3 first: its go test starts a control plane of its own.
@@ -203,7 +223,12 @@ func (b *bench) runAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if !o.want("V1", "V2", "V4", "V5", "C1", "C2", "C3") {
+	steps := b.clusterSteps()
+	var ids []string
+	for _, s := range steps {
+		ids = append(ids, s.ids...)
+	}
+	if !o.want(ids...) {
 		return nil
 	}
 	logf("starting the control plane")
@@ -230,13 +255,11 @@ func (b *bench) runAll(ctx context.Context) error {
 	if err := b.controllerObjects(ctx); err != nil {
 		return err
 	}
-	if o.want("V1", "V2", "V4", "V5") {
-		if err := b.runVerifier(ctx); err != nil {
-			return err
+	for _, s := range steps {
+		if !o.want(s.ids...) {
+			continue
 		}
-	}
-	if o.want("C1", "C2", "C3") {
-		if err := b.runControllers(ctx); err != nil {
+		if err := s.run(ctx); err != nil {
 			return err
 		}
 	}
