@@ -70,8 +70,12 @@ controlplane: ## Build the local control plane binaries (kube-apiserver, etcd) i
 nginx: ## Provide an nginx with auth_request for the end-to-end tests (system's, else Debian's under bin/nginx/), once.
 	hack/nginx.sh >/dev/null
 
+.PHONY: traefik
+traefik: ## Build Traefik from the Go module proxy for the end-to-end tests and benchmarks into bin/traefik/, once.
+	hack/traefik.sh
+
 .PHONY: test
-test: controlplane nginx verify vet ## Run every test: unit, envtest integration and end to end.
+test: controlplane nginx traefik verify vet ## Run every test: unit, envtest integration and end to end.
 	go test -race -timeout $(TEST_TIMEOUT) -count=1 $(GOTESTFLAGS) $(TESTS)
 
 .PHONY: test-unit
@@ -109,7 +113,7 @@ dev: controlplane build ## Run the operator, webhooks and verifier against a loc
 BENCHFLAGS ?=
 
 .PHONY: bench
-bench: controlplane nginx ## Measure the verifier and the controllers against their floors (issue 8) and write BENCHMARKS.md; figures, not pass/fail.
+bench: controlplane nginx traefik ## Measure the verifier and the controllers against their floors (issue 8) and write BENCHMARKS.md; figures, not pass/fail.
 	go build -o $(LOCALBIN)/bench/bench ./test/bench
 	$(LOCALBIN)/bench/bench -out BENCHMARKS.md $(BENCHFLAGS)
 
