@@ -186,7 +186,7 @@ func waitPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase)
 // ns, as the manager writes it, for tests that put records in place
 // without a manager.
 func hashedRecord(ops, ns string, i int, k keys.Key) *corev1.Secret {
-	uid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+	uid := recordUID(i)
 	rec := record.Record{
 		Digest: k.Digest(), KeyID: k.ID(), Namespace: ns, KeyGroup: "things", Application: fmt.Sprintf("app-%03d", i%100),
 		APIKey: fmt.Sprintf("key-%05d", i), Scopes: []string{"read"}, State: record.StateActive,
@@ -198,13 +198,5 @@ func hashedRecord(ops, ns string, i int, k keys.Key) *corev1.Secret {
 	}
 }
 
-// setLastUsed writes an APIKey's status.lastUsedTime, as the verifier does.
-func setLastUsed(t *testing.T, k *keywardv1alpha1.APIKey, at time.Time) {
-	t.Helper()
-	base := k.DeepCopy()
-	mt := metav1.NewTime(at)
-	k.Status.LastUsedTime = &mt
-	if err := env.Client.Status().Patch(context.Background(), k, client.MergeFrom(base)); err != nil {
-		t.Fatal(err)
-	}
-}
+// recordUID is the APIKey UID that hashedRecord's record i names.
+func recordUID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
