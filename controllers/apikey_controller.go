@@ -116,6 +116,8 @@ func (s *apiKeyScope) minted() bool { return s.hashed != nil }
 // Reconcile brings one APIKey to the phase its spec and its surroundings
 // call for.
 func (r *APIKeyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
+	// This reconcile reads and writes delivery Secrets: no body dumps.
+	ctx = withoutBodies(ctx)
 	key := &keywardv1alpha1.APIKey{}
 	if err := r.Get(ctx, req.NamespacedName, key); err != nil {
 		if apierrors.IsNotFound(err) {

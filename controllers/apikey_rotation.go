@@ -87,6 +87,9 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 		if err == nil {
 			s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationGrantRevoked,
 				Message: why + "; the rotation is refused and the current key keeps working to its end"}
+			if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != ReasonRotationGrantRevoked {
+				r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
+			}
 			s.requeue = min(nonZeroDuration(s.requeue), time.Minute)
 		}
 		return err

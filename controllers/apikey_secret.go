@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/go-logr/logr"
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
@@ -272,4 +273,32 @@ func (r *APIKeyReconciler) deleteHashedSecret(ctx context.Context, key *keywardv
 		return fmt.Errorf("deleting hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
 	}
 	return nil
+}
+
+// withoutBodies returns ctx with its logger unable to log at client-go's
+// request and response body verbosity (8 and up). client-go dumps the
+// bodies it sends and receives there, as hex for protobuf, and a delivery
+// Secret's body is its plaintext: it must reach no log at any verbosity.
+func withoutBodies(ctx context.Context) context.Context {
+	l := logf.FromContext(ctx)
+	return logr.NewContext(ctx, logr.New(cappedSink{LogSink: l.GetSink(), max: 7}).WithCallDepth(0))
+}
+
+// cappedSink is a LogSink enabled at no level above max.
+type cappedSink struct {
+	logr.LogSink
+	max int
+}
+
+// Init does nothing: the sink it wraps was initialised already.
+func (c cappedSink) Init(logr.RuntimeInfo) {}
+
+func (c cappedSink) Enabled(level int) bool { return level <= c.max && c.LogSink.Enabled(level) }
+
+func (c cappedSink) WithValues(kv ...any) logr.LogSink {
+	return cappedSink{LogSink: c.LogSink.WithValues(kv...), max: c.max}
+}
+
+func (c cappedSink) WithName(name string) logr.LogSink {
+	return cappedSink{LogSink: c.LogSink.WithName(name), max: c.max}
 }
