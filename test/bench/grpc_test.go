@@ -47,14 +47,15 @@ func TestG1RendersFromData(t *testing.T) {
 		d    g1Data
 		met  string
 	}{
-		{"met", g1Data{floor: fast, verifier: fast, floorAllocs: 254, verifierAllocs: 240, answers: same}, "met"},
-		{"slower", g1Data{floor: fast, verifier: slow, floorAllocs: 254, verifierAllocs: 240, answers: same}, "missed"},
-		{"more allocations", g1Data{floor: fast, verifier: fast, floorAllocs: 254, verifierAllocs: 300, answers: same}, "missed"},
-		{"not compared", g1Data{floor: fast, verifier: fast, floorAllocs: 254, verifierAllocs: 240, answers: grpcAnswers{err: "refused"}}, "met"},
-		{"different answers", g1Data{floor: fast, verifier: fast, answers: grpcAnswers{floor: ok, verifier: &authv3.CheckResponse{}}}, "met"},
+		{"met", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: same}, "met"},
+		{"slower", g1Data{floor: fast, heapFloor: fast, verifier: slow, allocs: [3]float64{157, 157, 142}, answers: same}, "missed"},
+		{"slower than the floor with the verifier's heap", g1Data{floor: slow, heapFloor: fast, verifier: slow, allocs: [3]float64{157, 157, 142}, answers: same}, "missed"},
+		{"more allocations", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 170}, answers: same}, "missed"},
+		{"not compared", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: grpcAnswers{err: "refused"}}, "met"},
+		{"different answers", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: grpcAnswers{floor: ok, verifier: &authv3.CheckResponse{}}}, "met"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.d.keys, tt.d.conns, tt.d.callers, tt.d.opts = 100001, grpcConns, 16, opts
+			tt.d.keys, tt.d.conns, tt.d.callers, tt.d.opts, tt.d.heap = 100001, grpcConns, 16, opts, 60<<20
 			tt.d.rounds = []string{"round 1: grpc-floor: …"}
 			r := tt.d.row("go run ./test/bench -only G1")
 			if r.ID != "G1" || !strings.Contains(r.Met, tt.met) {
