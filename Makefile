@@ -74,8 +74,12 @@ nginx: ## Provide an nginx with auth_request for the end-to-end tests (system's,
 traefik: ## Build Traefik from the Go module proxy for the end-to-end tests and benchmarks into bin/traefik/, once.
 	hack/traefik.sh
 
+.PHONY: gitleaks
+gitleaks: ## Build gitleaks from the Go module proxy into bin/gitleaks/, once, for the test of the secret-scanning rule.
+	hack/gitleaks.sh >/dev/null
+
 .PHONY: test
-test: controlplane nginx traefik verify vet ## Run every test: unit, envtest integration and end to end.
+test: controlplane nginx traefik gitleaks verify vet ## Run every test: unit, envtest integration and end to end.
 	go test -race -timeout $(TEST_TIMEOUT) -count=1 $(GOTESTFLAGS) $(TESTS)
 
 .PHONY: test-unit
@@ -120,8 +124,9 @@ bench: controlplane nginx traefik ## Measure the verifier and the controllers ag
 ##@ Build
 
 .PHONY: build
-build: ## Build the keyward binary into bin/keyward.
+build: ## Build the keyward binary into bin/keyward and the kubectl plugin into bin/kubectl-keyward.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/keyward .
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/kubectl-keyward ./cmd/kubectl-keyward
 
 IMG ?= ghcr.io/keyward/keyward:latest
 
