@@ -48,6 +48,8 @@ func TestImportDirections(t *testing.T) {
 		{"./internal/rules/... ./internal/record/... ./internal/keys/... ./internal/grants/... ./internal/index/...",
 			[]string{"controllers", "webhook", "verifier", "internal/manager", "internal/cmd", "internal/dev"}},
 		{"./api/...", []string{"controllers", "webhook", "verifier", "internal/"}},
+		// The kubectl plugin is a client: domain packages, no component.
+		{"./cmd/...", []string{"controllers", "webhook", "verifier", "internal/manager", "internal/cmd", "internal/dev"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.packages, func(t *testing.T) {
