@@ -289,6 +289,56 @@ func TestIdentifyTellsLookAlikes(t *testing.T) {
 	}
 }
 
+// TestIdentifyAndRevokePreviousGeneration: during a rotation's overlap the
+// hashed record answers to the previous key too; identify names it as the
+// previous generation of its APIKey, and revoke --key revokes the APIKey.
+// The record is written as the manager writes it, no manager running.
+func TestIdentifyAndRevokePreviousGeneration(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	current, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	ends := now.Add(24 * time.Hour)
+	key := testgen.APIKey(ns, "key-00007", "app-007")
+	create(t, key)
+	setStatus(t, key, keywardv1alpha1.APIKeyStatus{Phase: keywardv1alpha1.APIKeyActive, KeyID: current.ID(), LastUsedTime: at(now.Add(-time.Minute)),
+		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: previous.ID(), PreviousKeyLastUsedTime: at(now.Add(-time.Hour))}})
+	create(t, hashedRecord(ops, ns, 7, current, func(r *record.Record) {
+		r.Previous = &record.Previous{Digest: previous.Digest(), KeyID: previous.ID(), EndsAt: ends}
+	}))
+	pointAt(t, ops, 7, key)
+	p := plugin{t: t, now: func() time.Time { return now }}
+
+	for _, g := range []struct {
+		key                  keys.Key
+		generation, lastUsed string
+	}{{current, "current", "60s ago"}, {previous, "previous", "60m ago"}} {
+		var id identity
+		if err := json.Unmarshal([]byte(p.ok(g.key.Plaintext(), "identify", "--operator-namespace", ops, "-o", "json").out), &id); err != nil {
+			t.Fatal(err)
+		}
+		if id.APIKey != "key-00007" || id.Generation != g.generation || id.KeyID != g.key.ID() {
+			t.Errorf("identify of the %s key: %+v", g.generation, id)
+		}
+		if row := p.ok(g.key.Plaintext(), "identify", "--operator-namespace", ops).out; !strings.Contains(strings.Join(strings.Fields(row), " "), g.generation+" Active "+g.lastUsed) {
+			t.Errorf("identify of the %s key:\n%s", g.generation, row)
+		}
+	}
+	r := p.ok(previous.Plaintext(), "revoke", "--key", "-", "--operator-namespace", ops)
+	noPlaintext(t, r, previous.Plaintext())
+	if !strings.Contains(r.out, "previous generation") || !getKey(t, ns, "key-00007").Spec.Revoked {
+		t.Errorf("revoke --key of the previous key: %q, revoked %v", r.out, getKey(t, ns, "key-00007").Spec.Revoked)
+	}
+}
+
 // setStatus writes an APIKey's status as keyward and its verifier would.
 func setStatus(t *testing.T, k *keywardv1alpha1.APIKey, s keywardv1alpha1.APIKeyStatus) {
 	t.Helper()

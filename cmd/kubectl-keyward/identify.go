@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -68,8 +69,10 @@ type identity struct {
 	Phase        string       `json:"phase"`
 	State        string       `json:"state"`
 	LastUsedTime *metav1.Time `json:"lastUsedTime,omitempty"`
-	ExpiresAt    *metav1.Time `json:"expiresAt,omitempty"`
-	CreatedBy    string       `json:"createdBy,omitempty"`
+	// ExpiresAt is when this key stops working: the APIKey's expiry, or
+	// for the previous generation the end of the rotation's overlap.
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	CreatedBy string       `json:"createdBy,omitempty"`
 	// HashedSecret is the record's Secret in the operator's namespace.
 	HashedSecret string `json:"hashedSecret"`
 
@@ -83,20 +86,31 @@ type identity struct {
 type found struct {
 	secret     *corev1.Secret
 	record     *record.Record
-	generation string
+	generation generation
 }
 
-// generation is one digest a hashed record answers to.
+// generation is one key a hashed record answers to.
 type generation struct {
 	name   string
 	digest keys.Digest
+	keyID  string
+	// endsAt is when this key stops working; zero for never.
+	endsAt time.Time
 }
 
-// generations lists the digests a record answers to, the current first.
-// The previous key of a rotation in its overlap is one more entry here,
-// once the record carries it.
+// generations lists the keys a record answers to: the current one and,
+// once a rotation replaced it, the previous one until its end (the
+// verifier refuses it after; identify still names its APIKey).
 func generations(r *record.Record) []generation {
-	return []generation{{generationCurrent, r.Digest}}
+	g := []generation{{name: generationCurrent, digest: r.Digest, keyID: r.KeyID, endsAt: r.ExpiresAt}}
+	if p := r.Previous; p != nil {
+		ends := p.EndsAt
+		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(ends) {
+			ends = r.ExpiresAt
+		}
+		g = append(g, generation{name: generationPrevious, digest: p.Digest, keyID: p.KeyID, endsAt: ends})
+	}
+	return g
 }
 
 // findRecord looks for the hashed record holding digest d among the hashed
@@ -137,7 +151,7 @@ func matchRecord(s *corev1.Secret, d keys.Digest) *found {
 	}
 	for _, g := range generations(r) {
 		if g.digest == d {
-			return &found{secret: s, record: r, generation: g.name}
+			return &found{secret: s, record: r, generation: g}
 		}
 	}
 	return nil
@@ -152,12 +166,12 @@ func identify(ctx context.Context, c client.Client, operatorNS string, k keys.Ke
 	r := f.record
 	id := &identity{
 		Namespace: r.Namespace, APIKey: r.APIKey, Application: r.Application, KeyGroup: r.KeyGroup,
-		ExternalID: r.ExternalID, KeyID: r.KeyID, Generation: f.generation, State: string(r.State),
+		ExternalID: r.ExternalID, KeyID: f.generation.keyID, Generation: f.generation.name, State: string(r.State),
 		HashedSecret: f.secret.Namespace + "/" + f.secret.Name,
 		uid:          types.UID(f.secret.Labels[record.LabelAPIKeyUID]),
 	}
-	if !r.ExpiresAt.IsZero() {
-		t := metav1.NewTime(r.ExpiresAt)
+	if ends := f.generation.endsAt; !ends.IsZero() {
+		t := metav1.NewTime(ends)
 		id.ExpiresAt = &t
 	}
 	var key keywardv1alpha1.APIKey
@@ -168,7 +182,7 @@ func identify(ctx context.Context, c client.Client, operatorNS string, k keys.Ke
 		return id, nil
 	case err != nil:
 		acc := access{verb: verbGet, resource: resourceAPIKeys, namespace: r.Namespace, name: r.APIKey, hint: grantedByResponderClusterRole}
-		return nil, fmt.Errorf("the key is %s's (APIKey %s/%s, key ID %s), but: %w", r.Application, r.Namespace, r.APIKey, r.KeyID, acc.wrap(err))
+		return nil, fmt.Errorf("the key is %s's (APIKey %s/%s, key ID %s), but: %w", r.Application, r.Namespace, r.APIKey, id.KeyID, acc.wrap(err))
 	case id.uid != "" && key.UID != id.uid:
 		id.Phase = phaseReplaced
 		return id, nil
@@ -176,7 +190,7 @@ func identify(ctx context.Context, c client.Client, operatorNS string, k keys.Ke
 	id.uid, id.apiKeyFound = key.UID, true
 	id.Phase, id.CreatedBy = string(key.Status.Phase), key.Status.CreatedBy
 	id.LastUsedTime = key.Status.LastUsedTime
-	if f.generation == generationPrevious && key.Status.Rotation != nil {
+	if f.generation.name == generationPrevious && key.Status.Rotation != nil {
 		id.LastUsedTime = key.Status.Rotation.PreviousKeyLastUsedTime
 	}
 	return id, nil

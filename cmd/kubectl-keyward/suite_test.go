@@ -185,11 +185,14 @@ func waitPhase(t *testing.T, ns, name string, phase keywardv1alpha1.APIKeyPhase)
 // hashedRecord is the hashed Secret of key i of the KeyGroup "things" of
 // ns, as the manager writes it, for tests that put records in place
 // without a manager.
-func hashedRecord(ops, ns string, i int, k keys.Key) *corev1.Secret {
+func hashedRecord(ops, ns string, i int, k keys.Key, opts ...func(*record.Record)) *corev1.Secret {
 	uid := recordUID(i)
 	rec := record.Record{
 		Digest: k.Digest(), KeyID: k.ID(), Namespace: ns, KeyGroup: "things", Application: fmt.Sprintf("app-%03d", i%100),
 		APIKey: fmt.Sprintf("key-%05d", i), Scopes: []string{"read"}, State: record.StateActive,
+	}
+	for _, o := range opts {
+		o(&rec)
 	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ops, Name: record.SecretName(uid), Labels: rec.Labels(uid)},
