@@ -76,8 +76,8 @@ func grpcKeyIndex(n int) int { return n + 200 }
 type grpcServerInfo struct {
 	// Addr is the gRPC listener (h2c).
 	Addr string `json:"addr"`
-	// Stats serves /counters (heap objects allocated and garbage
-	// collections so far) and the profiles of profileMux.
+	// Stats serves /counters (see statsMux) and the profiles of
+	// profileMux.
 	Stats string `json:"stats"`
 	// Keys is how many keys a verifier holds, and Heap its live heap
 	// once ready (runtime.MemStats.HeapAlloc after a collection).
@@ -87,14 +87,15 @@ type grpcServerInfo struct {
 }
 
 // statsMux is profileMux with /counters: the heap objects the process
-// has allocated and the garbage collections it has made since it started
-// (runtime/metrics), read before and after a load run.
+// has allocated, the garbage collections it has made and the CPU time its
+// collector has spent since it started (runtime/metrics), read before and
+// after a load run.
 func statsMux() *http.ServeMux {
 	mux := profileMux()
 	mux.HandleFunc("/counters", func(w http.ResponseWriter, _ *http.Request) {
-		s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/cycles/total:gc-cycles"}}
+		s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
 		metrics.Read(s)
-		_, _ = fmt.Fprintf(w, "%d %d", s[0].Value.Uint64(), s[1].Value.Uint64())
+		_, _ = fmt.Fprintf(w, "%d %d %g", s[0].Value.Uint64(), s[1].Value.Uint64(), s[2].Value.Float64())
 	})
 	return mux
 }
@@ -197,10 +198,12 @@ type grpcLoadSpec struct {
 }
 
 // grpcLoadResult is a gRPC load run's figures: loadResult's, and the
-// server's heap allocations and garbage collections per check.
+// server's heap allocations, garbage collections and collector CPU time
+// per check.
 type grpcLoadResult struct {
 	loadResult
 	AllocsPerCheck, GCsPerCheck float64
+	GCCPUPerCheck               time.Duration
 }
 
 // serverCounters are what a run reads of the server before and after.
@@ -208,6 +211,7 @@ type serverCounters struct {
 	cpu, wait, selfWait time.Duration
 	slices              int64
 	allocs, gcs         uint64
+	gcCPU               float64 // seconds
 }
 
 func readCounters(spec *grpcLoadSpec) (serverCounters, error) {
@@ -227,7 +231,7 @@ func readCounters(spec *grpcLoadSpec) (serverCounters, error) {
 	if err != nil {
 		return c, err
 	}
-	_, err = fmt.Sscan(string(b), &c.allocs, &c.gcs)
+	_, err = fmt.Sscan(string(b), &c.allocs, &c.gcs, &c.gcCPU)
 	return c, err
 }
 
@@ -332,6 +336,7 @@ func grpcSummary(workers []*loadWorker, spec grpcLoadSpec, elapsed time.Duration
 	if spec.Stats != "" {
 		res.AllocsPerCheck = float64(after.allocs-before.allocs) / float64(n)
 		res.GCsPerCheck = float64(after.gcs-before.gcs) / float64(n)
+		res.GCCPUPerCheck = time.Duration((after.gcCPU - before.gcCPU) / float64(n) * float64(time.Second))
 	}
 	return res, nil
 }
@@ -516,8 +521,9 @@ func (b *bench) runGRPC(ctx context.Context) error {
 				return fmt.Errorf("G1, %s: %w", s.names[i], err)
 			}
 			s.runs[i] = append(s.runs[i], r.loadResult)
-			counts[i].allocs, counts[i].gcs = append(counts[i].allocs, r.AllocsPerCheck), append(counts[i].gcs, r.GCsPerCheck)
-			line[i] = fmt.Sprintf("%s %s, %.1f allocs and %.2f collections per 1000 checks", s.names[i], r, r.AllocsPerCheck, 1000*r.GCsPerCheck)
+			c := &counts[i]
+			c.allocs, c.gcs, c.gcCPU = append(c.allocs, r.AllocsPerCheck), append(c.gcs, r.GCsPerCheck), append(c.gcCPU, r.GCCPUPerCheck)
+			line[i] = fmt.Sprintf("%s %s, %.1f allocs, %.2f collections per 1000 checks, collector CPU %s per check", s.names[i], r, r.AllocsPerCheck, 1000*r.GCsPerCheck, usPerReq(r.GCCPUPerCheck))
 		}
 		logf("G1 round %d: %s", round+1, strings.Join(line, " | "))
 	}
@@ -526,7 +532,7 @@ func (b *bench) runGRPC(ctx context.Context) error {
 		conns: grpcConns, callers: b.opts.conns, opts: b.opts, answers: askBoth(floors[0].Addr, ver.Addr, req), rounds: s.details(),
 	}
 	for i, c := range counts {
-		d.allocs[i], d.gcs[i] = median(c.allocs), median(c.gcs)
+		d.allocs[i], d.gcs[i], d.gcCPU[i] = median(c.allocs), median(c.gcs), median(c.gcCPU)
 	}
 	r := b.add(d.row(b.command("G1")))
 	if !strings.HasPrefix(r.Met, "met") {
@@ -537,7 +543,10 @@ func (b *bench) runGRPC(ctx context.Context) error {
 
 // grpcCounts are one server's allocations and collections per check, by
 // round.
-type grpcCounts struct{ allocs, gcs []float64 }
+type grpcCounts struct {
+	allocs, gcs []float64
+	gcCPU       []time.Duration
+}
 
 // profileGRPC takes the verifier's CPU profile under G1's load and quotes
 // it in the row.
@@ -559,10 +568,11 @@ func (b *bench) profileGRPC(r *row, ver grpcServerInfo, spec grpcLoadSpec) {
 // g1Data is what G1 measured.
 type g1Data struct {
 	floor, heapFloor, verifier stat
-	// allocs and gcs are the heap allocations and garbage collections per
-	// check in each server process (floor, floor with the verifier's
-	// heap, verifier), medians over rounds.
+	// allocs, gcs and gcCPU are the heap allocations, garbage collections
+	// and collector CPU time per check in each server process (floor,
+	// floor with the verifier's heap, verifier), medians over rounds.
 	allocs, gcs          [3]float64
+	gcCPU                [3]time.Duration
 	keys, conns, callers int
 	heap                 uint64 // the verifier's live heap once ready
 	answers              grpcAnswers
@@ -593,7 +603,8 @@ func (d g1Data) row(command string) *row {
 			"Check: `GET /v1/things/42?page=2` on api.example.com with `authorization: Bearer <key>`, as Envoy's ext_authz filter describes it (HTTP attributes, header map with pseudo-headers, source and destination), the group named by the context extensions `" + verifier.ExtensionNamespace + "` and `" + verifier.ExtensionKeyGroup + "`. " + d.answers.text(),
 			fmt.Sprintf("Heap allocations per check in the server process (runtime/metrics `/gc/heap/allocs:objects` over the measured window: everything the process allocated, gRPC's decoding of the request and encoding of the answer, its transport, the handler): floor %.1f, floor with the verifier's heap %.1f, verifier %.1f. Garbage collections per 1,000 checks: %.2f, %.2f, %.2f. `TestGRPCCheckAllocs` (verifier/grpc_bench_test.go) holds the verifier to the floor's count in `go test`, for the handler alone and for a call over a socket.",
 				d.allocs[0], d.allocs[1], d.allocs[2], 1000*d.gcs[0], 1000*d.gcs[1], 1000*d.gcs[2]),
-			fmt.Sprintf("Server CPU time per check (user + system, from /proc): floor %s, floor with the verifier's heap %s, verifier %s (%.2f× the floor's).", usPerReq(f.cpu), usPerReq(h.cpu), usPerReq(k.cpu), float64(k.cpu)/float64(f.cpu)),
+			fmt.Sprintf("Server CPU time per check (user + system, from /proc): floor %s, floor with the verifier's heap %s, verifier %s (%.2f× the floor's). Of it, the garbage collector's (runtime/metrics `/cpu/classes/gc/total`, marking included): %s, %s, %s. The verifier's collector marks its keys, which the floor's pointer-free heap does not have: of the %s the verifier spends beyond that floor per check, its collector accounts for %s.",
+				usPerReq(f.cpu), usPerReq(h.cpu), usPerReq(k.cpu), float64(k.cpu)/float64(f.cpu), usPerReq(d.gcCPU[0]), usPerReq(d.gcCPU[1]), usPerReq(d.gcCPU[2]), usPerReq(k.cpu-h.cpu), usPerReq(d.gcCPU[2]-d.gcCPU[1])),
 			fmt.Sprintf("The tail: share of checks slower than %s (medians over rounds): floor %s; floor with the verifier's heap %s; verifier %s. Stalls (of the checks slower than %s, those slow while at least half of the callers waited that long too): floor %.0f%%, verifier %.0f%%.",
 				overMarksText(), f.tail(), h.tail(), k.tail(), fmtDur(stallMark), 100*f.stalled, 100*k.stalled),
 			"Per round:",
