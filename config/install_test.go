@@ -32,6 +32,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -261,6 +262,40 @@ func TestShippedRBAC(t *testing.T) {
 			if got := can(t, v, c.verb, c.group, c.resource, c.sub, c.ns); got != c.want {
 				t.Errorf("verifier %s %s/%s %s in %q: %v, want %v", c.verb, c.group, c.resource, c.sub, c.ns, got, c.want)
 			}
+		}
+	})
+
+	// kube-controller-manager aggregates keyward's roles into the built-in
+	// admin, edit and view, as in a cluster: a namespace admin may grant
+	// scopes, an editor may hold keys but not widen them, a viewer reads.
+	t.Run("aggregated to admin, edit and view", func(t *testing.T) {
+		for _, role := range []string{"admin", "edit", "view"} {
+			rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenant, Name: "aggregated-" + role},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+				Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: "keyward-system", Name: "aggregated-" + role}}}
+			if err := env.Client.Create(context.Background(), rb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			role, verb, resource string
+			want                 bool
+		}{
+			{"admin", "grant", "scopes", true},
+			{"admin", "create", "keygroups", true},
+			{"edit", "create", "apikeys", true},
+			{"edit", "grant", "scopes", false},
+			{"edit", "create", "keygroups", false},
+			{"view", "list", "apikeys", true},
+			{"view", "create", "apikeys", false},
+		} {
+			u := as(t, "aggregated-"+c.role)
+			testenv.Eventually(t, 30*time.Second, func() error {
+				if got := can(t, u, c.verb, "keyward.dev", c.resource, "", tenant); got != c.want {
+					return fmt.Errorf("%s: %s keyward.dev/%s: %v, want %v (aggregation not done yet?)", c.role, c.verb, c.resource, got, c.want)
+				}
+				return nil
+			})
 		}
 	})
 

@@ -31,6 +31,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -383,12 +384,18 @@ func TestKeyLifecycle(t *testing.T) {
 			}
 			return nil
 		})
-		// There is no garbage collector in this control plane: the owner
-		// reference is what makes a real cluster delete the delivery Secret.
+		// The garbage collector (kube-controller-manager, as in a cluster)
+		// deletes the delivery Secret through its owner reference.
 		ref := metav1.GetControllerOf(delivery)
 		if ref == nil || ref.UID != k.UID || ref.Kind != "APIKey" || ref.BlockOwnerDeletion == nil || !*ref.BlockOwnerDeletion {
 			t.Errorf("delivery Secret owner reference %+v", ref)
 		}
+		testenv.Eventually(t, 30*time.Second, func() error {
+			if deliverySecret(t, k) != nil {
+				return fmt.Errorf("the deleted APIKey's delivery Secret %s is still there", k.DeliverySecretName())
+			}
+			return nil
+		})
 	})
 
 	t.Run("key group deleted", func(t *testing.T) {
@@ -692,8 +699,7 @@ func TestKeyDeletedWithoutItsFinalizerStopsWorking(t *testing.T) {
 	create(t, testgen.APIKey(ns, "again", "acme"))
 	old := waitPhase(t, ns, "again", keywardv1alpha1.APIKeyActive)
 	strip(old)
-	// (Its delivery Secret stays: the local control plane collects no
-	// garbage.)
+	// (Its delivery Secret is collected with it, or a moment later.)
 	// (The controller may have put the finalizer back before the delete:
 	// then the old APIKey goes through it first.)
 	testenv.Eventually(t, 30*time.Second, func() error {
@@ -706,5 +712,33 @@ func TestKeyDeletedWithoutItsFinalizerStopsWorking(t *testing.T) {
 	gone(old)
 	if hashedSecret(t, ops, fresh) == nil {
 		t.Error("the new APIKey's hashed Secret was deleted with the old one's")
+	}
+}
+
+// TestNamespaceFinishesDeleting deletes a namespace holding a working key:
+// kube-controller-manager's namespace controller deletes what is in it, the
+// manager lets the key go through its finalizer (deleting its hashed
+// Secret, so the key stops working), and the namespace is gone.
+func TestNamespaceFinishesDeleting(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"), testgen.APIKey(ns, "k", "acme"))
+	k := waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	if hashedSecret(t, ops, k) == nil {
+		t.Fatal("no hashed Secret")
+	}
+	if err := env.Client.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, func() error {
+		err := env.Client.Get(context.Background(), client.ObjectKey{Name: ns}, &corev1.Namespace{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still there (%v)", ns, err)
+		}
+		return nil
+	})
+	if hashedSecret(t, ops, k) != nil {
+		t.Error("the key's hashed Secret outlived its namespace: the key still works")
 	}
 }

@@ -117,6 +117,15 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	if err != nil {
 		return err
 	}
+	kcm, err := startControllerManager(te, o, out)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := kcm.Stop(); err != nil {
+			fmt.Fprintln(out, "keyward dev:", err)
+		}
+	}()
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -204,6 +213,29 @@ func startControlPlane(o Options, out io.Writer) (*envtest.Environment, error) {
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	return te, nil
+}
+
+// startControllerManager runs kube-controller-manager's garbage
+// collector, namespace and ClusterRole-aggregation controllers, logging to
+// <dir>/kube-controller-manager.log: so that deleting an APIKey collects its
+// delivery Secret and namespaces finish deleting, as in a cluster.
+func startControllerManager(te *envtest.Environment, o Options, out io.Writer) (*kube.ControllerManager, error) {
+	assets, err := assetsDir(o.Assets)
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(o.Dir, "kube-controller-manager.log")
+	logf, err := os.Create(logPath) //nolint:gosec // G304: the user's own dev directory
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(out, "keyward dev: starting kube-controller-manager (garbage collector, namespaces, ClusterRole aggregation); log:", logPath)
+	m, err := kube.StartControllerManager(te.Config, assets, o.Dir, logf)
+	if err != nil {
+		_ = logf.Close()
+		return nil, err
+	}
+	return m, nil
 }
 
 // prepareCluster writes the admin kubeconfig and creates the operator's
@@ -404,7 +436,7 @@ func waitForDemoKey(ctx context.Context, c client.Client) (string, error) {
 	return string(s.Data[record.DeliveryAPIKey]), nil
 }
 
-// assetsDir finds kube-apiserver and etcd.
+// assetsDir finds kube-apiserver, kube-controller-manager and etcd.
 func assetsDir(dir string) (string, error) {
 	if dir == "" {
 		dir = os.Getenv("KUBEBUILDER_ASSETS")
@@ -416,7 +448,7 @@ func assetsDir(dir string) (string, error) {
 		}
 		dir = strings.TrimSpace(string(out))
 	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
+	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil { //nolint:gosec // G703: the user names where their own binaries are
 			return "", fmt.Errorf("%s is missing from %s: run 'make controlplane' (make dev does it)", bin, dir)
 		}

@@ -14,9 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package testenv starts the real local control plane (kube-apiserver and
-// etcd built by hack/controlplane.sh) for integration tests: one control
-// plane per test package, a fresh namespace per test.
+// Package testenv starts the real local control plane (kube-apiserver,
+// kube-controller-manager and etcd built by hack/controlplane.sh) for
+// integration tests: one control plane per test package, a fresh namespace
+// per test.
 //
 // A test package uses it from TestMain:
 //
@@ -34,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,6 +64,8 @@ type Env struct {
 	Root string
 
 	env *envtest.Environment
+	kcm *kube.ControllerManager
+	dir string
 }
 
 // Options change how the control plane starts.
@@ -72,6 +76,9 @@ type Options struct {
 	// APIServerFlags are set on kube-apiserver's command line, such as
 	// etcd-compaction-interval.
 	APIServerFlags map[string]string
+	// NoControllerManager starts no kube-controller-manager (benchmarks
+	// that measure the API server and etcd alone).
+	NoControllerManager bool
 }
 
 // NewScheme returns a scheme with the built-in types and keyward's.
@@ -106,7 +113,7 @@ func AssetsDir(root string) (string, error) {
 		return "", fmt.Errorf("testenv: locating the control plane: %w", err)
 	}
 	dir := strings.TrimSpace(string(out))
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
+	for _, bin := range []string{"kube-apiserver", "kube-controller-manager", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
 			return "", fmt.Errorf("testenv: %s not built: run 'make controlplane' (or 'make test', which builds it)", bin)
 		}
@@ -149,12 +156,44 @@ func Start(opts Options) (*Env, error) {
 		_ = te.Stop()
 		return nil, err
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: te}, nil
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: te}
+	if !opts.NoControllerManager {
+		if err := e.startControllerManager(assets); err != nil {
+			_ = te.Stop()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// startControllerManager runs kube-controller-manager's garbage collector,
+// namespace and ClusterRole-aggregation controllers, as a cluster does. Its
+// log goes to stderr with KEYWARD_TEST_LOGS set.
+func (e *Env) startControllerManager(assets string) error {
+	dir, err := os.MkdirTemp("", "keyward-kcm-")
+	if err != nil {
+		return err
+	}
+	var logw io.Writer = io.Discard
+	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
+		logw = os.Stderr
+	}
+	m, err := kube.StartControllerManager(e.Config, assets, dir, logw)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return fmt.Errorf("testenv: %w", err)
+	}
+	e.kcm, e.dir = m, dir
+	return nil
 }
 
 // Stop stops the control plane.
 func (e *Env) Stop() error {
-	return e.env.Stop()
+	err := e.kcm.Stop()
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+	return errors.Join(err, e.env.Stop())
 }
 
 // WebhookOptions returns the webhook install options the control plane
