@@ -135,7 +135,16 @@ func (s *stack) ask(t *testing.T, key, path string) (int, http.Header) {
 // askErr is ask for goroutines other than the test's, which may not stop
 // it.
 func (s *stack) askErr(key, path string) (int, http.Header, error) {
-	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/verify/"+s.ns+"/things", nil)
+	return s.askAbout("things", key, path)
+}
+
+// askErrGroup asks about a GET of /v1/things/1 for the KeyGroup group.
+func (s *stack) askErrGroup(group, key string) (int, http.Header, error) {
+	return s.askAbout(group, key, "/v1/things/1")
+}
+
+func (s *stack) askAbout(group, key, path string) (int, http.Header, error) {
+	req, _ := http.NewRequest(http.MethodGet, s.base+"/v1/verify/"+s.ns+"/"+group, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("X-Original-Method", "GET")
 	req.Header.Set("X-Original-URL", "https://api.example.com"+path)

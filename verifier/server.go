@@ -55,6 +55,11 @@ type Options struct {
 	// LastUsedInterval is the least time between two writes of one key's
 	// lastUsedTime. Zero: one minute. Negative: last use is not recorded.
 	LastUsedInterval time.Duration
+	// KeyGroups, when set, are the only KeyGroups ("<namespace>/<name>")
+	// whose keys this verifier holds, selected at the API server: one of
+	// several verifier Deployments, each for some groups. Keys of other
+	// groups are unknown to it.
+	KeyGroups []string
 	// GRPCListen, when set, serves Envoy's gRPC ext_authz Check there
 	// (h2c), with the gRPC health and reflection services.
 	GRPCListen string
@@ -122,7 +127,11 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	listener, probeListener := listeners[0], listeners[1]
 	s.Addr, s.ProbeAddr = listener.Addr().String(), probeListener.Addr().String()
 
-	keysReflector, groupsReflector := reflectors(cs, kc, o.Namespace, store, newWatchCounters(reg))
+	selector, err := keySelector(o.KeyGroups)
+	if err != nil {
+		return nil, err
+	}
+	keysFeed, groupsReflector := feeds(cs, kc, o.Namespace, selector, store, newWatchCounters(reg), o.Log)
 
 	main := &http.Server{
 		Handler:           s.readyGate(s.Handler),
@@ -151,7 +160,7 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go s.grpc.serve(runCtx)
-	go keysReflector.RunWithContext(runCtx)
+	go keysFeed.Run(runCtx)
 	go groupsReflector.RunWithContext(runCtx)
 	if usage != nil {
 		go usage.Run(runCtx)

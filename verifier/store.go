@@ -61,6 +61,8 @@ type entry struct {
 	refusal Reason    // ReasonOK for an active key, else why its state refuses it
 	// previous: the key a rotation replaced, working until expiresAt.
 	previous bool
+	// epoch is the relist that last brought the key (Store.beginRelist).
+	epoch uint32
 	// expiresAt is Unix seconds; 0: never.
 	expiresAt int64
 
@@ -215,6 +217,8 @@ type Store struct {
 
 	keysSynced, groupsSynced atomic.Bool
 	metrics                  *metrics
+
+	epoch uint32 // the current relist's; under wmu
 }
 
 // NewStore returns an empty store reporting to m (nil: no metrics).
@@ -315,7 +319,7 @@ func (t *keyTable) fillPrevious(e *entry, rec *record.Record) {
 // fill would have from src's record: its strings cut from t's arena, its
 // profile t's, its usage kept. Every field fill writes is copied here.
 func (t *keyTable) refill(e, src *entry) {
-	e.digest, e.refusal, e.expiresAt, e.previous = src.digest, src.refusal, src.expiresAt, src.previous
+	e.digest, e.refusal, e.expiresAt, e.previous, e.epoch = src.digest, src.refusal, src.expiresAt, src.previous, src.epoch
 	e.names = t.str(src.names)
 	e.keyID[0] = e.names[:len(src.keyID[0])]
 	e.profile = src.profile
@@ -342,11 +346,13 @@ func (s *Store) putKey(obj any) {
 	}
 	pos, e := s.place(t)
 	t.fill(e, rec)
+	e.epoch = s.epoch
 	var prevPos uint32
 	var prev *entry
 	if rec.Previous != nil {
 		prevPos, prev = s.place(t)
 		t.fillPrevious(prev, rec)
+		prev.epoch = s.epoch
 	}
 	// Usage follows the digest: a key's last use is kept across updates
 	// of its record, and a key that a rotation made the previous one
@@ -468,49 +474,36 @@ func carryUsage(e, prev *entry) {
 	}
 }
 
-func (s *Store) replaceKeys(list []any) {
+// beginRelist starts a relist: the keys put from now on belong to it, and
+// endRelist forgets the others. It returns the relist's epoch.
+func (s *Store) beginRelist() uint32 {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	old := s.keys
-	t := newKeyTable(len(list))
-	for _, obj := range list {
-		secret, ok := obj.(*corev1.Secret)
-		if !ok {
-			continue
-		}
-		rec, err := record.Decode(secret.Data)
-		if err != nil {
-			s.metrics.badRecords.Inc()
-			continue
-		}
-		name, prevName := nameKeyOf(secret.Name), previousNameKeyOf(secret.Name)
-		t.unindex(name)
-		t.unindex(prevName)
-		pos, e := s.place(t)
-		t.fill(e, rec)
-		t.index[rec.Digest], t.byName[name] = pos, pos
-		if rec.Previous != nil {
-			pos, e := s.place(t)
-			t.fillPrevious(e, rec)
-			t.index[e.digest], t.byName[prevName] = pos, pos
+	s.epoch++
+	return s.epoch
+}
+
+// endRelist forgets the keys that the relist of epoch did not bring (deleted
+// while no watch saw it), and marks the keys synced. Keys it brought keep
+// their usage bookkeeping: putKey carries it by digest.
+func (s *Store) endRelist(epoch uint32) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	t := s.keys
+	var stale []nameKey
+	for n, p := range t.byName {
+		if t.at(p).epoch != epoch {
+			stale = append(stale, n)
 		}
 	}
-	// Keys that were held already keep their usage bookkeeping: copied
-	// before the new table answers, so that its first requests do not
-	// take every key for unreported, and again after, for the uses
-	// recorded in the old entries meanwhile.
-	carryAll := func() {
-		for d, np := range t.index {
-			if p, ok := old.index[d]; ok {
-				carryUsage(t.at(np), old.at(p))
-			}
+	if len(stale) > 0 {
+		s.mu.Lock()
+		for _, n := range stale {
+			t.unindex(n)
 		}
+		s.mu.Unlock()
 	}
-	carryAll()
-	s.mu.Lock()
-	s.keys = t
-	s.mu.Unlock()
-	carryAll()
+	s.compactIfSparse()
 	s.keysSynced.Store(true)
 }
 
@@ -603,15 +596,22 @@ func objectNamespace(obj any) string {
 }
 
 // keyStore and groupStore adapt the Store to the reflector's store
-// interface: the reflector writes straight into the key table, so no
-// informer cache holds a second copy of every Secret.
+// interface, for tests that feed it as a reflector would (the verifier
+// feeds its keys through keyFeed, its KeyGroups through a reflector).
 type keyStore struct{ *Store }
 
-func (k keyStore) Add(obj any) error                  { k.putKey(obj); return nil }
-func (k keyStore) Update(obj any) error               { k.putKey(obj); return nil }
-func (k keyStore) Delete(obj any) error               { k.deleteKey(obj); return nil }
-func (k keyStore) Replace(list []any, _ string) error { k.replaceKeys(list); return nil }
-func (k keyStore) Resync() error                      { return nil }
+func (k keyStore) Add(obj any) error    { k.putKey(obj); return nil }
+func (k keyStore) Update(obj any) error { k.putKey(obj); return nil }
+func (k keyStore) Delete(obj any) error { k.deleteKey(obj); return nil }
+func (k keyStore) Replace(list []any, _ string) error {
+	epoch := k.beginRelist()
+	for _, obj := range list {
+		k.putKey(obj)
+	}
+	k.endRelist(epoch)
+	return nil
+}
+func (k keyStore) Resync() error { return nil }
 
 type groupStore struct{ *Store }
 

@@ -18,9 +18,13 @@ package verifier
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -69,31 +73,17 @@ func (c watchCounters) list(resource string, opts metav1.ListOptions, err error)
 
 // watch counts a watch that lists (a streaming list: sendInitialEvents,
 // which client-go uses where the API server supports it) as a list, and
-// wraps it to count 410s and pass each object through slim (nil: none).
-func (c watchCounters) watch(resource string, opts metav1.ListOptions, w watch.Interface, err error, slim func(runtime.Object) runtime.Object) (watch.Interface, error) {
+// wraps it to count 410s.
+func (c watchCounters) watch(resource string, opts metav1.ListOptions, w watch.Interface, err error) (watch.Interface, error) {
 	if err == nil && opts.SendInitialEvents != nil && *opts.SendInitialEvents {
 		c.lists.WithLabelValues(resource).Inc()
 	}
-	return countExpired(c.expired.WithLabelValues(resource), slim)(w, err)
-}
-
-// slimSecret keeps of a hashed Secret what the store reads: its data, its
-// name and namespace, for updates and deletes, and its resource version,
-// for the reflector. The API server's copy also carries labels and
-// managedFields, several times the size, and a streamed initial list holds
-// every object it has received until the list ends: with 100,000 keys, the
-// difference between starting in 512 MiB or not.
-func slimSecret(obj runtime.Object) runtime.Object {
-	s, ok := obj.(*corev1.Secret)
-	if !ok {
-		return obj
-	}
-	slim := slim(s)
-	return &slim
+	return countExpired(c.expired.WithLabelValues(resource))(w, err)
 }
 
 // slim is s with only what the verifier reads: its name, namespace,
-// resource version and data.
+// resource version and data. The API server's copy also carries labels and
+// managedFields, several times the size.
 func slim(s *corev1.Secret) corev1.Secret {
 	return corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion},
@@ -101,28 +91,31 @@ func slim(s *corev1.Secret) corev1.Secret {
 	}
 }
 
-// reflectors list and watch the hashed Secrets of the operator's namespace
-// (label-selected) and every KeyGroup, writing straight into store.
-func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, store *Store, counters watchCounters) (keys, groups *cache.Reflector) {
+// keySelector is the label selector of the hashed Secrets a verifier
+// holds: all of them, or those of the listed KeyGroups ("<namespace>/<name>")
+// by their LabelKeyGroupRef.
+func keySelector(groups []string) (string, error) {
 	selector := record.LabelHashedKey + "=true"
-	keysLW := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.LabelSelector = selector
-			list, err := cs.CoreV1().Secrets(namespace).List(ctx, opts)
-			counters.list("secrets", opts, err)
-			if err == nil {
-				for i := range list.Items {
-					list.Items[i] = slim(&list.Items[i])
-				}
-			}
-			return list, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.LabelSelector = selector
-			w, err := cs.CoreV1().Secrets(namespace).Watch(ctx, opts)
-			return counters.watch("secrets", opts, w, err, slimSecret)
-		},
+	if len(groups) == 0 {
+		return selector, nil
 	}
+	refs := make([]string, 0, len(groups))
+	for _, g := range groups {
+		ns, name, ok := strings.Cut(g, "/")
+		if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+			return "", fmt.Errorf("--key-groups: %q is not <namespace>/<name>", g)
+		}
+		refs = append(refs, record.GroupRef(ns, name))
+	}
+	slices.Sort(refs)
+	return selector + "," + record.LabelKeyGroupRef + " in (" + strings.Join(slices.Compact(refs), ",") + ")", nil
+}
+
+// feeds keep the store in step with the API server: the hashed Secrets of
+// the operator's namespace that selector selects through a keyFeed (a page
+// at a time), every KeyGroup through a reflector.
+func feeds(cs kubernetes.Interface, kc client.WithWatch, namespace, selector string, store *Store, counters watchCounters, log logr.Logger) (keys *keyFeed, groups *cache.Reflector) {
+	keys = &keyFeed{secrets: cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
 	groupsLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list := &keywardv1alpha1.KeyGroupList{}
@@ -132,18 +125,16 @@ func reflectors(cs kubernetes.Interface, kc client.WithWatch, namespace string, 
 		},
 		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			w, err := kc.Watch(ctx, &keywardv1alpha1.KeyGroupList{}, &client.ListOptions{Raw: &opts})
-			return counters.watch("keygroups", opts, w, err, nil)
+			return counters.watch("keygroups", opts, w, err)
 		},
 	}
-	return cache.NewReflectorWithOptions(keysLW, &corev1.Secret{}, keyStore{store}, cache.ReflectorOptions{Name: "hashed-keys", Backoff: reconnectBackoff()}),
-		cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups", Backoff: reconnectBackoff()})
+	return keys, cache.NewReflectorWithOptions(groupsLW, &keywardv1alpha1.KeyGroup{}, groupStore{store}, cache.ReflectorOptions{Name: "keygroups", Backoff: reconnectBackoff()})
 }
 
 // countExpired counts a watch refused, or ended, because the resource
 // version it resumed from is gone: etcd compacted it while the verifier was
 // away. The reflector then relists; the count tells operators how often.
-// Each event's object goes through slim, when not nil.
-func countExpired(c prometheus.Counter, slim func(runtime.Object) runtime.Object) func(watch.Interface, error) (watch.Interface, error) {
+func countExpired(c prometheus.Counter) func(watch.Interface, error) (watch.Interface, error) {
 	return func(w watch.Interface, err error) (watch.Interface, error) {
 		if err != nil {
 			if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
@@ -151,14 +142,13 @@ func countExpired(c prometheus.Counter, slim func(runtime.Object) runtime.Object
 			}
 			return w, err
 		}
-		ew := &expiryWatch{Interface: w, out: make(chan watch.Event), stop: make(chan struct{}), expired: c, slim: slim}
+		ew := &expiryWatch{Interface: w, out: make(chan watch.Event), stop: make(chan struct{}), expired: c}
 		go ew.loop()
 		return ew, nil
 	}
 }
 
-// expiryWatch passes a watch's events through, counting 410 errors and
-// trimming objects with slim (bookmarks and errors pass as they are). Unlike
+// expiryWatch passes a watch's events through, counting 410 errors. Unlike
 // watch.Filter, it never blocks on a consumer that has stopped reading.
 type expiryWatch struct {
 	watch.Interface
@@ -166,7 +156,6 @@ type expiryWatch struct {
 	stop    chan struct{}
 	once    sync.Once
 	expired prometheus.Counter
-	slim    func(runtime.Object) runtime.Object // nil: objects as they come
 }
 
 func (w *expiryWatch) ResultChan() <-chan watch.Event { return w.out }
@@ -179,15 +168,8 @@ func (w *expiryWatch) Stop() {
 func (w *expiryWatch) loop() {
 	defer close(w.out)
 	for e := range w.Interface.ResultChan() {
-		switch e.Type {
-		case watch.Error:
-			if err := apierrors.FromObject(e.Object); apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-				w.expired.Inc()
-			}
-		case watch.Added, watch.Modified, watch.Deleted:
-			if w.slim != nil {
-				e.Object = w.slim(e.Object)
-			}
+		if e.Type == watch.Error && expired(apierrors.FromObject(e.Object)) {
+			w.expired.Inc()
 		}
 		select {
 		case w.out <- e:

@@ -46,6 +46,10 @@ func Verifier(args []string) int {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
 	fs.StringVar(&trusted, "trusted-proxies", "", "Comma-separated CIDRs of the proxies whose X-Real-IP and X-Forwarded-For are believed, such as the ingress controller's pod network.")
+	fs.Func("key-groups", "Comma-separated KeyGroups (<namespace>/<name>) whose keys this verifier holds, selected at the API server: one shard of several verifier Deployments. Default: every group's.", func(v string) error {
+		o.KeyGroups = strings.Split(v, ",")
+		return nil
+	})
 	fs.DurationVar(&o.LastUsedInterval, "last-used-interval", time.Minute, "Least time between two writes of one key's status.lastUsedTime; negative disables them.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 5*time.Second, "How long to report not-ready before stopping on SIGTERM.")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Accepted for symmetry with the manager; it has no effect: every verifier replica serves.")

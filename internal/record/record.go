@@ -43,7 +43,20 @@ const (
 	LabelAPIKey      = "keyward.dev/apikey"
 	LabelAPIKeyUID   = "keyward.dev/apikey-uid"
 	LabelState       = "keyward.dev/state"
+	// LabelKeyGroupRef names the key's namespace and KeyGroup together
+	// (GroupRef), so that a verifier shard selects exactly its groups'
+	// keys at the API server: selecting on LabelNamespace and
+	// LabelKeyGroup apart would match their cross product.
+	LabelKeyGroupRef = "keyward.dev/key-group-ref"
 )
+
+// GroupRef is the LabelKeyGroupRef value of the KeyGroup name in namespace:
+// 32 hex digits of the SHA-256 of "<namespace>/<name>", a valid label value
+// whatever the names' lengths.
+func GroupRef(namespace, name string) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name))
+	return hex.EncodeToString(sum[:16])
+}
 
 // Data keys of a hashed Secret.
 const (
@@ -252,6 +265,7 @@ func (r *Record) Labels(apiKeyUID string) map[string]string {
 		LabelAPIKey:      r.APIKey,
 		LabelAPIKeyUID:   apiKeyUID,
 		LabelState:       string(r.State),
+		LabelKeyGroupRef: GroupRef(r.Namespace, r.KeyGroup),
 	}
 }
 
