@@ -63,7 +63,7 @@ verify: $(CONTROLLER_GEN) ## Fail when generated files (CRDs, RBAC, webhook conf
 	hack/verify-generated.sh "$(CONTROLLER_GEN)"
 
 .PHONY: controlplane
-controlplane: ## Build the local control plane binaries (kube-apiserver, etcd) into bin/k8s/, once.
+controlplane: ## Build the local control plane binaries (kube-apiserver, kube-controller-manager, etcd) into bin/k8s/, once.
 	hack/controlplane.sh
 
 .PHONY: nginx
