@@ -78,8 +78,12 @@ traefik: ## Build Traefik from the Go module proxy for the end-to-end tests and 
 gitleaks: ## Build gitleaks from the Go module proxy into bin/gitleaks/, once, for the test of the secret-scanning rule.
 	hack/gitleaks.sh >/dev/null
 
+.PHONY: helm
+helm: ## Build Helm from the Go module proxy into bin/helm/, once, for the chart's tests (test/chart) and `helm install`.
+	hack/helm.sh
+
 .PHONY: test
-test: controlplane nginx traefik gitleaks verify vet ## Run every test: unit, envtest integration and end to end.
+test: controlplane nginx traefik gitleaks helm verify vet ## Run every test: unit, envtest integration and end to end.
 	go test -race -timeout $(TEST_TIMEOUT) -count=1 $(GOTESTFLAGS) $(TESTS)
 
 .PHONY: test-unit
