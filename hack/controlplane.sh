@@ -24,7 +24,14 @@ if [ "${1:-}" = "--print-dir" ]; then
 	echo "$out"
 	exit 0
 fi
-if [ -f "$out/.stamp" ] && [ -x "$out/kube-controller-manager" ]; then
+# shellcheck source=hack/cache.sh
+. "$root/hack/cache.sh"
+complete() { [ -f "$out/.stamp" ] && [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/etcd" ]; }
+if complete; then
+	[ -f "$(keyward_cache_dir)/${out#"$root/bin/"}/.stamp" ] || cache_save "$root" "$out"
+	exit 0
+fi
+if cache_restore "$root" "$out" && complete; then
 	exit 0
 fi
 
@@ -62,4 +69,5 @@ fi
 "$out/kube-controller-manager" --version >&2
 "$out/etcd" --version | head -1 >&2
 touch "$out/.stamp"
+cache_save "$root" "$out"
 echo "controlplane: built in $(( $(date +%s) - start ))s" >&2
