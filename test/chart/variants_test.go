@@ -1,0 +1,151 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package chart
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// variant is one documented way of installing the chart (charts/keyward's
+// README): its values, and what its render must hold beyond what every
+// render must (checkConsistent).
+type variant struct {
+	name, release, namespace string
+	values                   map[string]any
+	check                    func(t *testing.T, objs []*unstructured.Unstructured)
+}
+
+func variants() []variant {
+	return []variant{
+		{name: "default", release: "keyward", namespace: "keyward-system", check: checkDefault},
+		{name: "cert-manager", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"webhook": map[string]any{"certificates": map[string]any{"mode": "cert-manager"}}},
+			check:  checkCertManager("keyward-selfsigned", "Issuer")},
+		{name: "cert-manager with the cluster's issuer", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"webhook": map[string]any{"certificates": map[string]any{"mode": "cert-manager",
+				"certManager": map[string]any{"issuerRef": map[string]any{"name": "corp-ca", "kind": "ClusterIssuer"}, "duration": "2160h", "renewBefore": "720h"}}}},
+			check: checkCertManager("corp-ca", "ClusterIssuer")},
+		{name: "NetworkPolicy", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"networkPolicy": map[string]any{"enabled": true, "ingressNamespaces": []string{"ingress-nginx", "traefik"}}},
+			check:  checkNetworkPolicy},
+		{name: "monitoring", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"monitoring": map[string]any{
+				"serviceMonitor":   map[string]any{"enabled": true, "labels": map[string]any{"release": "prometheus"}},
+				"prometheusRule":   map[string]any{"enabled": true},
+				"grafanaDashboard": map[string]any{"enabled": dashboardInChart()}}},
+			check: checkMonitoring},
+		{name: "CRDs disabled", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"crds": map[string]any{"enabled": false}},
+			check:  wantCount("CustomResourceDefinition", 0)},
+		{name: "CRDs not kept", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"crds": map[string]any{"keep": false}},
+			check:  checkCRDsNotKept},
+		{name: "replicas and PodDisruptionBudgets", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{
+				"manager":  map[string]any{"replicas": 3, "podDisruptionBudget": map[string]any{"enabled": false}},
+				"verifier": map[string]any{"replicas": 5, "podDisruptionBudget": map[string]any{"minAvailable": "60%"}}},
+			check: checkReplicas},
+		{name: "trusted proxies and Service ports", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"verifier": map[string]any{
+				"trustedProxies": []string{"10.0.0.0/8", "fd00::/8"}, "lastUsedInterval": "5m",
+				"service": map[string]any{"httpPort": 8080, "grpcPort": 9002}}},
+			check: checkVerifierSettings},
+		{name: "another release name, with cert-manager", release: "acme", namespace: "acme-system",
+			values: map[string]any{"webhook": map[string]any{"certificates": map[string]any{"mode": "cert-manager"}}},
+			check:  checkPrefixed},
+		{name: "namespace created", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"namespace": map[string]any{"create": true}},
+			check:  wantCount("Namespace", 1)},
+		{name: "image, scheduling and extra arguments", release: "keyward", namespace: "keyward-system",
+			values: schedulingValues(), check: checkScheduling},
+	}
+}
+
+// dashboardInChart reports whether the chart carries the Grafana dashboard
+// its optional ConfigMap embeds.
+func dashboardInChart() bool {
+	_, err := os.Stat(filepath.Join(chartDir(), "files", "keyward-dashboard.json"))
+	return err == nil
+}
+
+// TestLint: helm lint --strict of every variant reports no warning or
+// error (and validates each variant's values against values.schema.json).
+func TestLint(t *testing.T) {
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			out := string(run(t, "lint", chartDir(), "--strict", "--namespace", v.namespace, "-f", valuesFile(t, v.values)))
+			if strings.Contains(out, "[WARNING]") || strings.Contains(out, "[ERROR]") || !strings.Contains(out, "0 chart(s) failed") {
+				t.Errorf("helm lint:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestSchemaRefuses: values the schema forbids fail helm template: a
+// misspelt key, a certificate mode that does not exist, a CIDR that is not
+// one.
+func TestSchemaRefuses(t *testing.T) {
+	for name, values := range map[string]map[string]any{
+		"unknown key":    {"verifier": map[string]any{"replica": 2}},
+		"unknown mode":   {"webhook": map[string]any{"certificates": map[string]any{"mode": "vault"}}},
+		"not a CIDR":     {"verifier": map[string]any{"trustedProxies": []string{"10.0.0.1"}}},
+		"negative count": {"manager": map[string]any{"replicas": -1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd := []string{"template", "keyward", chartDir(), "-f", valuesFile(t, values)}
+			if err := runErr(t, cmd...); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
+				t.Errorf("helm template with %v: %v, want a schema error", values, err)
+			}
+		})
+	}
+}
+
+// TestDryRun sends every variant's render to the API server (server-side
+// apply, dry run, strict field validation), with cert-manager's and
+// prometheus-operator's CRDs installed from their modules.
+func TestDryRun(t *testing.T) {
+	needCluster(t)
+	installForeignCRDs(t)
+	for _, ns := range []string{"keyward-system", "acme-system"} {
+		err := cluster.client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range variants() {
+		t.Run(v.name, func(t *testing.T) {
+			objs := render(t, v.release, v.namespace, v.values)
+			checkConsistent(t, objs, v.namespace)
+			v.check(t, objs)
+			for _, u := range objs {
+				if err := dryRun(context.Background(), u); err != nil {
+					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+			t.Logf("%d objects accepted: %v", len(objs), kinds(objs))
+		})
+	}
+}
