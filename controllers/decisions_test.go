@@ -82,6 +82,12 @@ func TestCountSlots(t *testing.T) {
 			waiting:  1,
 		},
 		{
+			name:     "a slot counts from its hashed Secret even when the cache does not show its APIKey yet",
+			siblings: []keywardv1alpha1.APIKey{self},
+			states:   map[string]record.State{"minted-elsewhere": record.StateActive, "self": record.StateActive},
+			active:   1,
+		},
+		{
 			name:     "reservations wait ahead, and are not counted twice",
 			siblings: []keywardv1alpha1.APIKey{self, key("minting", "m", -time.Minute)},
 			reserved: []types.UID{"m", "other", "self"},
