@@ -124,6 +124,7 @@ func findRecord(ctx context.Context, c client.Client, operatorNS string, d keys.
 		client.Limit(listPageSize),
 	}
 	var seen int
+	hex := d.String()
 	for cont := ""; ; {
 		var list corev1.SecretList
 		if err := c.List(ctx, &list, append(opts, client.Continue(cont))...); err != nil {
@@ -131,7 +132,7 @@ func findRecord(ctx context.Context, c client.Client, operatorNS string, d keys.
 		}
 		seen += len(list.Items)
 		for i := range list.Items {
-			if f := matchRecord(&list.Items[i], d); f != nil {
+			if f := matchRecord(&list.Items[i], d, hex); f != nil {
 				return f, nil
 			}
 		}
@@ -142,9 +143,14 @@ func findRecord(ctx context.Context, c client.Client, operatorNS string, d keys.
 	return nil, fmt.Errorf("%w (%d hashed Secrets read in namespace %q; see --operator-namespace)", errUnknownKey, seen, operatorNS)
 }
 
-// matchRecord returns the record of s if it answers to d. A record that
-// does not decode makes no key work at the verifier either.
-func matchRecord(s *corev1.Secret, d keys.Digest) *found {
+// matchRecord returns the record of s if it answers to d, hex-encoded as
+// hex. Only a Secret holding that value somewhere is decoded: decoding
+// each of thousands of records would cost more than listing them. A record
+// that does not decode makes no key work at the verifier either.
+func matchRecord(s *corev1.Secret, d keys.Digest, hex string) *found {
+	if !holds(s.Data, hex) {
+		return nil
+	}
 	r, err := record.Decode(s.Data)
 	if err != nil {
 		return nil
@@ -155,6 +161,16 @@ func matchRecord(s *corev1.Secret, d keys.Digest) *found {
 		}
 	}
 	return nil
+}
+
+// holds reports whether one of the values of data is v.
+func holds(data map[string][]byte, v string) bool {
+	for _, b := range data {
+		if string(b) == v {
+			return true
+		}
+	}
+	return false
 }
 
 // identify finds the key's record and its APIKey.
