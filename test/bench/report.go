@@ -26,6 +26,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/keyward/keyward/test/e2e"
 )
 
 // machine describes where the figures were measured.
@@ -61,7 +63,7 @@ func (b *bench) machine() []string {
 	return []string{
 		fmt.Sprintf("CPU: %s, %d cores (`runtime.NumCPU`), %s RAM, Linux %s", cpu, runtime.NumCPU(), mem, kernel),
 		fmt.Sprintf("Go: %s %s/%s", runtime.Version(), runtime.GOOS, runtime.GOARCH),
-		fmt.Sprintf("Control plane: %s (hack/controlplane.sh), started with test/testenv; nginx %s", assets, nginxVersion()),
+		fmt.Sprintf("Control plane: %s (hack/controlplane.sh), started with test/testenv; nginx %s; Traefik %s (hack/traefik.sh)", assets, nginxVersion(), e2e.TraefikVersion()),
 		fmt.Sprintf("Load average when the run started: %s; when it ended: %s (the machine is shared: other work may run during the run, which is why floors and keyward alternate)", b.loadavg, loadavg()),
 		fmt.Sprintf("Commit: %s", gitDescribe(b.root)),
 	}
@@ -106,7 +108,7 @@ func (b *bench) writeReport() error {
 	fmt.Fprintln(&w)
 	fmt.Fprintln(&w, "## Reproducing a row")
 	fmt.Fprintln(&w)
-	fmt.Fprintln(&w, "From the repository root (`make controlplane nginx` first). `-only` runs the rows named and prints their report to stdout; the verifier rows (V1, V2, V4, V5) share their setup, and so do the controller rows (C1, C2, C3).")
+	fmt.Fprintln(&w, "From the repository root (`make controlplane nginx traefik` first). `-only` runs the rows named and prints their report to stdout; the verifier rows (V1, V2, V4, V5) share their setup, and so do the controller rows (C1, C2, C3).")
 	fmt.Fprintln(&w)
 	fmt.Fprintln(&w, "| id | command |")
 	fmt.Fprintln(&w, "|---|---|")

@@ -404,3 +404,34 @@ func tickText(hz, conns int) string {
 	}
 	return fmt.Sprintf(" This kernel's scheduler ticks every %s (CONFIG_HZ=%d); with %d connections the load generator and the server contend for the %d cores. Where the tail is nearly flat, around one tick, a few tenths of a percentage point more or fewer requests move the p99 by about a millisecond.", time.Second/time.Duration(hz), hz, conns, runtime.NumCPU())
 }
+
+// t1Data is what T1 measured: Traefik's forwardAuth to the verifier and to
+// a server that does nothing (also with the verifier's server timeouts),
+// and Traefik with no middleware.
+type t1Data struct {
+	floor, verifier, timed, alone stat
+	traefik                       string
+	keys                          int
+	opts                          options
+	rounds                        []string
+}
+
+func (d t1Data) row(command string) *row {
+	f, k, t, a := d.floor, d.verifier, d.timed, d.alone
+	ratio := k.rps / f.rps
+	return &row{
+		ID: "T1", What: fmt.Sprintf("through a real Traefik's forwardAuth (docs/traefik.md's middleware), %s keys: req/s; p50 / p99", thousands(d.keys)),
+		Figure: figure(k), Floor: figure(f),
+		Ratio:  fmt.Sprintf("%.2f× req/s; %.2f× p99", ratio, float64(k.p99)/float64(f.p99)),
+		Target: "≥ 0.90× req/s", Met: met(ratio >= 0.90), Command: command,
+		Details: append([]string{
+			fmt.Sprintf("Traefik %s, built from the Go module proxy by hack/traefik.sh, started by test/e2e's harness: one entryPoint on 127.0.0.1, the file provider, a router for every path through the forwardAuth middleware of docs/traefik.md (authRequestHeaders, the five X-Auth-* in authResponseHeaders, trustForwardHeader false, maxResponseBodySize) to one Go upstream answering `ok`, a process of its own.", d.traefik),
+			fmt.Sprintf("Floor: the same Traefik and middleware asking `bench floor`, a net/http server that answers 200 with the same X-Auth-* headers and does nothing else. Keyward: asking `bench verifier` (`verifier.Start` as `keyward verifier` runs it) holding %s keys.", thousands(d.keys)),
+			fmt.Sprintf("Same load generator: %d keep-alive connections to Traefik, %s measured after %s warm-up, %d rounds alternating four Traefik: the floor, the verifier, the floor with the verifier's server timeouts, and Traefik with no middleware; medians.", d.opts.conns, d.opts.duration, d.opts.warmup, d.opts.rounds),
+			"Traefik's forwardAuth calls the auth server with Go's `http.DefaultTransport` (v3.6.12, pkg/middlewares/auth/forward.go), which keeps at most 2 idle connections per host: with more requests in flight, many calls open a new TCP connection (over half, with 16 clients), so the auth servers' CPU per request below includes accepting and closing connections.",
+			fmt.Sprintf("Auth server CPU time per request: verifier %s, floor %s, floor with the verifier's timeouts %s.", usPerReq(k.cpu), usPerReq(f.cpu), usPerReq(t.cpu)),
+			fmt.Sprintf("The floor run with the verifier's http.Server settings (ReadTimeout and WriteTimeout 10 s, IdleTimeout 2 min, MaxHeaderBytes 32 KiB): %s, %.2f× the floor's req/s; the verifier reaches %.2f× of it.", figure(t), t.rps/f.rps, k.rps/t.rps),
+			fmt.Sprintf("Traefik with no middleware: %s. Asking an auth server costs Traefik a second HTTP exchange per request: with the do-nothing server it reaches %.2f× of that, with the verifier %.2f×.", figure(a), f.rps/a.rps, k.rps/a.rps),
+		}, d.rounds...),
+	}
+}
