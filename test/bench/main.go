@@ -15,9 +15,9 @@ limitations under the License.
 */
 
 // Command bench measures keyward against its floors (issue 8) and writes
-// the results as Markdown: the verifier (V1-V5), the verifier behind a real
-// Traefik (T1) and the controllers (C1-C3), on loopback, against the same
-// real control plane the tests use.
+// the results as Markdown: the verifier (V1-V5), its gRPC Check (G1), the
+// verifier behind a real Traefik (T1) and the controllers (C1-C3), on
+// loopback, against the same real control plane the tests use.
 //
 //	go run ./test/bench -out BENCHMARKS.md       # everything (make bench)
 //	go run ./test/bench -only V1,V2              # some rows, to stdout
@@ -150,7 +150,7 @@ func run(args []string) int {
 	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, G1, T1, C1..C3); default all")
 	fs.IntVar(&o.keys, "keys", 100_000, "hashed Secrets loaded into the verifier (V1, V2, V4, V5)")
 	fs.IntVar(&o.viaAPI, "keys-via-api", 5000, "of those, how many are created through the API server; the rest are put into etcd directly")
-	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2)")
+	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2), callers of the gRPC one (G1)")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "measured time of one load run (V1, V2)")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured time before each load run")
 	fs.IntVar(&o.rounds, "rounds", 6, "alternating floor/keyward rounds per load row; medians are reported")
