@@ -29,15 +29,18 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/keyward/keyward/webhook"
 )
 
 // The manager's defaults for the names it is told by flag
-// (internal/cmd/manager.go, webhook/certs.go).
+// (internal/cmd/manager.go); --verifier-url's is
+// http://keyward-verifier.<namespace>.svc (internal/manager).
 var managerDefaults = map[string]string{
-	"--webhook-service-name":             "keyward-webhook",
-	"--validating-webhook-configuration": "keyward-validating-webhook-configuration",
-	"--mutating-webhook-configuration":   "keyward-mutating-webhook-configuration",
-	"--webhook-cert-secret":              "keyward-webhook-cert",
+	"--webhook-service-name":             webhook.DefaultServiceName,
+	"--validating-webhook-configuration": webhook.DefaultValidatingWebhookConfiguration,
+	"--mutating-webhook-configuration":   webhook.DefaultMutatingWebhookConfiguration,
+	"--webhook-cert-secret":              webhook.DefaultCertSecretName,
 }
 
 // container returns the first container of a Deployment's pod template.
@@ -195,7 +198,7 @@ func checkManagerNames(t *testing.T, objs []*unstructured.Unstructured, namespac
 		}
 		webhooks, _, _ := unstructured.NestedSlice(c.Object, "webhooks")
 		for _, w := range webhooks {
-			s, _, _ := unstructured.NestedStringMap(w.(map[string]any), "clientConfig", "service")
+			s := serviceRef(w)
 			if s["name"] != svc || s["namespace"] != namespace {
 				t.Errorf("%s %s routes to Service %s/%s, not %s/%s", kind, configs[i], s["namespace"], s["name"], namespace, svc)
 			}
@@ -205,6 +208,14 @@ func checkManagerNames(t *testing.T, objs []*unstructured.Unstructured, namespac
 		t.Errorf("the manager's ClusterRole may update %v, want the webhook configurations %v", got, configs)
 	}
 	checkVerifierURL(t, objs, flag(a, "--verifier-url", "http://keyward-verifier."+namespace+".svc"), namespace)
+}
+
+// serviceRef returns the name and namespace of a webhook's Service.
+func serviceRef(hook any) map[string]string {
+	w, _ := hook.(map[string]any)
+	name, _, _ := unstructured.NestedString(w, "clientConfig", "service", "name")
+	ns, _, _ := unstructured.NestedString(w, "clientConfig", "service", "namespace")
+	return map[string]string{"name": name, "namespace": ns}
 }
 
 // resourceNames returns the resourceNames of the rules of ClusterRole name.

@@ -163,7 +163,7 @@ func checkWebhooksInstalled(t *testing.T, ns string) {
 			t.Errorf("%s %s has no webhook", kind, name)
 		}
 		for _, w := range webhooks {
-			s, _, _ := unstructured.NestedStringMap(w.(map[string]any), "clientConfig", "service")
+			s := serviceRef(w)
 			if s["name"] != "keyward-webhook" || s["namespace"] != ns {
 				t.Errorf("%s %s routes to %s/%s", kind, name, s["namespace"], s["name"])
 			}

@@ -17,6 +17,7 @@ limitations under the License.
 package chart
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -197,21 +198,31 @@ func render(t *testing.T, release, namespace string, values map[string]any) []*u
 }
 
 // decode splits a YAML stream into objects, leaving out empty documents.
+// Integers decode as int64, as the API machinery has them.
 func decode(t *testing.T, b []byte) []*unstructured.Unstructured {
 	t.Helper()
 	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
 	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs
-			}
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
+		j, err := yaml.YAMLToJSON(doc)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if string(bytes.TrimSpace(j)) == "null" {
+			continue
+		}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(j); err != nil {
+			t.Fatalf("%v in\n%s", err, doc)
+		}
+		objs = append(objs, u)
 	}
 }
 
