@@ -339,6 +339,47 @@ func TestIdentifyAndRevokePreviousGeneration(t *testing.T) {
 	}
 }
 
+// TestIdentifyWithoutItsAPIKey: a record whose APIKey was deleted, or
+// deleted and created again under its name, is named for what it is, and
+// revoke --key revokes neither that name's new APIKey nor anything else:
+// it points at the break-glass instead.
+func TestIdentifyWithoutItsAPIKey(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	gone, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaced, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	create(t, hashedRecord(ops, ns, 1, gone), hashedRecord(ops, ns, 2, replaced), testgen.APIKey(ns, "key-00002", "app-002"))
+	p := newPlugin(t)
+
+	for _, c := range []struct {
+		key   keys.Key
+		phase string
+	}{{gone, phaseDeleted}, {replaced, phaseReplaced}} {
+		var id identity
+		if err := json.Unmarshal([]byte(p.ok(c.key.Plaintext(), "identify", "--operator-namespace", ops, "-o", "json").out), &id); err != nil {
+			t.Fatal(err)
+		}
+		if id.Phase != c.phase || id.KeyID != c.key.ID() {
+			t.Errorf("identify: %+v, want phase %s", id, c.phase)
+		}
+		r := p.run(c.key.Plaintext(), "revoke", "--key", "-", "--operator-namespace", ops)
+		if r.err == nil || !strings.Contains(r.err.Error(), "break-glass") || r.out != "" {
+			t.Errorf("revoke --key of a key whose APIKey is %s: %v, stdout %q", c.phase, r.err, r.out)
+		}
+		noPlaintext(t, r, c.key.Plaintext())
+	}
+	if getKey(t, ns, "key-00002").Spec.Revoked {
+		t.Error("revoke --key revoked the APIKey created again under the name of the key's")
+	}
+}
+
 // setStatus writes an APIKey's status as keyward and its verifier would.
 func setStatus(t *testing.T, k *keywardv1alpha1.APIKey, s keywardv1alpha1.APIKeyStatus) {
 	t.Helper()
