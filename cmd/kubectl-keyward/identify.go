@@ -144,9 +144,10 @@ func findRecord(ctx context.Context, c client.Client, operatorNS string, d keys.
 }
 
 // matchRecord returns the record of s if it answers to d, hex-encoded as
-// hex. Only a Secret holding that value somewhere is decoded: decoding
-// each of thousands of records would cost more than listing them. A record
-// that does not decode makes no key work at the verifier either.
+// hex. Only a Secret holding that value somewhere is decoded, since all
+// records but one are read only to be passed over; generations decides
+// which of its digests it is. A record that does not decode makes no key
+// work at the verifier either.
 func matchRecord(s *corev1.Secret, d keys.Digest, hex string) *found {
 	if !holds(s.Data, hex) {
 		return nil
