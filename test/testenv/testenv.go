@@ -79,6 +79,10 @@ type Options struct {
 	// NoControllerManager starts no kube-controller-manager (benchmarks
 	// that measure the API server and etcd alone).
 	NoControllerManager bool
+	// CRDDirectoryPaths, when set, hold the CRDs installed instead of the
+	// current ones (config/crd/bases), such as a previous release's for an
+	// upgrade test.
+	CRDDirectoryPaths []string
 }
 
 // NewScheme returns a scheme with the built-in types and keyward's.
@@ -132,9 +136,13 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	scheme := NewScheme()
+	crdPaths := []string{filepath.Join(root, "config", "crd", "bases")}
+	if len(opts.CRDDirectoryPaths) > 0 {
+		crdPaths = opts.CRDDirectoryPaths
+	}
 	te := &envtest.Environment{
 		Scheme:                scheme,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     crdPaths,
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
