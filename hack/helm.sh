@@ -10,6 +10,9 @@
 # go.mod. The version is set as Helm's own Makefile sets it, so `helm
 # version` names it.
 #
+# A build is also kept outside the clone, in $KEYWARD_CACHE_DIR
+# (hack/cache.sh), so that a fresh clone on the same machine reuses it.
+#
 # Concurrent runs (parallel `go test` packages) serialise on bin/helm/.lock.
 set -euo pipefail
 
@@ -26,7 +29,18 @@ if [ "${1:-}" = "--print" ]; then
 	echo "$out"
 	exit 0
 fi
+# shellcheck source=hack/cache.sh
+. "$root/hack/cache.sh"
+cached="$(keyward_cache_dir)/helm/helm-${VERSION}"
+# save keeps a copy of the binary in the cache; a cache that cannot be
+# written is not an error.
+save() {
+	[ -x "$cached" ] && return 0
+	{ mkdir -p "$(dirname "$cached")" && cp "$out" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"; } 2>/dev/null ||
+		{ rm -f "$cached.tmp.$$" 2>/dev/null; say "could not keep a copy in $(keyward_cache_dir) (not an error)"; }
+}
 if [ -x "$out" ]; then
+	save
 	exit 0
 fi
 
@@ -39,6 +53,11 @@ if command -v flock >/dev/null 2>&1; then
 		exit 0
 	fi
 fi
+if [ -x "$cached" ] && cp "$cached" "$out.tmp.$$" && mv "$out.tmp.$$" "$out" && "$out" version >/dev/null; then
+	say "reused helm-${VERSION} from $(keyward_cache_dir)"
+	exit 0
+fi
+rm -f "$out" "$out.tmp.$$"
 
 start=$(date +%s)
 say "building Helm ${VERSION} into ${out#"$root"/} (first time only: 3 minutes of CPU, 8 on 2 busy shared cores)"
@@ -56,4 +75,5 @@ ldflags+=" -X ${MODULE}/internal/version.gitTreeState=clean"
 )
 "$work/helm" version >&2
 mv "$work/helm" "$out"
+save
 say "built in $(($(date +%s) - start))s"
