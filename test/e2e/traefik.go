@@ -184,7 +184,7 @@ func StartTraefik(t testing.TB, opts TraefikOptions) *Traefik {
 	t.Helper()
 	tr, err := StartTraefikProcess(t.TempDir(), opts)
 	if err != nil {
-		t.Fatalf("e2e: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		tr.Stop()
