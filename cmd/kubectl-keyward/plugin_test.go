@@ -24,7 +24,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
@@ -97,6 +100,40 @@ func TestKrewManifest(t *testing.T) {
 		if !seen[p] {
 			t.Errorf("no platform %s", p)
 		}
+	}
+}
+
+// TestKubeconfigContext: like kubectl, the plugin takes the cluster, user
+// and namespace of --context, and -n over the context's namespace.
+func TestKubeconfigContext(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ns, other := env.Namespace(t), env.Namespace(t)
+	keysWithStatus(t, ns, map[string]keywardv1alpha1.APIKeyStatus{"here": {Phase: keywardv1alpha1.APIKeyActive, KeyID: "kt_aaaa", LastUsedTime: at(time.Now().Add(-100 * day))}})
+	keysWithStatus(t, other, map[string]keywardv1alpha1.APIKeyStatus{"there": {Phase: keywardv1alpha1.APIKeyActive, KeyID: "kt_bbbb", LastUsedTime: at(time.Now().Add(-100 * day))}})
+
+	kc, err := clientcmd.LoadFromFile(kubeconfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := kc.Contexts[kc.CurrentContext]
+	kc.Clusters["nowhere"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	kc.Contexts["nowhere"] = &clientcmdapi.Context{Cluster: "nowhere", AuthInfo: admin.AuthInfo}
+	kc.Contexts["tenant"] = &clientcmdapi.Context{Cluster: admin.Cluster, AuthInfo: admin.AuthInfo, Namespace: ns}
+	kc.CurrentContext = "nowhere"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	p := newPlugin(t)
+	if got := names(t, p.ok("", "--kubeconfig", path, "--context", "tenant", "unused", "-o", "json").out); strings.Join(got, ",") != "here" {
+		t.Errorf("unused --context tenant = %v", got)
+	}
+	if got := names(t, p.ok("", "--kubeconfig", path, "--context", "tenant", "unused", "-n", other, "-o", "json").out); strings.Join(got, ",") != "there" {
+		t.Errorf("unused --context tenant -n %s = %v", other, got)
+	}
+	if r := p.run("", "--kubeconfig", path, "unused"); r.err == nil {
+		t.Error("the current context's unreachable server was not used")
 	}
 }
 
