@@ -408,7 +408,7 @@ func checkMonitoring(t *testing.T, objs []*unstructured.Unstructured) {
 	if cm == nil || cm.GetLabels()["grafana_dashboard"] != "1" {
 		t.Fatal("no ConfigMap keyward-dashboard labelled grafana_dashboard: \"1\"")
 	}
-	if got, _, _ := unstructured.NestedString(cm.Object, "data", "keyward-dashboard.json"); got != strings.TrimRight(string(want), "\n") {
+	if got, _, _ := unstructured.NestedString(cm.Object, "data", "keyward-dashboard.json"); got != strings.TrimRight(string(want), "\n")+"\n" {
 		t.Error("the dashboard ConfigMap does not hold files/keyward-dashboard.json")
 	}
 }
