@@ -13,6 +13,9 @@
 # v3.6.12 is the newest release that builds so: v3.7.12 and later also need
 # github.com/traefik/traefik/dynamic/ext, which the proxy does not serve.
 #
+# A build is also kept outside the clone, in $KEYWARD_CACHE_DIR
+# (hack/cache.sh), so that a fresh clone on the same machine reuses it.
+#
 # Concurrent runs (parallel `go test` packages) serialise on bin/traefik/.lock.
 set -euo pipefail
 
@@ -30,7 +33,18 @@ if [ "${1:-}" = "--print" ]; then
 	echo "$out"
 	exit 0
 fi
+# shellcheck source=hack/cache.sh
+. "$root/hack/cache.sh"
+cached="$(keyward_cache_dir)/traefik/traefik-${VERSION}"
+# save keeps a copy of the binary in the cache; a cache that cannot be
+# written is not an error.
+save() {
+	[ -x "$cached" ] && return 0
+	{ mkdir -p "$(dirname "$cached")" && cp "$out" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"; } 2>/dev/null ||
+		{ rm -f "$cached.tmp.$$" 2>/dev/null; say "could not keep a copy in $(keyward_cache_dir) (not an error)"; }
+}
 if [ -x "$out" ]; then
+	save
 	exit 0
 fi
 
@@ -43,6 +57,11 @@ if command -v flock >/dev/null 2>&1; then
 		exit 0
 	fi
 fi
+if [ -x "$cached" ] && cp "$cached" "$out.tmp.$$" && mv "$out.tmp.$$" "$out" && "$out" version >/dev/null; then
+	say "reused traefik-${VERSION} from $(keyward_cache_dir)"
+	exit 0
+fi
+rm -f "$out" "$out.tmp.$$"
 
 start=$(date +%s)
 say "building Traefik ${VERSION} into ${out#"$root"/} (first time only: 11 minutes of CPU, 17 on 2 shared cores)"
@@ -94,4 +113,5 @@ ldflags+=" -X ${MODULE}/pkg/version.BuildDate=1970-01-01T00:00:00Z"
 )
 "$work/traefik" version >&2
 mv "$work/traefik" "$out"
+save
 say "built in $(($(date +%s) - start))s"
