@@ -383,16 +383,17 @@ const waitRequeue = time.Second
 //
 // From the cache (live false), with this manager's reservations for what
 // the cache does not show yet, the count can only be too high: the cache
-// lags, never leads. From the API server (live true), it is exact for
-// everything but this manager's mints in flight, which are counted from
-// its reservations.
+// lags, never leads. Live, the hashed Secrets (what holds a slot) come
+// from the API server, as metadata, and the count is exact for everything
+// but this manager's mints in flight, which are counted from its
+// reservations. The APIKeys always come from the cache: it shows them in
+// the order they were written, so every key that could wait ahead of this
+// one is in it, and one revoked or deleted since only makes the count too
+// high; a slot is counted from its hashed Secret whether the cache shows
+// its APIKey yet or not.
 func (r *APIKeyReconciler) slots(ctx context.Context, s *apiKeyScope, app string, live bool) (active, waiting int, err error) {
-	reader := client.Reader(r.Client)
-	if live {
-		reader = r.APIReader
-	}
 	var siblings keywardv1alpha1.APIKeyList
-	if err := reader.List(ctx, &siblings, client.InNamespace(s.key.Namespace),
+	if err := r.List(ctx, &siblings, client.InNamespace(s.key.Namespace),
 		client.MatchingFields{index.APIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
 	}
@@ -438,10 +439,10 @@ func (r *APIKeyReconciler) hashedStates(ctx context.Context, s *apiKeyScope, app
 	return states, nil
 }
 
-// countSlots counts siblings of s.key that occupy a slot (their hashed
-// Secret's state says so) and those that wait ahead of it: reserved ones,
-// being minted or minted but not seen yet, and older ones not issued. Only
-// a slot confirmed by a hashed Secret can turn a key away for good; a
+// countSlots counts the keys of s.key's application, itself aside, that
+// occupy a slot and those that wait ahead of it: reserved ones, being
+// minted or minted but not seen yet, and older ones not issued. Only a
+// slot confirmed by a hashed Secret can turn a key away for good; a
 // reservation whose mint fails must not have.
 func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) (active, waiting int) {
 	for uid := range reserved {
@@ -449,22 +450,46 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 			waiting++
 		}
 	}
+	return countActive(s, siblings, states, reserved), waiting + countOlderWaiting(s, siblings, states, reserved)
+}
+
+// countActive counts the hashed Secrets whose state occupies a slot, but
+// for s.key's own, reserved keys' (they wait) and keys whose APIKey is
+// known to have stopped counting.
+func countActive(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) int {
+	stopped := map[types.UID]bool{}
+	for i := range siblings {
+		if rules.KeyStopsCounting(&siblings[i], s.now) {
+			stopped[siblings[i].UID] = true
+		}
+	}
+	active := 0
+	for uid, st := range states {
+		u := types.UID(uid)
+		if _, ok := reserved[u]; !ok && u != s.key.UID && st.Occupying() && !stopped[u] {
+			active++
+		}
+	}
+	return active
+}
+
+// countOlderWaiting counts the siblings older than s.key that are not
+// issued yet, and will be: they come first.
+func countOlderWaiting(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) int {
+	waiting := 0
 	for i := range siblings {
 		o := &siblings[i]
 		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID || rules.KeyStopsCounting(o, s.now) {
 			continue
 		}
-		if st, ok := states[string(o.UID)]; ok {
-			if st.Occupying() {
-				active++
-			}
+		if _, minted := states[string(o.UID)]; minted {
 			continue
 		}
 		if !o.Status.Phase.Terminal() && rules.KeyCreatedBefore(o, s.key) && len(rules.MissingScopes(o, s.group)) == 0 {
 			waiting++
 		}
 	}
-	return active, waiting
+	return waiting
 }
 
 // publish keeps the hashed Secret's record in step with the phase.

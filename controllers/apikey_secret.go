@@ -30,6 +30,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/go-logr/logr"
+
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"

@@ -240,7 +240,7 @@ func TestRotationOverlap(t *testing.T) {
 	s.applyRotate(t, key.Name, "2026-11-30T12:00:00Z")
 	s.applyRotate(t, key.Name, "2026-12-01T12:00:00Z")
 	third := s.delivered(t, k, first.ID(), second.ID())
-	k = s.keyStatus(t, key.Name, func(k *keywardv1alpha1.APIKey) error {
+	s.keyStatus(t, key.Name, func(k *keywardv1alpha1.APIKey) error {
 		if r := k.Status.Rotation; r == nil || r.PreviousKeyID != second.ID() || k.Status.KeyID != third.ID() || r.LastRotateRequest != "2026-12-01T12:00:00Z" {
 			return fmt.Errorf("after the third value: keyID %s, rotation %+v", k.Status.KeyID, k.Status.Rotation)
 		}

@@ -84,18 +84,29 @@ type Server struct {
 	grpc     *grpcServer // nil: no gRPC
 }
 
-// Start starts a verifier and returns once it listens; it becomes ready when
-// its caches have synced, and stops when ctx ends. Wait returns then.
-func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
+// parse checks the options and returns what they say: the trusted proxies
+// and the label selector of the hashed Secrets held.
+func (o Options) parse() (*match.TrustedProxies, string, error) {
 	if o.Namespace == "" {
-		return nil, errors.New("verifier: the operator namespace is required")
-	}
-	if o.LastUsedInterval == 0 {
-		o.LastUsedInterval = time.Minute
+		return nil, "", errors.New("verifier: the operator namespace is required")
 	}
 	trusted, err := match.ParseTrustedProxies(o.TrustedProxies)
 	if err != nil {
-		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+		return nil, "", fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	selector, err := keySelector(o.KeyGroups)
+	return trusted, selector, err
+}
+
+// Start starts a verifier and returns once it listens; it becomes ready when
+// its caches have synced, and stops when ctx ends. Wait returns then.
+func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
+	if o.LastUsedInterval == 0 {
+		o.LastUsedInterval = time.Minute
+	}
+	trusted, selector, err := o.parse()
+	if err != nil {
+		return nil, err
 	}
 	reg := o.Registry
 	if reg == nil {
@@ -127,10 +138,6 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	listener, probeListener := listeners[0], listeners[1]
 	s.Addr, s.ProbeAddr = listener.Addr().String(), probeListener.Addr().String()
 
-	selector, err := keySelector(o.KeyGroups)
-	if err != nil {
-		return nil, err
-	}
 	keysFeed, groupsReflector := feeds(cs, kc, o.Namespace, selector, store, newWatchCounters(reg), o.Log)
 
 	main := &http.Server{

@@ -107,11 +107,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := te.Stop(); err != nil {
-			fmt.Fprintln(out, "keyward dev: stopping the control plane:", err)
-		}
-	}()
+	defer report(out, te.Stop)
 	cfg := te.Config
 	kubeconfig, c, err := prepareCluster(ctx, te, o.Dir)
 	if err != nil {
@@ -121,11 +117,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := kcm.Stop(); err != nil {
-			fmt.Fprintln(out, "keyward dev:", err)
-		}
-	}()
+	defer report(out, kcm.Stop)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -213,6 +205,13 @@ func startControlPlane(o Options, out io.Writer) (*envtest.Environment, error) {
 	}
 	cfg.QPS, cfg.Burst = 100, 200
 	return te, nil
+}
+
+// report runs stop, on the way out, and prints its error, if any.
+func report(out io.Writer, stop func() error) {
+	if err := stop(); err != nil {
+		fmt.Fprintln(out, "keyward dev: stopping:", err)
+	}
 }
 
 // startControllerManager runs kube-controller-manager's garbage

@@ -18,7 +18,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,12 +89,13 @@ func (m *ControllerManager) Stop() error {
 	}
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-m.done:
+	case err := <-m.done:
+		_ = err // its exit status on SIGTERM says nothing more
 		return nil
 	case <-time.After(10 * time.Second):
 		_ = m.cmd.Process.Kill()
-		<-m.done
-		return errors.New("kube-controller-manager did not stop within 10s; killed")
+		err := <-m.done
+		return fmt.Errorf("kube-controller-manager did not stop within 10s; killed (%v)", err)
 	}
 }
 

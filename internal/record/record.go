@@ -95,6 +95,9 @@ const (
 	DataRotateRequests = "rotate-requests"
 )
 
+// rotatingValue is DataRotating's value while a rotation is under way.
+const rotatingValue = "true"
+
 // MaxRotateRequests is how many handled keyward.dev/rotate values a record
 // remembers.
 const MaxRotateRequests = 8
@@ -230,7 +233,7 @@ func (r *Record) Data() map[string]string {
 		d[DataPreviousEndsAt] = p.EndsAt.UTC().Format(time.RFC3339)
 	}
 	if r.Rotating {
-		d[DataRotating] = "true"
+		d[DataRotating] = rotatingValue
 	}
 	if len(r.RotateRequests) > 0 {
 		d[DataRotateRequests] = strings.Join(r.RotateRequests, ",")
@@ -324,7 +327,7 @@ func Decode(data map[string][]byte) (*Record, error) {
 		return nil, err
 	}
 	r.Previous = p
-	r.Rotating = get(DataRotating) == "true"
+	r.Rotating = get(DataRotating) == rotatingValue
 	if s := get(DataRotateRequests); s != "" {
 		r.RotateRequests = strings.Split(s, ",")
 	}

@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/go-logr/logr"
+
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/internal/record"

@@ -182,7 +182,7 @@ func (e *Env) startControllerManager(assets string) error {
 	if err != nil {
 		return err
 	}
-	var logw io.Writer = io.Discard
+	logw := io.Discard
 	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
 		logw = os.Stderr
 	}
