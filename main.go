@@ -25,6 +25,8 @@ import (
 	"os"
 	"sort"
 
+	_ "golang.org/x/crypto/x509roots/fallback" // public CA roots, for an image without a bundle
+
 	"github.com/keyward/keyward/internal/cmd"
 )
 
