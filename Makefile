@@ -147,8 +147,17 @@ deploy: manifests ## Install keyward into the cluster of the current kubeconfig.
 undeploy: ## Remove keyward from the cluster of the current kubeconfig (keys stop working).
 	kubectl delete --ignore-not-found -k config/default
 
+# The image's name in the tarballs; the tag defaults to `git describe --tags
+# --always --dirty`, the creation time to the commit's (or SOURCE_DATE_EPOCH).
+IMAGE_REPO ?= ghcr.io/keyward/keyward
+IMAGE_TAG ?=
+
+.PHONY: image
+image: ## Build the OCI image without a Docker engine, linux/amd64 and linux/arm64: dist/image/ (OCI layout), dist/keyward-image-<arch>.tar (docker load, kind load image-archive).
+	go run ./hack/image -out dist -repository $(IMAGE_REPO) -version "$(IMAGE_TAG)"
+
 .PHONY: docker-build
-docker-build: ## Build the image (needs a Docker engine).
+docker-build: ## Build the image with a Docker engine (the Dockerfile); make image needs none.
 	docker build -t $(IMG) .
 
 ##@ Tools
