@@ -1,0 +1,230 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package asshipped
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// Kustomize renders a kustomization directory with kubectl's kustomize, as
+// "kubectl apply -k" would.
+func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
+	out, err := exec.Command("kubectl", "kustomize", dir).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("kubectl kustomize %s: %w\n%s", dir, err, ee.Stderr)
+		}
+		return nil, err
+	}
+	return Decode(out)
+}
+
+// HelmTemplate renders a chart with its default values, as "helm install"
+// would, into namespace.
+func HelmTemplate(helm, chart, release, namespace string) ([]*unstructured.Unstructured, error) {
+	out, err := exec.Command(helm, "template", release, chart, "--namespace", namespace, "--include-crds").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("helm template %s: %w\n%s", chart, err, ee.Stderr)
+		}
+		return nil, err
+	}
+	return Decode(out)
+}
+
+// Decode reads a stream of YAML documents.
+func Decode(b []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+// Rule names one verb of one RBAC rule of a shipped role.
+type Rule struct {
+	// Kind and Name are the role's: Role or ClusterRole.
+	Kind, Name string
+	// APIGroup, Resource and Verb select the verb to take away.
+	APIGroup, Resource, Verb string
+}
+
+func (r Rule) String() string {
+	g := r.APIGroup
+	if g == "" {
+		g = "core"
+	}
+	return fmt.Sprintf("%s %s: %s on %s/%s", r.Kind, r.Name, r.Verb, g, r.Resource)
+}
+
+// Without returns objs with r's verb taken out of every rule of r's role
+// that grants it (a rule left with no verb is dropped), and an error if no
+// rule granted it.
+func Without(objs []*unstructured.Unstructured, r Rule) ([]*unstructured.Unstructured, error) {
+	out := make([]*unstructured.Unstructured, len(objs))
+	found := false
+	for i, u := range objs {
+		out[i] = u
+		if u.GetKind() != r.Kind || u.GetName() != r.Name {
+			continue
+		}
+		u = u.DeepCopy()
+		rules, _, _ := unstructured.NestedSlice(u.Object, "rules")
+		var kept []any
+		for _, raw := range rules {
+			rule, _ := raw.(map[string]any)
+			groups, _, _ := unstructured.NestedStringSlice(rule, "apiGroups")
+			resources, _, _ := unstructured.NestedStringSlice(rule, "resources")
+			verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
+			if slices.Contains(groups, r.APIGroup) && slices.Contains(resources, r.Resource) && slices.Contains(verbs, r.Verb) {
+				if len(groups) != 1 || len(resources) != 1 {
+					return nil, fmt.Errorf("%s: the rule grants other resources too: %v %v", r, groups, resources)
+				}
+				found = true
+				verbs = slices.DeleteFunc(verbs, func(v string) bool { return v == r.Verb })
+				if len(verbs) == 0 {
+					continue
+				}
+				_ = unstructured.SetNestedStringSlice(rule, verbs, "verbs")
+			}
+			kept = append(kept, rule)
+		}
+		if err := unstructured.SetNestedSlice(u.Object, kept, "rules"); err != nil {
+			return nil, err
+		}
+		out[i] = u
+	}
+	if !found {
+		return nil, fmt.Errorf("no rule grants %s", r)
+	}
+	return out, nil
+}
+
+// auditEvent is the part of an audit.k8s.io/v1 Event the test reads.
+type auditEvent struct {
+	Stage string `json:"stage"`
+	Verb  string `json:"verb"`
+	User  struct {
+		Username string              `json:"username"`
+		Extra    map[string][]string `json:"extra"`
+	} `json:"user"`
+	ObjectRef *struct {
+		Resource    string `json:"resource"`
+		Subresource string `json:"subresource"`
+		Namespace   string `json:"namespace"`
+		Name        string `json:"name"`
+		APIGroup    string `json:"apiGroup"`
+	} `json:"objectRef"`
+	ResponseStatus *struct {
+		Code    int32  `json:"code"`
+		Message string `json:"message"`
+	} `json:"responseStatus"`
+}
+
+func (e auditEvent) String() string {
+	what := ""
+	if o := e.ObjectRef; o != nil {
+		what = o.Resource
+		if o.APIGroup != "" {
+			what += "." + o.APIGroup
+		}
+		if o.Subresource != "" {
+			what += "/" + o.Subresource
+		}
+		if o.Namespace != "" {
+			what += " in " + o.Namespace
+		}
+		if o.Name != "" {
+			what += " named " + o.Name
+		}
+	}
+	code := int32(0)
+	if e.ResponseStatus != nil {
+		code = e.ResponseStatus.Code
+	}
+	return fmt.Sprintf("%s %s %s: %d", e.User.Username, e.Verb, what, code)
+}
+
+// AuditPolicy records, at level Metadata, every request of the
+// ServiceAccounts in namespace, and nothing else.
+func AuditPolicy(namespace string) string {
+	return `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  userGroups: ["system:serviceaccounts:` + namespace + `"]
+- level: None
+`
+}
+
+// readAudit reads the API server's audit log (JSON lines).
+func readAudit(path string) ([]auditEvent, error) {
+	f, err := os.Open(filepath.Clean(path))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var events []auditEvent
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var e auditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			continue // a line being written
+		}
+		if e.Stage == "ResponseComplete" {
+			events = append(events, e)
+		}
+	}
+	return events, sc.Err()
+}
+
+// refused returns the events of users with prefix answered 403.
+func refused(events []auditEvent, prefix string) []auditEvent {
+	var out []auditEvent
+	for _, e := range events {
+		if strings.HasPrefix(e.User.Username, prefix) && e.ResponseStatus != nil && e.ResponseStatus.Code == 403 {
+			out = append(out, e)
+		}
+	}
+	return out
+}
