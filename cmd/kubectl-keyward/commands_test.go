@@ -320,12 +320,12 @@ func TestIdentifyAndRevokePreviousGeneration(t *testing.T) {
 	for _, g := range []struct {
 		key                  keys.Key
 		generation, lastUsed string
-	}{{current, "current", "60s ago"}, {previous, "previous", "60m ago"}} {
+	}{{current, "current", "60s ago"}, {previous, "previous, ends in 24h", "60m ago"}} {
 		var id identity
 		if err := json.Unmarshal([]byte(p.ok(g.key.Plaintext(), "identify", "--operator-namespace", ops, "-o", "json").out), &id); err != nil {
 			t.Fatal(err)
 		}
-		if id.APIKey != "key-00007" || id.Generation != g.generation || id.KeyID != g.key.ID() {
+		if id.APIKey != "key-00007" || id.Generation != strings.TrimSuffix(g.generation, ", ends in 24h") || id.KeyID != g.key.ID() {
 			t.Errorf("identify of the %s key: %+v", g.generation, id)
 		}
 		if row := p.ok(g.key.Plaintext(), "identify", "--operator-namespace", ops).out; !strings.Contains(strings.Join(strings.Fields(row), " "), g.generation+" Active "+g.lastUsed) {

@@ -221,11 +221,20 @@ func (id *identity) gone() string {
 	return "was deleted"
 }
 
-// table is the identity as one row.
+// table is the identity as one row. The previous key of a rotation says
+// when its overlap ends or ended: the APIKey's phase is its successor's.
 func (id *identity) table(o *options) table {
+	gen := id.Generation
+	if gen == generationPrevious && id.ExpiresAt != nil {
+		verb := "ends"
+		if !id.ExpiresAt.After(o.now()) {
+			verb = "ended"
+		}
+		gen += ", " + verb + " " + until(o.now(), id.ExpiresAt)
+	}
 	return table{
 		header: []string{"NAMESPACE", "APIKEY", "APPLICATION", "KEYGROUP", "KEY-ID", "GENERATION", "PHASE", "LAST-USED"},
-		rows: [][]string{{id.Namespace, id.APIKey, id.Application, id.KeyGroup, id.KeyID, id.Generation,
+		rows: [][]string{{id.Namespace, id.APIKey, id.Application, id.KeyGroup, id.KeyID, gen,
 			orNone(id.Phase), ago(o.now(), id.LastUsedTime)}},
 	}
 }
