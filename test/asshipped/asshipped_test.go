@@ -213,6 +213,26 @@ func (in *install) install(ctx context.Context) error {
 			return fmt.Errorf("%s %s: %w", u.GetKind(), u.GetName(), err)
 		}
 	}
+	// The pods start once the API server's authorizer has every binding, as
+	// they would minutes later in a cluster: a refusal is then the roles'.
+	reviews, err := bindingReviews(in.objs)
+	if err != nil {
+		return err
+	}
+	for _, r := range reviews {
+		if err := in.await(ctx, "RBAC in effect", func() error {
+			got, err := in.admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, r, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			if !got.Status.Allowed {
+				return fmt.Errorf("%s may not %s %s yet", r.Spec.User, r.Spec.ResourceAttributes.Verb, r.Spec.ResourceAttributes.Resource)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -29,7 +29,10 @@ import (
 	"slices"
 	"strings"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -136,6 +139,82 @@ func Without(objs []*unstructured.Unstructured, r Rule) ([]*unstructured.Unstruc
 		return nil, fmt.Errorf("no rule grants %s", r)
 	}
 	return out, nil
+}
+
+// bindingReviews returns, for each ServiceAccount bound by a RoleBinding or
+// ClusterRoleBinding of objs, a SubjectAccessReview of the first rule of
+// the role it is bound to: allowed once the API server's authorizer has
+// the binding.
+func bindingReviews(objs []*unstructured.Unstructured) ([]*authorizationv1.SubjectAccessReview, error) {
+	roles := map[string]*unstructured.Unstructured{}
+	for _, u := range objs {
+		if u.GetKind() == "Role" || u.GetKind() == "ClusterRole" {
+			roles[u.GetKind()+"/"+u.GetNamespace()+"/"+u.GetName()] = u
+		}
+	}
+	var reviews []*authorizationv1.SubjectAccessReview
+	for _, u := range objs {
+		if u.GetKind() != "RoleBinding" && u.GetKind() != "ClusterRoleBinding" {
+			continue
+		}
+		var b rbacv1.RoleBinding // a ClusterRoleBinding has the same fields
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &b); err != nil {
+			return nil, err
+		}
+		ns := b.Namespace
+		if b.RoleRef.Kind == "ClusterRole" {
+			ns = ""
+		}
+		role := roles[b.RoleRef.Kind+"/"+ns+"/"+b.RoleRef.Name]
+		if role == nil {
+			continue // a built-in role, or one shipped elsewhere
+		}
+		attrs, err := firstRule(role)
+		if err != nil {
+			return nil, err
+		}
+		if attrs == nil {
+			continue
+		}
+		attrs.Namespace = b.Namespace
+		for _, s := range b.Subjects {
+			if s.Kind != rbacv1.ServiceAccountKind {
+				continue
+			}
+			reviews = append(reviews, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:               "system:serviceaccount:" + s.Namespace + ":" + s.Name,
+				Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + s.Namespace, "system:authenticated"},
+				ResourceAttributes: attrs,
+			}})
+		}
+	}
+	return reviews, nil
+}
+
+// firstRule returns the request that the first rule of role allows, or
+// nil when it names no resource.
+func firstRule(role *unstructured.Unstructured) (*authorizationv1.ResourceAttributes, error) {
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	if len(rules) == 0 {
+		return nil, nil
+	}
+	var r rbacv1.PolicyRule
+	m, _ := rules[0].(map[string]any)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &r); err != nil {
+		return nil, err
+	}
+	if len(r.Resources) == 0 || len(r.Verbs) == 0 {
+		return nil, nil
+	}
+	resource, sub, _ := strings.Cut(r.Resources[0], "/")
+	attrs := &authorizationv1.ResourceAttributes{Verb: r.Verbs[0], Resource: resource, Subresource: sub}
+	if len(r.APIGroups) > 0 {
+		attrs.Group = r.APIGroups[0]
+	}
+	if len(r.ResourceNames) > 0 {
+		attrs.Name = r.ResourceNames[0]
+	}
+	return attrs, nil
 }
 
 // auditEvent is the part of an audit.k8s.io/v1 Event the test reads.
