@@ -145,6 +145,9 @@ func build(root, commit, dir string) error {
 			return err
 		}
 	}
+	if err := os.Chmod(stage, 0o755); err != nil { // MkdirTemp's 0700
+		return err
+	}
 	stamp := fmt.Sprintf("keyward %s built by %s for %s/%s\n", commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	if err := os.WriteFile(filepath.Join(stage, stampFile), []byte(stamp), 0o644); err != nil {
 		return err
@@ -172,13 +175,16 @@ func extract(root, commit, dir string) error {
 	if err := archive.Start(); err != nil {
 		return fmt.Errorf("git archive: %w", err)
 	}
-	if err := untar.Run(); err != nil {
+	errUntar := untar.Run()
+	if errUntar != nil {
 		_ = archive.Process.Kill()
-		_ = archive.Wait()
-		return fmt.Errorf("tar: %w: %s", err, untarErr.String())
 	}
-	if err := archive.Wait(); err != nil {
-		return fmt.Errorf("git archive %s (a shallow clone may lack it: fetch it): %w: %s", commit, err, strings.TrimSpace(archiveErr.String()))
+	// git's complaint first: tar fails whenever git does.
+	if err := archive.Wait(); err != nil && archiveErr.Len() > 0 {
+		return fmt.Errorf("git archive %s (a shallow clone may lack the commit: fetch it): %w: %s", commit, err, strings.TrimSpace(archiveErr.String()))
+	}
+	if errUntar != nil {
+		return fmt.Errorf("tar: %w: %s", errUntar, strings.TrimSpace(untarErr.String()))
 	}
 	return nil
 }
