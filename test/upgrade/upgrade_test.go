@@ -23,6 +23,15 @@ limitations under the License.
 // (bin/upgrade/<commit>/, built once), as processes, with its CRDs and its
 // admission webhooks. The new release runs in this process
 // (testenv.StartManager, testenv.StartVerifier), webhooks included.
+//
+// The rollout, in order: the new CRDs over the old; a new verifier beside
+// the old one, reading records as the old manager wrote them; the old
+// manager stopped and the new one started with the new webhook
+// configurations, taking over the old webhook certificate and adopting the
+// old records; a key created, one revoked and two rotated with both
+// verifiers answering; the old verifier stopped last. An old verifier does
+// not read previous-digest, so during a rotation's overlap it refuses the
+// previous key (401 unknown): the test asserts it, as DESIGN.md §2 says.
 package upgrade
 
 import (
