@@ -58,7 +58,7 @@ type install struct {
 	kubelet *Kubelet
 	admin   kubernetes.Interface
 
-	pods     map[string]*Pod // by Deployment name
+	pods     []*Pod
 	tenant   string
 	key      string // the sample key's plaintext
 	verifyAt string // the sample KeyGroup's verify URL, resolved to the verifier's endpoint
@@ -75,8 +75,8 @@ type step struct {
 const (
 	stepInstall     = "install everything but the Deployments"
 	stepStart       = "start the manager's and the verifier's pods"
-	stepReady       = "pods ready, endpoints written"
 	stepCerts       = "webhook certificates issued and injected"
+	stepReady       = "pods ready, endpoints written"
 	stepSamples     = "samples applied through the webhooks"
 	stepIssued      = "key issued"
 	stepVerified    = "key verified by the verifier, as ingress-nginx asks"
@@ -90,8 +90,8 @@ func (in *install) steps() []step {
 	return []step{
 		{stepInstall, in.install},
 		{stepStart, in.start},
-		{stepReady, in.ready},
 		{stepCerts, in.certs},
+		{stepReady, in.ready},
 		{stepSamples, in.samples},
 		{stepIssued, in.issued},
 		{stepVerified, in.verified},
@@ -132,7 +132,7 @@ func newInstall(t *testing.T, objs []*unstructured.Unstructured, dev *Deviations
 	if logs != nil {
 		k.Logs = logs
 	}
-	return &install{t: t, objs: objs, kubelet: k, admin: admin, pods: map[string]*Pod{}}
+	return &install{t: t, objs: objs, kubelet: k, admin: admin}
 }
 
 // await polls cond until it holds, and gives up early with the evidence
@@ -288,7 +288,7 @@ func (in *install) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		in.pods[d.Name] = p
+		in.pods = append(in.pods, p)
 		in.t.Logf("%s: pod %s at %s runs /keyward %s", d.Name, p.Name, p.IP, strings.Join(p.Args, " "))
 	}
 	return nil
@@ -655,7 +655,10 @@ func TestRuleRemoved(t *testing.T) {
 		step string
 	}{
 		{Rule{Kind: "ClusterRole", Name: "keyward-verifier", APIGroup: "keyward.dev", Resource: "apikeys/status", Verb: "patch"}, stepLastUse},
-		{Rule{Kind: "ClusterRole", Name: "keyward-manager", APIGroup: "", Resource: "secrets", Verb: "create"}, stepReady},
+		// The manager injects its CA into the webhook configurations.
+		// The manager creates the Secret of its webhook certificate.
+		{Rule{Kind: "ClusterRole", Name: "keyward-manager", APIGroup: "", Resource: "secrets", Verb: "create"}, stepCerts},
+		{Rule{Kind: "ClusterRole", Name: "keyward-manager", APIGroup: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Verb: "update"}, stepCerts},
 	} {
 		t.Run(c.rule.Name+" "+c.rule.Verb+" "+c.rule.Resource, func(t *testing.T) {
 			objs, err := Without(sources(t)[0].render(t), c.rule)

@@ -98,8 +98,8 @@ func (r Rule) String() string {
 	return fmt.Sprintf("%s %s: %s on %s/%s", r.Kind, r.Name, r.Verb, g, r.Resource)
 }
 
-// Without returns objs with r's verb taken out of every rule of r's role
-// that grants it (a rule left with no verb is dropped), and an error if no
+// Without returns objs with r's verb on r's resource taken out of r's role
+// (the other resources and verbs of its rules stay), and an error if no
 // rule granted it.
 func Without(objs []*unstructured.Unstructured, r Rule) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, len(objs))
@@ -114,21 +114,9 @@ func Without(objs []*unstructured.Unstructured, r Rule) ([]*unstructured.Unstruc
 		var kept []any
 		for _, raw := range rules {
 			rule, _ := raw.(map[string]any)
-			groups, _, _ := unstructured.NestedStringSlice(rule, "apiGroups")
-			resources, _, _ := unstructured.NestedStringSlice(rule, "resources")
-			verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
-			if slices.Contains(groups, r.APIGroup) && slices.Contains(resources, r.Resource) && slices.Contains(verbs, r.Verb) {
-				if len(groups) != 1 || len(resources) != 1 {
-					return nil, fmt.Errorf("%s: the rule grants other resources too: %v %v", r, groups, resources)
-				}
-				found = true
-				verbs = slices.DeleteFunc(verbs, func(v string) bool { return v == r.Verb })
-				if len(verbs) == 0 {
-					continue
-				}
-				_ = unstructured.SetNestedStringSlice(rule, verbs, "verbs")
-			}
-			kept = append(kept, rule)
+			split, ok := r.takeFrom(rule)
+			found = found || ok
+			kept = append(kept, split...)
 		}
 		if err := unstructured.SetNestedSlice(u.Object, kept, "rules"); err != nil {
 			return nil, err
@@ -215,6 +203,31 @@ func firstRule(role *unstructured.Unstructured) (*authorizationv1.ResourceAttrib
 		attrs.Name = r.ResourceNames[0]
 	}
 	return attrs, nil
+}
+
+// takeFrom returns rule without r's verb on r's resource: the rule as it
+// is when it does not grant that; else the rule for its other resources,
+// and one for r's resource with the other verbs, when there are any.
+func (r Rule) takeFrom(rule map[string]any) ([]any, bool) {
+	groups, _, _ := unstructured.NestedStringSlice(rule, "apiGroups")
+	resources, _, _ := unstructured.NestedStringSlice(rule, "resources")
+	verbs, _, _ := unstructured.NestedStringSlice(rule, "verbs")
+	if !slices.Equal(groups, []string{r.APIGroup}) || !slices.Contains(resources, r.Resource) || !slices.Contains(verbs, r.Verb) {
+		return []any{rule}, false
+	}
+	var out []any
+	if others := slices.DeleteFunc(slices.Clone(resources), func(s string) bool { return s == r.Resource }); len(others) > 0 {
+		o := runtime.DeepCopyJSON(rule)
+		_ = unstructured.SetNestedStringSlice(o, others, "resources")
+		out = append(out, o)
+	}
+	if rest := slices.DeleteFunc(slices.Clone(verbs), func(v string) bool { return v == r.Verb }); len(rest) > 0 {
+		o := runtime.DeepCopyJSON(rule)
+		_ = unstructured.SetNestedStringSlice(o, []string{r.Resource}, "resources")
+		_ = unstructured.SetNestedStringSlice(o, rest, "verbs")
+		out = append(out, o)
+	}
+	return out, true
 }
 
 // auditEvent is the part of an audit.k8s.io/v1 Event the test reads.
