@@ -204,6 +204,11 @@ func allowed(e *entry, keyGroup string, hdr map[string]string) *authv3.CheckResp
 		}
 		a.values[i].Key, a.values[i].Value = name, values[i]
 		a.options[i].Header = &a.values[i]
+		// Replace, never append: a client's forged X-Auth-Key must not
+		// reach the upstream beside keyward's. Left unset, the action is
+		// the deprecated append field's default, which Envoy v1.37.0 read
+		// as "append" (envoyproxy/envoy#43310).
+		a.options[i].AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 		a.ok.Headers = append(a.ok.Headers, &a.options[i])
 	}
 	for name := range hdr {

@@ -201,6 +201,11 @@ func TestGRPCCheck(t *testing.T) {
 		if set["x-auth-application"] != "acme" || set["x-auth-external-id"] != "70B3D57ED0001234" {
 			t.Errorf("x-auth headers set %v", set)
 		}
+		for _, h := range ok.GetHeaders() {
+			if h.GetAppendAction() != corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD {
+				t.Errorf("%s is set with %s: a client's forged value would reach the upstream beside it", h.GetHeader().GetKey(), h.GetAppendAction())
+			}
+		}
 		removed := strings.Join(ok.GetHeadersToRemove(), ",")
 		if !strings.Contains(removed, "x-auth-role") {
 			t.Errorf("the client's x-auth-role is not removed (removed: %q)", removed)

@@ -61,7 +61,7 @@ func NewFloor(keyID, application, scopes, namespace, externalID string) *Floor {
 func (f *Floor) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	headers := make([]*corev3.HeaderValueOption, len(HeaderNames))
 	for i, name := range HeaderNames {
-		headers[i] = &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: name, Value: f.values[i]}}
+		headers[i] = &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: name, Value: f.values[i]}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
 	}
 	return &authv3.CheckResponse{
 		Status:       &rpcstatus.Status{Code: int32(codes.OK)},
