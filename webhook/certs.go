@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 )
@@ -71,6 +74,17 @@ const (
 	DefaultValidatingWebhookConfiguration = "keyward-validating-webhook-configuration"
 	DefaultMutatingWebhookConfiguration   = "keyward-mutating-webhook-configuration"
 )
+
+// certificateExpiry is when the self-managed certificates expire: the
+// serving certificate, and the CA that the webhook configurations' caBundle
+// holds. Set each time a new certificate is loaded; absent in external mode
+// (cert-manager exports its own certificate metrics).
+var certificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "keyward_webhook_certificate_expiry_timestamp_seconds",
+	Help: "When the self-managed webhook certificate expires, in seconds since the epoch: the serving certificate, or the CA in the webhook configurations' caBundle.",
+}, []string{"certificate"})
+
+func init() { metrics.Registry.MustRegister(certificateExpiry) }
 
 // CertOptions configure the self-managed webhook certificate.
 type CertOptions struct {
@@ -282,6 +296,12 @@ func (c *Certs) load(s *corev1.Secret) error {
 		}
 	}
 	c.current.Store(&servingCert{pem: crt, cert: &pair})
+	certificateExpiry.WithLabelValues("serving").Set(float64(leaf.NotAfter.Unix()))
+	if b, _ := pem.Decode(s.Data["ca.crt"]); b != nil {
+		if ca, err := x509.ParseCertificate(b.Bytes); err == nil {
+			certificateExpiry.WithLabelValues("ca").Set(float64(ca.NotAfter.Unix()))
+		}
+	}
 	logf.Log.WithName("webhook-certs").Info("Serving a new webhook certificate", "notAfter", leaf.NotAfter.UTC().Format(time.RFC3339), "dnsNames", leaf.DNSNames)
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/keyward/keyward/internal/manager"
 	"github.com/keyward/keyward/test/testenv"
@@ -137,6 +139,50 @@ func TestSelfManagedCertificates(t *testing.T) {
 	if err := ready(probePort); err != nil {
 		t.Errorf("not ready after rotation: %v", err)
 	}
+
+	// The expiry gauge follows the served certificate and the CA.
+	block, _ := pem.Decode(ca)
+	if block == nil {
+		t.Fatal("the Secret's ca.crt holds no PEM block")
+	}
+	caCert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, func() error {
+		got := certificateExpiry(t)
+		want := map[string]float64{"serving": float64(servedCert(t, port, ca).NotAfter.Unix()), "ca": float64(caCert.NotAfter.Unix())}
+		for k, v := range want {
+			if got[k] != v {
+				return fmt.Errorf("keyward_webhook_certificate_expiry_timestamp_seconds: got %v, want %v", got, want)
+			}
+		}
+		return nil
+	})
+}
+
+// certificateExpiry reads keyward_webhook_certificate_expiry_timestamp_seconds
+// from the manager's registry, by certificate.
+func certificateExpiry(t *testing.T) map[string]float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "keyward_webhook_certificate_expiry_timestamp_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "certificate" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return out
 }
 
 // startManagerWithCerts runs a manager that keeps its own certificate,
