@@ -142,8 +142,12 @@ func (in *install) await(ctx context.Context, what string, cond func() error) er
 	deadline := time.Now().Add(stepTimeout)
 	for {
 		err := cond()
-		if err == nil {
+		var f final
+		switch {
+		case err == nil:
 			return nil
+		case errors.As(err, &f):
+			return fmt.Errorf("%s: %w", what, f.error)
 		}
 		if r := in.refused(); len(r) > 0 {
 			return fmt.Errorf("%s: the API server refused %s (audit log); last: %w", what, r[0], err)
@@ -163,6 +167,9 @@ func (in *install) await(ctx context.Context, what string, cond func() error) er
 		}
 	}
 }
+
+// final is an error that no later try can change: await returns it.
+type final struct{ error }
 
 func (in *install) audit() []auditEvent {
 	events, err := readAudit(auditLog)
@@ -376,7 +383,13 @@ func (in *install) samples(ctx context.Context) error {
 	}
 	for _, u := range objs {
 		u.SetNamespace(in.tenant)
-		if err := in.await(ctx, "applying "+u.GetKind()+" "+u.GetName(), func() error { return apply(ctx, u) }); err != nil {
+		if err := in.await(ctx, "applying "+u.GetKind()+" "+u.GetName(), func() error {
+			err := apply(ctx, u)
+			if strings.Contains(fmt.Sprint(err), "denied the request") {
+				return final{err} // admitted never; else the webhook is not reached yet
+			}
+			return err
+		}); err != nil {
 			return err
 		}
 	}
