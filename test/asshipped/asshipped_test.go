@@ -108,6 +108,9 @@ func (in *install) scenario(ctx context.Context) (string, error) {
 	for _, s := range in.steps() {
 		in.t.Logf("step: %s", s.name)
 		if err := s.run(ctx); err != nil {
+			for _, p := range in.pods {
+				in.t.Logf("%s log:\n%s", p.Name, tail(p.Log.String(), 40))
+			}
 			return s.name, err
 		}
 	}
@@ -304,9 +307,6 @@ func (in *install) start(ctx context.Context) error {
 func (in *install) stop() {
 	for _, p := range in.pods {
 		p.Stop()
-		if in.t.Failed() {
-			in.t.Logf("%s log:\n%s", p.Name, tail(p.Log.String(), 40))
-		}
 	}
 }
 
