@@ -279,6 +279,19 @@ func (r *APIKeyReconciler) checkGrants(ctx context.Context, s *apiKeyScope) (boo
 // what to do. Minting and every rotation ask.
 func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) (ok bool, why string, err error) {
 	v, ok := s.key.Annotations[keywardv1alpha1.AnnotationGrantCheck]
+	who := "who created the key"
+	if !ok && s.minted() {
+		who = "who asked for the rotation of a key issued by an earlier keyward"
+		// Issued by a release that did not record every creator: the
+		// user who asked for the rotation answers for it instead.
+		v, ok = s.key.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy]
+		if !ok {
+			return false, fmt.Sprintf(
+				"the key was issued by an earlier keyward, which did not record its creator (annotation %s): a rotation is checked against the grant of whoever asks for it; "+
+					"set a new %s value, or spec.rotation, as a user who may grant its scopes",
+				keywardv1alpha1.AnnotationGrantCheck, keywardv1alpha1.AnnotationRotate), nil
+		}
+	}
 	if !ok {
 		return false, fmt.Sprintf(
 			"the key has no recorded creator (annotation %s, set by the admission webhook), so the grant of its scopes cannot be checked; create the APIKey again",
@@ -309,8 +322,8 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 		}
 		if !ok {
 			return false, fmt.Sprintf(
-				"user %q, who created the key, may not grant scope %q of KeyGroup %s: needs %s; create a new APIKey as a user who may",
-				user.Username, sc, group, grants.Permission(s.key.Namespace, group, string(sc))), nil
+				"user %q, %s, may not grant scope %q of KeyGroup %s: needs %s; create a new APIKey as a user who may",
+				user.Username, who, sc, group, grants.Permission(s.key.Namespace, group, string(sc))), nil
 		}
 	}
 	return true, "", nil

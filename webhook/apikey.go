@@ -138,7 +138,7 @@ func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardv1a
 			return nil, internalError(err)
 		}
 	}
-	in.now, in.minRotationEvery = v.Clock.Now(), v.minRotationEvery()
+	in.now, in.minRotationEvery, in.user = v.Clock.Now(), v.minRotationEvery(), requestUser(ctx)
 	return result(kindAPIKey, k.Name, validateAPIKey(old, k, in))
 }
 
@@ -227,6 +227,7 @@ func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validat
 		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 	}
 	v.errs = append(v.errs, validateKeyMetadataChange(old, k)...)
+	v.errs = append(v.errs, validateRotationRequester(old, k, in.user)...)
 	return v
 }
 

@@ -18,9 +18,11 @@ package webhook
 
 import (
 	"context"
+	"encoding/json"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -50,6 +52,9 @@ func (d *APIKeyDefaulter) Default(ctx context.Context, k *keywardv1alpha1.APIKey
 	if err != nil {
 		return internalError(err)
 	}
+	if req.Operation == admissionv1.Update {
+		return d.recordRotationRequest(req, k)
+	}
 	if req.Operation != admissionv1.Create {
 		return nil
 	}
@@ -63,8 +68,58 @@ func (d *APIKeyDefaulter) Default(ctx context.Context, k *keywardv1alpha1.APIKey
 	}
 	want := bindingAnnotations(app, group)
 	want[keywardv1alpha1.AnnotationGrantCheck] = identity
+	want[keywardv1alpha1.AnnotationRotationRequestedBy] = ""
 	setAnnotations(k, want)
 	return nil
+}
+
+// recordRotationRequest records, on an update that asks for a rotation,
+// who asked (keyward.dev/rotation-requested-by); any other update keeps
+// the value the key had.
+func (d *APIKeyDefaulter) recordRotationRequest(req admission.Request, k *keywardv1alpha1.APIKey) error {
+	old := &keywardv1alpha1.APIKey{}
+	if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+		return internalError(err)
+	}
+	want := old.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy]
+	if RotationRequested(old, k) {
+		identity, err := grants.Identity(req.UserInfo)
+		if err != nil {
+			return internalError(err)
+		}
+		want = identity
+	}
+	setAnnotations(k, map[string]string{keywardv1alpha1.AnnotationRotationRequestedBy: want})
+	return nil
+}
+
+// RotationRequested reports whether changing old into k asks for a
+// rotation: a new keyward.dev/rotate value, or spec.rotation set or
+// changed.
+func RotationRequested(old, k *keywardv1alpha1.APIKey) bool {
+	v := k.Annotations[keywardv1alpha1.AnnotationRotate]
+	return (v != "" && v != old.Annotations[keywardv1alpha1.AnnotationRotate]) ||
+		(k.Spec.Rotation != nil && !equality.Semantic.DeepEqual(old.Spec.Rotation, k.Spec.Rotation))
+}
+
+// validateRotationRequester checks keyward.dev/rotation-requested-by on an
+// update: it changes only when the update asks for a rotation, to the
+// requesting user's identity (user nil: not known, not checked).
+func validateRotationRequester(old, k *keywardv1alpha1.APIKey, user *authenticationv1.UserInfo) field.ErrorList {
+	a := keywardv1alpha1.AnnotationRotationRequestedBy
+	was, is := old.Annotations[a], k.Annotations[a]
+	if was == is {
+		return nil
+	}
+	if RotationRequested(old, k) {
+		if user == nil {
+			return nil
+		}
+		if identity, err := grants.Identity(*user); err == nil && identity == is {
+			return nil
+		}
+	}
+	return field.ErrorList{field.Forbidden(annotationsPath.Key(a), hintKeyAnnotationForged)}
 }
 
 // bindingAnnotations are the parent UIDs a key admitted under app and group
@@ -114,6 +169,9 @@ func validateKeyAnnotations(old, k metav1.Object, user *authenticationv1.UserInf
 	}
 	want := bindingAnnotations(app, group)
 	want[keywardv1alpha1.AnnotationGrantCheck] = identity
+	if _, sent := k.GetAnnotations()[keywardv1alpha1.AnnotationRotationRequestedBy]; sent {
+		errs = append(errs, field.Forbidden(annotationsPath.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged))
+	}
 	for _, a := range keyAnnotations {
 		got, has := k.GetAnnotations()[a]
 		// A parent created between the mutating webhook's look and this

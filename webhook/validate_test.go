@@ -211,6 +211,22 @@ func TestApplicationLimit(t *testing.T) {
 
 // withGrantCheck records user in keyward.dev/grant-check, as the mutating
 // webhook does for a key created before its Application.
+// rotateRequest sets keyward.dev/rotate.
+func rotateRequest(v string) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationRotate] = v }
+}
+
+// requestedBy sets keyward.dev/rotation-requested-by to user's identity.
+func requestedBy(user authenticationv1.UserInfo) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) {
+		v, err := grants.Identity(user)
+		if err != nil {
+			panic(err)
+		}
+		k.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy] = v
+	}
+}
+
 func withGrantCheck(user authenticationv1.UserInfo) testgen.APIKeyOption {
 	return func(k *keywardv1alpha1.APIKey) {
 		v, err := grants.Identity(user)
@@ -415,6 +431,24 @@ func TestValidateAPIKey(t *testing.T) {
 			name: "rotation changed to more often than allowed", old: key(testgen.WithRotation(2*time.Hour, time.Minute)), new: key(testgen.WithRotation(59*time.Minute, time.Minute)), in: in,
 			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "every"), "59m0s",
 				"is shorter than 1h0m0s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often")},
+		},
+		{
+			name: "a rotation request records who asked", in: in,
+			old: key(), new: key(rotateRequest("r1"), requestedBy(alice)),
+		},
+		{
+			name: "a rotation request recorded for someone else", in: in,
+			old: key(), new: key(rotateRequest("r1"), requestedBy(authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}})),
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged)},
+		},
+		{
+			name: "the requester changed without a rotation request", in: in,
+			old: key(rotateRequest("r1")), new: key(rotateRequest("r1"), requestedBy(alice)),
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged)},
+		},
+		{
+			name: "a requester sent on create", in: in, new: key(requestedBy(alice)),
+			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged)},
 		},
 		{name: "an old key allowed when the minimum was lower stays", old: key(testgen.WithRotation(time.Minute, time.Second)), new: key(testgen.WithRotation(time.Minute, time.Second)), in: in},
 	}

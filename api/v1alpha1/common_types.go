@@ -56,6 +56,15 @@ const (
 	// handled are recorded, so applying one again never rotates again.
 	AnnotationRotate = "keyward.dev/rotate"
 
+	// AnnotationRotationRequestedBy holds the identity (as
+	// AnnotationGrantCheck) of the user who last asked an APIKey for a
+	// rotation: a new keyward.dev/rotate value, or a change of
+	// spec.rotation. The mutating webhook sets it, overwriting any value
+	// sent. A key issued by a release that did not record its creator
+	// (no AnnotationGrantCheck) is rotated only when that user may grant
+	// its scopes.
+	AnnotationRotationRequestedBy = "keyward.dev/rotation-requested-by"
+
 	// AnnotationConfirmDelete confirms the deletion of a protected APIKey. It
 	// must equal the application's externalID (or its name when it has none).
 	AnnotationConfirmDelete = "keyward.dev/confirm-delete"

@@ -206,6 +206,17 @@ func tenantProbes() []probe {
 				annotated(k, keywardv1alpha1.AnnotationGrantCheck, forgedIdentity)
 			}), keywardv1alpha1.AnnotationGrantCheck)
 		}},
+		{"creator", "rotation requester forged on update", func(t *testing.T) {
+			// Whatever is sent, the webhook records who asked.
+			_ = patchAs(mallory, getKey(t, "m-key"), func(k *keywardv1alpha1.APIKey) {
+				annotated(k, keywardv1alpha1.AnnotationRotationRequestedBy, forgedIdentity)
+				annotated(k, keywardv1alpha1.AnnotationRotate, "mallory-asks")
+			})
+			u, err := grants.ParseIdentity(getKey(t, "m-key").Annotations[keywardv1alpha1.AnnotationRotationRequestedBy])
+			if err != nil || u.Username != mallory {
+				t.Errorf("%s is %+v (%v), want mallory's identity", keywardv1alpha1.AnnotationRotationRequestedBy, u, err)
+			}
+		}},
 		{"creator", "created-by removed on update", func(t *testing.T) {
 			k := getKey(t, "m-key")
 			p := client.RawPatch(client.Merge.Type(), []byte(`{"metadata":{"annotations":{"`+keywardv1alpha1.AnnotationCreatedBy+`":null}}}`))
