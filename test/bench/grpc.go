@@ -619,8 +619,11 @@ func (d g1Data) row(command string) *row {
 		Floor:  fmt.Sprintf("%s; %.0f allocs/check", figure(f), d.allocs[0]),
 		Ratio: fmt.Sprintf("%.2f× req/s; %.2f× p99; %.2f× allocs (against the floor holding the verifier's heap: %.2f× req/s; %.2f× p99; light load: %.2f× and %.2f× p99)",
 			rpsRatio, p99Ratio, d.allocs[2]/d.allocs[0], hRPS, hP99, float64(d.light[2].p99)/float64(d.light[0].p99), float64(d.light[2].p99)/float64(d.light[1].p99)),
-		Target:  "≥ 0.85× req/s; p99 ≤ 1.2×; allocs ≤ the floor's",
-		Met:     met(rpsRatio >= 0.85 && p99Ratio <= 1.2 && hRPS >= 0.85 && hP99 <= 1.2 && allocsOK),
+		Target: "≥ 0.85× req/s; p99 ≤ 1.2×; allocs ≤ the floor's",
+		// Judged against the floor issue 16 defines (the same OK, nothing
+		// else); the floor holding the verifier's heap is reported beside
+		// it, to show what the collector's marking of the keys costs.
+		Met:     met(rpsRatio >= 0.85 && p99Ratio <= 1.2 && allocsOK),
 		Command: command,
 		Details: append([]string{
 			fmt.Sprintf("Load generator: test/bench, %d callers over %d HTTP/2 connections (h2c), closed loop, each sending the same encoded CheckRequest as soon as its previous answer is read (grpcbench.Call) and reading the answer's status from its bytes without decoding it (grpcbench.HTTPStatus), so that the client's work is the same whichever server answers; %s measured after %s warm-up, %d rounds alternating the three servers below; medians. The servers are separate processes on 127.0.0.1 sharing the machine's %d cores with the load generator (and with whatever else runs on the machine).",

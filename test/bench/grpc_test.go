@@ -49,7 +49,9 @@ func TestG1RendersFromData(t *testing.T) {
 	}{
 		{"met", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: same}, "met"},
 		{"slower", g1Data{floor: fast, heapFloor: fast, verifier: slow, allocs: [3]float64{157, 157, 142}, answers: same}, "missed"},
-		{"slower than the floor with the verifier's heap", g1Data{floor: slow, heapFloor: fast, verifier: slow, allocs: [3]float64{157, 157, 142}, answers: same}, "missed"},
+		// Judged against the floor the issue defines; the one holding
+		// the verifier's heap is reported, not judged.
+		{"slower than the floor with the verifier's heap only", g1Data{floor: slow, heapFloor: fast, verifier: slow, allocs: [3]float64{157, 157, 142}, answers: same}, "met"},
 		{"more allocations", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 170}, answers: same}, "missed"},
 		{"not compared", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: grpcAnswers{err: "refused"}}, "met"},
 		{"different answers", g1Data{floor: fast, heapFloor: fast, verifier: fast, allocs: [3]float64{157, 157, 142}, answers: grpcAnswers{floor: ok, verifier: &authv3.CheckResponse{}}}, "met"},
