@@ -19,6 +19,7 @@ package verifier
 import (
 	"context"
 	"math/rand/v2"
+	"runtime/debug"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -50,6 +51,8 @@ type keyFeed struct {
 	store    *Store
 	counters watchCounters
 	log      logr.Logger
+
+	listed bool // a first list has completed
 }
 
 // Run feeds the store until ctx ends, retrying with backoff while the API
@@ -95,6 +98,13 @@ func (f *keyFeed) list(ctx context.Context) (string, error) {
 		}
 		if page.Continue == "" {
 			f.store.endRelist(epoch)
+			if !f.listed {
+				// What the first list decoded is garbage now: give it
+				// back, so that the process's resident memory from here
+				// on is what it holds.
+				f.listed = true
+				debug.FreeOSMemory()
+			}
 			return page.ResourceVersion, nil
 		}
 		opts.Continue = page.Continue

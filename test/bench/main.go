@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Command bench measures keyward against its floors (issue 8) and writes
-// the results as Markdown: the verifier (V1-V5), its gRPC Check (G1), the
+// the results as Markdown: the verifier (V1-V5, V7), its gRPC Check (G1), the
 // verifier behind a real Traefik (T1) and the controllers (C1-C3), on
 // loopback, against the same real control plane the tests use.
 //
@@ -147,7 +147,7 @@ func run(args []string) int {
 	var only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "", "write the Markdown report to this file (default: stdout)")
-	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, G1, T1, C1..C3); default all")
+	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, V7, G1, T1, C1..C3); default all")
 	fs.IntVar(&o.keys, "keys", 100_000, "hashed Secrets loaded into the verifier (V1, V2, V4, V5)")
 	fs.IntVar(&o.viaAPI, "keys-via-api", 5000, "of those, how many are created through the API server; the rest are put into etcd directly")
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2), callers of the gRPC one (G1)")
@@ -210,7 +210,7 @@ type clusterStep struct {
 // order they run.
 func (b *bench) clusterSteps() []clusterStep {
 	return []clusterStep{
-		{[]string{"V1", "V2", "V4", "V5"}, b.runVerifier},
+		{[]string{"V1", "V2", "V4", "V5", "V7"}, b.runVerifier},
 		{[]string{"T1"}, b.runTraefik},
 		{[]string{"G1"}, b.runGRPC},
 		{[]string{"C1", "C2", "C3"}, b.runControllers},

@@ -46,6 +46,7 @@ func TestRowsRenderFromData(t *testing.T) {
 		{v1Data{floor: fast, verifier: slow, timed: fast, one: slow, lightFloor: fast, lightVerifier: slow, opts: opts,
 			handler: handlerTimes{err: "connection refused"}, answers: answerPair{err: "Checking the verifier's answer: refused"}}.row(""), "V1", "missed"},
 		{t1Data{floor: fast, verifier: slow, timed: fast, alone: fast, traefik: "v3.6.12", keys: 100001, opts: opts}.row(""), "T1", "missed"},
+		{v7Data{keys: 100000, big: keywardStart{peak: 90 << 20, settled: 80 << 20}, empty: keywardStart{peak: 20 << 20, settled: 15 << 20}}.row(""), "V7", "met"},
 		{v2Data{id: "V2b", floor: fast, verifier: slow, goFloor: slow, nginx: "1.22.1", workers: 2, keys: 100000, opts: opts}.row(""), "V2b", "missed"},
 		{v3Data{verify: &goBenchmark{nsPerOp: []float64{340}, allocsPerOp: []float64{0}, bytesPerOp: []float64{0}}, floor: &goBenchmark{nsPerOp: []float64{90}},
 			serve: &goBenchmark{nsPerOp: []float64{800}, allocsPerOp: []float64{0}}, par: &goBenchmark{nsPerOp: []float64{500}}}.row(), "V3", "met"},
