@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/keyward/keyward/test/testenv"
@@ -73,8 +74,8 @@ func TestMain(m *testing.M) {
 }
 
 // needHost fails the test, or skips it unless KEYWARD_REQUIRE_E2E=1, when
-// this machine cannot run pods: root (for namespaces, mounts and veth
-// pairs), ip, nsenter and kubectl (for kustomize).
+// this machine cannot run pods: root that may make namespaces (for mounts
+// and veth pairs), ip, nsenter and kubectl (for kustomize).
 func needHost(t *testing.T) {
 	t.Helper()
 	var missing []string
@@ -85,6 +86,13 @@ func needHost(t *testing.T) {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
+	}
+	// The namespaces a pod gets (a container without CAP_SYS_ADMIN has
+	// root but cannot make them).
+	probe := exec.Command("/bin/true")
+	probe.SysProcAttr = &syscall.SysProcAttr{Cloneflags: podNamespaces}
+	if err := probe.Run(); err != nil {
+		missing = append(missing, fmt.Sprintf("new mount, network, UTS and IPC namespaces (%v)", err))
 	}
 	if len(missing) == 0 {
 		return

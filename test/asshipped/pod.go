@@ -206,6 +206,9 @@ func (k *Kubelet) writeToken(ctx context.Context, namespace, sa, dir string) err
 	return nil
 }
 
+// podNamespaces are the namespaces each pod gets of its own.
+const podNamespaces = syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+
 // start starts the pod's init (this test binary) in new mount, network,
 // UTS and IPC namespaces.
 func (p *Pod) start(k *Kubelet, init *podInit) error {
@@ -231,7 +234,7 @@ func (p *Pod) start(k *Kubelet, init *podInit) error {
 	}
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{
-		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWNET | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
+		Cloneflags: podNamespaces,
 		Pdeathsig:  syscall.SIGKILL,
 	}
 	if err := p.cmd.Start(); err != nil {
