@@ -594,4 +594,7 @@ func TestParseFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-version", "v", "-revision", "r", "-created", "yesterday"}); err == nil {
 		t.Error("-created yesterday accepted")
 	}
+	if _, err := parseFlags([]string{"-version", "v", "-revision", "r", "-arch", "amd64,"}); err == nil {
+		t.Error("-arch amd64, accepted: go build would build for the host")
+	}
 }

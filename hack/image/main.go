@@ -39,6 +39,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,9 @@ func parseFlags(args []string) (Options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	o.Arches = strings.Split(arches, ",")
+	if slices.Contains(o.Arches, "") {
+		return o, fmt.Errorf("-arch %q: an empty architecture", arches)
+	}
 	var err error
 	if o.Version == "" {
 		if o.Version, err = git(o.Src, "describe", "--tags", "--always", "--dirty"); err != nil {
