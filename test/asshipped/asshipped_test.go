@@ -127,13 +127,9 @@ func newInstall(t *testing.T, objs []*unstructured.Unstructured, dev *Deviations
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs *os.File
-	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
-		logs = os.Stderr
-	}
 	k := &Kubelet{APIServer: u.Host, CA: env.Config.CAData, Entrypoint: buildKeyward(t), Admin: admin, Deviations: dev}
-	if logs != nil {
-		k.Logs = logs
+	if os.Getenv("KEYWARD_TEST_LOGS") != "" {
+		k.Logs = os.Stderr
 	}
 	return &install{t: t, objs: objs, kubelet: k, admin: admin}
 }
@@ -495,7 +491,7 @@ func expectAnswer(ctx context.Context, verifyAt, key string, code int, reason st
 	req.Header.Set("X-Original-Method", http.MethodPost)
 	req.Header.Set("X-Sent-From", "nginx-ingress-controller")
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := direct.Do(req)
 	if err != nil {
 		return err
 	}

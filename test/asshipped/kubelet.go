@@ -281,7 +281,7 @@ func (p *Pod) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := direct.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: readiness probe: %w", p.Name, err)
 	}
@@ -291,6 +291,10 @@ func (p *Pod) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// direct reaches pods' addresses without any proxy of the environment,
+// as the kubelet and an ingress controller do.
+var direct = &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
 
 // EndpointSlice is what the EndpointSlice controller writes for svc once
 // the pod is ready, if svc selects the pod: the pod's address and each
