@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -42,8 +43,8 @@ type podInit struct {
 	// ServiceAccount is a directory holding token, ca.crt and namespace,
 	// mounted read-only at serviceAccountDir.
 	ServiceAccount string
-	// EmptyDirs are mount paths under /tmp that get an empty writable
-	// file system each.
+	// EmptyDirs are mount paths, /tmp or under it, that get an empty
+	// writable file system each.
 	EmptyDirs []string
 	// ReadOnlyRoot makes "/" (and the pod's /tmp and /run) read-only.
 	ReadOnlyRoot bool
@@ -131,8 +132,11 @@ func (p *podInit) mount() error {
 			return fmt.Errorf("mounting %s: %w", s.what, err)
 		}
 	}
-	for _, d := range p.EmptyDirs {
-		if filepath.Clean(d) != d || !strings.HasPrefix(d, podTmp+"/") {
+	// Outer first: an emptyDir at /tmp holds the mount points of those in it.
+	dirs := slices.Clone(p.EmptyDirs)
+	slices.Sort(dirs)
+	for _, d := range dirs {
+		if filepath.Clean(d) != d || (d != podTmp && !strings.HasPrefix(d, podTmp+"/")) {
 			return fmt.Errorf("emptyDir at %s: the harness mounts emptyDirs under /tmp only", d)
 		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -147,7 +151,11 @@ func (p *podInit) mount() error {
 	}
 	// A bind remount changes this namespace's mount, never the file
 	// system's own flags (which the host shares).
-	for _, m := range []string{"/", podRun, podTmp} {
+	readOnly := []string{"/", podRun}
+	if !slices.Contains(dirs, podTmp) {
+		readOnly = append(readOnly, podTmp)
+	}
+	for _, m := range readOnly {
 		if err := syscall.Mount("", m, "", syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("making %s read-only: %w", m, err)
 		}
