@@ -328,8 +328,14 @@ func checkCertManager(issuer, issuerKind string) func(*testing.T, []*unstructure
 		}
 		secret, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
 		vols, _, _ := unstructured.NestedSlice(find(objs, "Deployment", m).Object, "spec", "template", "spec", "volumes")
-		if got, _, _ := unstructured.NestedString(vols[0].(map[string]any), "secret", "secretName"); got != secret {
-			t.Errorf("the manager mounts Secret %q, the Certificate writes %q", got, secret)
+		got := ""
+		for _, v := range vols {
+			if vol := v.(map[string]any); vol["name"] == "webhook-certs" {
+				got, _, _ = unstructured.NestedString(vol, "secret", "secretName")
+			}
+		}
+		if got != secret {
+			t.Errorf("the manager mounts Secret %q as webhook-certs, the Certificate writes %q", got, secret)
 		}
 		svc := flag(a, "--webhook-service-name", managerDefaults["--webhook-service-name"])
 		dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
