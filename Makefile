@@ -37,6 +37,11 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook configurations i
 	$(CONTROLLER_GEN) rbac:roleName=keyward-manager paths="{./controllers/...,./webhook/...}" output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) webhook paths="./webhook/..." output:webhook:artifacts:config=config/webhook
 	go run ./hack/webhookconditions config/webhook/manifests.yaml
+	# The chart renders the same files (test/chart checks the copies).
+	cp config/crd/bases/*.yaml charts/keyward/files/crds/
+	cp config/rbac/role.yaml config/rbac/keyward_*_role.yaml config/rbac/responder_role.yaml charts/keyward/files/rbac/
+	cp config/webhook/manifests.yaml charts/keyward/files/webhook/
+	cp config/grafana/keyward-dashboard.json charts/keyward/files/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
