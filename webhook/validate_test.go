@@ -211,9 +211,9 @@ func TestApplicationLimit(t *testing.T) {
 
 // withGrantCheck records user in keyward.dev/grant-check, as the mutating
 // webhook does for a key created before its Application.
-// rotateRequest sets keyward.dev/rotate.
-func rotateRequest(v string) testgen.APIKeyOption {
-	return func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationRotate] = v }
+// rotateRequest sets keyward.dev/rotate to a value.
+func rotateRequest() testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationRotate] = "r1" }
 }
 
 // requestedBy sets keyward.dev/rotation-requested-by to user's identity.
@@ -434,16 +434,16 @@ func TestValidateAPIKey(t *testing.T) {
 		},
 		{
 			name: "a rotation request records who asked", in: in,
-			old: key(), new: key(rotateRequest("r1"), requestedBy(alice)),
+			old: key(), new: key(rotateRequest(), requestedBy(alice)),
 		},
 		{
 			name: "a rotation request recorded for someone else", in: in,
-			old: key(), new: key(rotateRequest("r1"), requestedBy(authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}})),
+			old: key(), new: key(rotateRequest(), requestedBy(authenticationv1.UserInfo{Username: "root", Groups: []string{"system:masters"}})),
 			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged)},
 		},
 		{
 			name: "the requester changed without a rotation request", in: in,
-			old: key(rotateRequest("r1")), new: key(rotateRequest("r1"), requestedBy(alice)),
+			old: key(rotateRequest()), new: key(rotateRequest(), requestedBy(alice)),
 			errs: field.ErrorList{field.Forbidden(ann.Key(keywardv1alpha1.AnnotationRotationRequestedBy), hintKeyAnnotationForged)},
 		},
 		{

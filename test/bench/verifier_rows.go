@@ -301,7 +301,7 @@ func (b *bench) startKeyward(bin, ns string) (keywardStart, error) {
 	if err := os.Setenv("GOMEMLIMIT", "512MiB"); err != nil {
 		return ks, err
 	}
-	defer os.Unsetenv("GOMEMLIMIT") //nolint:errcheck // restoring what was not set
+	defer os.Unsetenv("GOMEMLIMIT")
 	ch, err := startProcess("keyward verifier", nil, bin, cmdVerifier, "--kubeconfig", b.cluster.kubeconfig, "--namespace", ns,
 		"--listen", listen, "--health-probe-bind-address", probe, "--shutdown-delay", "0s", "--zap-log-level", "error")
 	if err != nil {
