@@ -31,6 +31,7 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -298,12 +299,16 @@ type grpcServer struct {
 	s      *Server
 }
 
-func newGRPCServer(addr string, s *Server) (*grpcServer, error) {
+func newGRPCServer(addr string, s *Server, certs *certFiles) (*grpcServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--grpc-listen: %w", err)
 	}
-	g := &grpcServer{ln: ln, srv: grpc.NewServer(), health: health.NewServer(), s: s}
+	var opts []grpc.ServerOption
+	if certs != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.tlsConfig())))
+	}
+	g := &grpcServer{ln: ln, srv: grpc.NewServer(opts...), health: health.NewServer(), s: s}
 	authv3.RegisterAuthorizationServer(g.srv, &authorization{h: s.Handler})
 	healthpb.RegisterHealthServer(g.srv, g.health)
 	reflection.Register(g.srv)

@@ -90,7 +90,7 @@ func dialCheck(t testing.TB, f *fixture, srv authv3.AuthorizationServer) *grpc.C
 	t.Helper()
 	var addr string
 	if _, ok := srv.(*authorization); ok {
-		g, err := newGRPCServer("127.0.0.1:0", &Server{Store: f.store, Handler: f.handler})
+		g, err := newGRPCServer("127.0.0.1:0", &Server{Store: f.store, Handler: f.handler}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

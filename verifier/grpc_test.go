@@ -52,7 +52,7 @@ type grpcCheck struct {
 func startGRPC(t *testing.T, f *fixture) (authv3.AuthorizationClient, healthpb.HealthClient) {
 	t.Helper()
 	s := &Server{Store: f.store, Handler: f.handler}
-	g, err := newGRPCServer("127.0.0.1:0", s)
+	g, err := newGRPCServer("127.0.0.1:0", s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

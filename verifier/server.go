@@ -60,6 +60,9 @@ type Options struct {
 	// several verifier Deployments, each for some groups. Keys of other
 	// groups are unknown to it.
 	KeyGroups []string
+	// GRPCTLSCertFile and GRPCTLSKeyFile, when set, serve gRPC over TLS
+	// with this certificate, read again when the file changes; unset: h2c.
+	GRPCTLSCertFile, GRPCTLSKeyFile string
 	// GRPCListen, when set, serves Envoy's gRPC ext_authz Check there
 	// (h2c), with the gRPC health and reflection services.
 	GRPCListen string
@@ -158,7 +161,7 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 		go func() { _ = extra.Serve(listeners[2]) }()
 	}
 
-	if err := s.listenGRPC(o.GRPCListen); err != nil {
+	if err := s.listenGRPC(o.GRPCListen, o.GRPCTLSCertFile, o.GRPCTLSKeyFile); err != nil {
 		for _, l := range listeners {
 			_ = l.Close()
 		}
@@ -182,11 +185,19 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 }
 
 // listenGRPC opens the gRPC listener when addr is set.
-func (s *Server) listenGRPC(addr string) error {
+func (s *Server) listenGRPC(addr, certFile, keyFile string) error {
 	if addr == "" {
 		return nil
 	}
-	g, err := newGRPCServer(addr, s)
+	var certs *certFiles
+	if certFile != "" || keyFile != "" {
+		c, err := newCertFiles(certFile, keyFile)
+		if err != nil {
+			return err
+		}
+		certs = c
+	}
+	g, err := newGRPCServer(addr, s, certs)
 	if err != nil {
 		return err
 	}

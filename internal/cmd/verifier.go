@@ -43,6 +43,8 @@ func Verifier(args []string) int {
 	fs.StringVar(&o.Namespace, "namespace", kube.DefaultNamespace, "The operator's namespace, whose hashed Secrets the verifier reads (and no other).")
 	fs.StringVar(&o.Listen, "listen", ":8080", "Address of the verification endpoints /v1/verify/... and /v1/envoy/....")
 	fs.StringVar(&o.GRPCListen, "grpc-listen", ":9001", "Address of Envoy's gRPC ext_authz Check (h2c), with gRPC health and reflection; empty: not served.")
+	fs.StringVar(&o.GRPCTLSCertFile, "grpc-tls-cert-file", "", "Serve gRPC over TLS with this certificate (PEM), read again when it changes, as cert-manager renews a mounted Secret; with --grpc-tls-key-file. Default: h2c.")
+	fs.StringVar(&o.GRPCTLSKeyFile, "grpc-tls-key-file", "", "The private key (PEM) of --grpc-tls-cert-file.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "Address of /healthz, /readyz and /metrics.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
 	fs.StringVar(&trusted, "trusted-proxies", "", "Comma-separated CIDRs of the proxies whose X-Real-IP and X-Forwarded-For are believed, such as the ingress controller's pod network.")
