@@ -78,6 +78,14 @@ func (p *podInit) run() error {
 	// The thread that sets no_new_privs and the parent-death signal is the
 	// one that executes the entrypoint.
 	runtime.LockOSThread()
+	// The entrypoint, opened before the pod's /tmp is mounted: a checkout
+	// under /tmp (a CI clone) would be hidden by it. Executed through its
+	// descriptor.
+	bin, err := os.Open(p.Path)
+	if err != nil {
+		return fmt.Errorf("the entrypoint: %w", err)
+	}
+	defer bin.Close()
 	if err := p.mount(); err != nil {
 		return err
 	}
@@ -93,7 +101,7 @@ func (p *podInit) run() error {
 	if err := os.Chdir("/"); err != nil {
 		return err
 	}
-	return syscall.Exec(p.Path, append([]string{"/keyward"}, p.Args...), p.Env)
+	return syscall.Exec(fmt.Sprintf("/proc/self/fd/%d", bin.Fd()), append([]string{"/keyward"}, p.Args...), p.Env)
 }
 
 // The pod's own /run (which holds the token's mount point) and /tmp, on
