@@ -96,9 +96,28 @@ type apiKeyScope struct {
 	requeue time.Duration
 
 	rotation *metav1.Condition // the Rotated condition a rotation step set
+
+	// rec is s.hashed's record, decoded once for the phases that read it;
+	// recOf is the hashed Secret it was decoded from.
+	rec   *record.Record
+	recOf *corev1.Secret
 }
 
 func (s *apiKeyScope) minted() bool { return s.hashed != nil }
+
+// hashedRecord is the record s.hashed holds, decoded once per version of
+// it this reconcile holds (rotate, publish and the status all read it).
+// Callers must not change it.
+func (s *apiKeyScope) hashedRecord() (*record.Record, error) {
+	if s.rec == nil || s.recOf != s.hashed {
+		rec, err := record.Decode(s.hashed.Data)
+		if err != nil {
+			return nil, fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
+		}
+		s.rec, s.recOf = rec, s.hashed
+	}
+	return s.rec, nil
+}
 
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/status,verbs=get;patch;update

@@ -72,9 +72,9 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if !s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
 	}
-	rec, err := record.Decode(s.hashed.Data)
+	rec, err := s.hashedRecord()
 	if err != nil {
-		return fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
+		return err
 	}
 	if rec.Rotating {
 		return r.promote(ctx, s, rec)
@@ -90,7 +90,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 			if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != ReasonRotationGrantRevoked {
 				r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
 			}
-			s.requeue = min(nonZeroDuration(s.requeue), time.Minute)
+			s.requeueBy(s.now.Add(time.Minute))
 		}
 		return err
 	}
@@ -309,18 +309,11 @@ func (s *apiKeyScope) requeueBy(t time.Time) {
 	}
 }
 
-func nonZeroDuration(d time.Duration) time.Duration {
-	if d == 0 {
-		return time.Duration(1<<63 - 1)
-	}
-	return d
-}
-
 // rotationStatus is status.rotation as the hashed record and the spec say;
 // the previous key's last use is the verifier's, kept as it is.
 func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
 	st := s.key.Status.Rotation.DeepCopy()
-	rec, err := record.Decode(s.hashed.Data)
+	rec, err := s.hashedRecord()
 	if err != nil {
 		return st
 	}

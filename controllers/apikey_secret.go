@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -208,9 +209,9 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 			rec.AddRequest(v)
 		}
 	} else {
-		old, err := record.Decode(s.hashed.Data)
+		old, err := s.hashedRecord()
 		if err != nil {
-			return nil, fmt.Errorf("hashed Secret %s/%s: %w", s.hashed.Namespace, s.hashed.Name, err)
+			return nil, err
 		}
 		// A minted key keeps its group and the UIDs it is bound to; a
 		// record written before keys were bound by UID is bound now, to
@@ -219,7 +220,7 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 		// The previous key of the last rotation stays until the next one:
 		// the verifiers refuse it by themselves once its overlap ends, as
 		// expired, which tells its last users what happened.
-		rec.IssuedAt, rec.Rotating, rec.RotateRequests, rec.Previous = issuedAt(s, old), old.Rotating, old.RotateRequests, old.Previous
+		rec.IssuedAt, rec.Rotating, rec.RotateRequests, rec.Previous = issuedAt(s, old), old.Rotating, slices.Clone(old.RotateRequests), old.Previous
 		if old.ApplicationUID != "" {
 			rec.ApplicationUID = old.ApplicationUID
 		}
