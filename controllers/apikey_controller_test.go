@@ -618,13 +618,17 @@ func TestIssuanceWrites(t *testing.T) {
 	})
 	m.allIdle(t, start)
 	writes := m.writes.Log()[before:]
+	one := &keywardv1alpha1.APIKey{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "one"}, one); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]int{
-		"patch *v1alpha1.APIKey " + ns + "/one":              1, // finalizer
-		"create *v1.Secret " + ns + "/one-key":               1, // delivery
-		"apply *v1.SecretApplyConfiguration":                 1, // hashed
-		"patch/status *v1alpha1.APIKey " + ns + "/one":       1,
-		"patch/status *v1alpha1.Application " + ns + "/acme": 1,
-		"patch/status *v1alpha1.KeyGroup " + ns + "/things":  1,
+		"patch *v1alpha1.APIKey " + ns + "/one":                               1, // finalizer
+		"create *v1.Secret " + ns + "/one-key":                                1, // delivery
+		"create *v1.Secret " + ops + "/" + record.SecretName(string(one.UID)): 1, // hashed: a create, no server-side apply
+		"patch/status *v1alpha1.APIKey " + ns + "/one":                        1,
+		"patch/status *v1alpha1.Application " + ns + "/acme":                  1,
+		"patch/status *v1alpha1.KeyGroup " + ns + "/things":                   1,
 		// The creator's grant, asked again just before minting: a
 		// review, nothing is stored.
 		"create *v1.SubjectAccessReview /": 1,

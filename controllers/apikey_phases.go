@@ -253,9 +253,8 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 			r.reserved.remove(app, s.key.UID)
 		}
 	}()
-	// After admit's read of the API server, so a key minted a moment ago
-	// is never judged again; and only for a key that has a slot, so a key
-	// waiting for older ones does not ask every second.
+	// Only for a key that has a slot, so that a key waiting for older
+	// ones does not ask every second.
 	if granted, err := r.checkGrants(ctx, s); err != nil || !granted {
 		return err
 	}
@@ -267,10 +266,32 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 // Admission checked the grant too, but against the group of that moment.
 func (r *APIKeyReconciler) checkGrants(ctx context.Context, s *apiKeyScope) (bool, error) {
 	ok, why, err := r.creatorMayGrant(ctx, s)
-	if err == nil && !ok {
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, why)
+	if err != nil || ok {
+		return ok, err
 	}
-	return ok, err
+	if minted, err := r.mintedLive(ctx, s); err != nil || minted {
+		return false, err
+	}
+	s.set(keywardv1alpha1.APIKeyRejected, ReasonScopeNotGranted, why)
+	return false, nil
+}
+
+// mintedLive reports whether the API server holds the key's hashed Secret,
+// and if so puts it in s.hashed: a reconcile the cache has not caught up
+// with may have minted the key a moment ago. The cache lags, never leads,
+// so a key it shows unminted is minted only if the API server says so;
+// every refusal to mint asks first, so that a minted key is never refused.
+func (r *APIKeyReconciler) mintedLive(ctx context.Context, s *apiKeyScope) (bool, error) {
+	hashed := &corev1.Secret{}
+	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
+	case err == nil:
+		s.hashed = hashed // publish, the next phase, syncs it
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+	}
 }
 
 // creatorMayGrant asks whether the key's creator (the identity the mutating
@@ -330,21 +351,11 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 }
 
 // admit decides, under the application's lock, whether the key gets a slot
-// against maxKeysPerApplication, and reserves it if so.
+// against maxKeysPerApplication, and reserves it if so. A key given a slot
+// costs no request to the API server unless it is near the limit.
 func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string) (bool, error) {
 	unlock := r.locks.Lock("application/" + app)
 	defer unlock()
-
-	// The cache may not have caught up with a hashed Secret written a
-	// moment ago; the API server is the judge of whether the key exists.
-	hashed := &corev1.Secret{}
-	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: record.SecretName(string(s.key.UID))}, hashed); {
-	case err == nil:
-		s.hashed = hashed // minted already: publish, the next phase, syncs it
-		return false, nil
-	case !apierrors.IsNotFound(err):
-		return false, fmt.Errorf("getting the hashed Secret of APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
-	}
 
 	limit := s.group.MaxKeysPerApplication()
 	// Far from the limit, the cache and this manager's reservations give
@@ -359,23 +370,26 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 			return false, err
 		}
 	}
-	switch {
-	case active >= limit:
+	if active+waiting < limit {
+		r.reserved.add(app, s.key.UID)
+		return true, nil
+	}
+	if minted, err := r.mintedLive(ctx, s); err != nil || minted {
+		return false, err
+	}
+	if active >= limit {
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonLimitExceeded, fmt.Sprintf(
 			"Application %s already has %d/%d active keys (maxKeysPerApplication of KeyGroup %s; revoked and expired keys do not count); "+
 				"revoke or delete one of its keys, or raise the limit, then create a new APIKey",
 			s.app.Name, active, limit, s.group.Name))
 		return false, nil
-	case active+waiting >= limit:
-		// Older keys, and keys being minted, come first; whether this
-		// one fits is known once they are issued (or fail).
-		s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
-			"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
-		s.requeue = waitRequeue
-		return false, nil
 	}
-	r.reserved.add(app, s.key.UID)
-	return true, nil
+	// Older keys, and keys being minted, come first; whether this one
+	// fits is known once they are issued (or fail).
+	s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
+		"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
+	s.requeue = waitRequeue
+	return false, nil
 }
 
 // nearLimit is how close to the limit the API server, not the cache,
@@ -518,7 +532,7 @@ func (r *APIKeyReconciler) publish(ctx context.Context, s *apiKeyScope) error {
 		return nil
 	}
 	logf.FromContext(ctx).V(1).Info("Updating hashed Secret", "secret", s.hashed.Name, "state", want.State)
-	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	secret, err := r.patchHashedSecret(ctx, s, want)
 	if err != nil {
 		return err
 	}

@@ -215,7 +215,7 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *reco
 	if request != "" {
 		want.AddRequest(request)
 	}
-	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	secret, err := r.patchHashedSecret(ctx, s, want)
 	if err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func (r *APIKeyReconciler) endRotation(ctx context.Context, s *apiKeyScope) erro
 		return err
 	}
 	want.Rotating = false
-	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	secret, err := r.patchHashedSecret(ctx, s, want)
 	if err != nil {
 		return err
 	}

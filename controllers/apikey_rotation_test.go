@@ -30,7 +30,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -122,8 +121,8 @@ var rotationSteps = []crashAt{
 		return ok && verb == "update" && s.Data[controllers.DeliveryNextKey] != nil
 	}},
 	{"committed", func(verb string, obj any) bool {
-		ac, ok := obj.(*corev1ac.SecretApplyConfiguration)
-		return ok && verb == "apply" && ac.Data[record.DataRotating] != nil
+		s, ok := obj.(*corev1.Secret)
+		return ok && verb == "patch" && s.Data[record.DataRotating] != nil
 	}},
 	{"promoted", func(verb string, obj any) bool {
 		s, ok := obj.(*corev1.Secret)

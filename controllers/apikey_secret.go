@@ -19,6 +19,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -26,7 +27,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -65,11 +65,16 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *apiKeyScope) error {
 	}
 	want.Digest = key.Digest()
 	want.KeyID = key.ID()
-	secret, err := r.applyHashedSecret(ctx, s.key, want)
+	secret, existed, err := r.createHashedSecret(ctx, s, want)
 	if err != nil {
 		return err
 	}
 	s.hashed = secret
+	if existed {
+		// Minted by an earlier reconcile the cache had not shown yet.
+		log.V(1).Info("Hashed Secret exists already", "keyID", want.KeyID, "secret", secret.Name)
+		return nil
+	}
 	if recovered {
 		log.Info("Hashed key recovered from its delivery Secret", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
 		r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRecovered, "Issue",
@@ -251,22 +256,79 @@ func hashedSecretUpToDate(secret *corev1.Secret, want *record.Record, uid string
 	return true
 }
 
-// applyHashedSecret writes the hashed Secret by server-side apply, from a
-// fresh object holding only the fields keyward owns.
-func (r *APIKeyReconciler) applyHashedSecret(ctx context.Context, key *keywardv1alpha1.APIKey, rec *record.Record) (*corev1.Secret, error) {
-	name := record.SecretName(string(key.UID))
+// hashedSecret is the hashed Secret holding rec, with only the fields
+// keyward owns.
+func (r *APIKeyReconciler) hashedSecret(key *keywardv1alpha1.APIKey, rec *record.Record) *corev1.Secret {
 	labels := rec.Labels(string(key.UID))
 	labels[keywardv1alpha1.LabelManagedBy] = keywardv1alpha1.ManagedBy
-	data := rec.SecretData()
-	ac := corev1ac.Secret(name, r.Namespace).
-		WithLabels(labels).
-		WithAnnotations(map[string]string{"keyward.dev/apikey": key.Namespace + "/" + key.Name}).
-		WithType(corev1.SecretTypeOpaque).
-		WithData(data)
-	if err := r.Apply(ctx, ac, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
-		return nil, fmt.Errorf("applying hashed Secret %s/%s: %w", r.Namespace, name, err)
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: r.Namespace, Name: record.SecretName(string(key.UID)), Labels: labels,
+			Annotations: map[string]string{annotationHashedAPIKey: key.Namespace + "/" + key.Name},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: rec.SecretData(),
 	}
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: name, Labels: labels}, Data: data}, nil
+}
+
+// annotationHashedAPIKey names, on a hashed Secret, the APIKey it verifies.
+const annotationHashedAPIKey = "keyward.dev/apikey"
+
+// createHashedSecret creates the hashed Secret of a key being minted. A
+// create, not a server-side apply: on the issuance path the API server's
+// apply bookkeeping (reading the object first, merging field sets) costs
+// more than the create itself, for a Secret only keyward writes (see
+// BENCHMARKS.md, C4). When one exists already (minted by a reconcile the
+// cache had not caught up with), existed is true and, should its digest be
+// another key's, the key just delivered replaces it, as minting always did.
+func (r *APIKeyReconciler) createHashedSecret(ctx context.Context, s *apiKeyScope, rec *record.Record) (secret *corev1.Secret, existed bool, err error) {
+	secret = r.hashedSecret(s.key, rec)
+	err = r.Create(ctx, secret, client.FieldOwner(FieldManager))
+	switch {
+	case err == nil:
+		return secret, false, nil
+	case !apierrors.IsAlreadyExists(err):
+		return nil, false, fmt.Errorf("creating hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	live := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(secret), live); err != nil {
+		return nil, true, fmt.Errorf("getting hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	if old, err := record.Decode(live.Data); err == nil && old.Digest == rec.Digest {
+		return live, true, nil
+	}
+	s.hashed = live
+	secret, err = r.patchHashedSecret(ctx, s, rec)
+	return secret, true, err
+}
+
+// patchHashedSecret brings the hashed Secret s.hashed to rec with a merge
+// patch computed against it: keyward's labels and annotation set, its data
+// replaced whole (keys rec no longer has are removed). Against a copy read
+// from the API server or the cache the patch carries its resourceVersion,
+// so that one computed from a stale copy fails and is retried rather than
+// leaving a removed key behind.
+func (r *APIKeyReconciler) patchHashedSecret(ctx context.Context, s *apiKeyScope, rec *record.Record) (*corev1.Secret, error) {
+	want := r.hashedSecret(s.key, rec)
+	base := s.hashed
+	secret := base.DeepCopy()
+	if secret.Labels == nil {
+		secret.Labels = map[string]string{}
+	}
+	maps.Copy(secret.Labels, want.Labels)
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
+	}
+	maps.Copy(secret.Annotations, want.Annotations)
+	secret.Data = want.Data
+	var opts []client.MergeFromOption
+	if base.ResourceVersion != "" {
+		opts = append(opts, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.Patch(ctx, secret, client.MergeFromWithOptions(base, opts...), client.FieldOwner(FieldManager)); err != nil {
+		return nil, fmt.Errorf("patching hashed Secret %s/%s: %w", secret.Namespace, secret.Name, err)
+	}
+	return secret, nil
 }
 
 func (r *APIKeyReconciler) deleteHashedSecret(ctx context.Context, key *keywardv1alpha1.APIKey) error {

@@ -35,6 +35,12 @@ import (
 // FieldManager is the server-side apply field manager of the manager.
 const FieldManager = "keyward-manager"
 
+// DefaultMaxConcurrentReconciles is each controller's number of workers
+// unless set. An APIKey's issuance is a few API requests made in turn
+// (a SubjectAccessReview, two creates, a status patch) and little CPU:
+// with few workers a burst of keys waits on round trips, not on CPU.
+const DefaultMaxConcurrentReconciles = 16
+
 // Options configure the reconcilers.
 type Options struct {
 	// Namespace is the operator's namespace, where hashed Secrets live.
@@ -45,7 +51,8 @@ type Options struct {
 	VerifierURL string
 	// Clock tells the time; tests move it.
 	Clock clock.Clock
-	// MaxConcurrentReconciles per controller. Default 4.
+	// MaxConcurrentReconciles per controller;
+	// DefaultMaxConcurrentReconciles when zero.
 	MaxConcurrentReconciles int
 	// PromoteAfter is how long a rotation's successor is live before it is
 	// promoted in the delivery Secret; DefaultPromoteAfter when zero.
@@ -74,7 +81,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		o.Clock = clock.RealClock{}
 	}
 	if o.MaxConcurrentReconciles == 0 {
-		o.MaxConcurrentReconciles = 4
+		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
 	recorder := mgr.GetEventRecorder(FieldManager)
 	locks := newKeyedMutex()

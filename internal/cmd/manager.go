@@ -53,6 +53,7 @@ func Manager(args []string) int {
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Wait for the leader election lease before reconciling, so one manager acts at a time.")
 	fs.DurationVar(&o.MinRotationEvery, "min-rotation-every", webhook.DefaultMinRotationEvery, "The shortest spec.rotation.every of an APIKey the webhook admits.")
 	fs.DurationVar(&o.PromoteAfter, "rotation-promote-after", controllers.DefaultPromoteAfter, "How long a rotated key's successor is live at the verifiers before it is written to the delivery Secret's api-key.")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "Workers per controller. Issuing a key waits on a few API requests in turn, so a burst of keys is issued about this many at a time.")
 	fs.StringVar(&o.VerifierURL, "verifier-url", "", "Base URL of the verifier Service, reported in KeyGroup status. Default: http://keyward-verifier.<namespace>.svc.")
 	wh := manager.WebhookOptions{}
 	var certMode string

@@ -79,6 +79,9 @@ type Options struct {
 	// verifiers before it is promoted to the delivery Secret's api-key
 	// (default 2s).
 	PromoteAfter time.Duration
+	// MaxConcurrentReconciles is each controller's number of workers
+	// (default controllers.DefaultMaxConcurrentReconciles).
+	MaxConcurrentReconciles int
 	// Instance, when set, is appended to each controller's name (apikey-x),
 	// so that several managers run in one process (tests) and their
 	// controllers' metrics stay apart.
@@ -236,7 +239,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock, Instance: o.Instance,
-		PromoteAfter: o.PromoteAfter,
+		PromoteAfter: o.PromoteAfter, MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}); err != nil {
 		return nil, err
 	}
