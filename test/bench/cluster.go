@@ -56,9 +56,15 @@ type cluster struct {
 // kube-controller-manager runs: what is measured is keyward, the API
 // server and etcd, as in the runs before it joined the control plane.
 func startCluster(root, dir string) (*cluster, error) {
-	env, err := testenv.Start(testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
+	return startClusterWith(testenv.Options{Webhooks: &envtest.WebhookInstallOptions{
 		Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")},
-	}, NoControllerManager: true})
+	}, NoControllerManager: true}, filepath.Join(dir, "kubeconfig"))
+}
+
+// startClusterWith starts a control plane with opts and writes its
+// kubeconfig to kc.
+func startClusterWith(opts testenv.Options, kc string) (*cluster, error) {
+	env, err := testenv.Start(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +83,6 @@ func startCluster(root, dir string) (*cluster, error) {
 		_ = env.Stop()
 		return nil, err
 	}
-	kc := filepath.Join(dir, "kubeconfig")
 	if err := env.WriteKubeconfig(kc); err != nil {
 		_ = env.Stop()
 		return nil, err
@@ -154,27 +159,34 @@ func (c *cluster) loadHashedSecrets(ctx context.Context, ops, tenant, group stri
 		out.EtcdTook = time.Since(start)
 		logf("%d more put into etcd in %s", n-viaAPI, out.EtcdTook.Round(time.Millisecond))
 	}
-	// Until the API server lists them all.
-	deadline := time.Now().Add(time.Minute)
+	if err := c.waitListed(ctx, ops, n, time.Minute); err != nil {
+		return out, err
+	}
+	out.Created = n
+	return out, nil
+}
+
+// waitListed waits until the API server lists n Secrets in ops, for at most
+// timeout.
+func (c *cluster) waitListed(ctx context.Context, ops string, n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		list, err := c.clientset.CoreV1().Secrets(ops).List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
-			return out, err
+			return err
 		}
 		seen := len(list.Items)
 		if r := list.RemainingItemCount; r != nil {
 			seen += int(*r)
 		}
 		if seen == n {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return out, fmt.Errorf("the API server lists %d Secrets in %s, want %d", seen, ops, n)
+			return fmt.Errorf("the API server lists %d Secrets in %s, want %d", seen, ops, n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	out.Created = n
-	return out, nil
 }
 
 // createHashedSecrets creates hashed Secrets [0, n) through the API server

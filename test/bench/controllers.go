@@ -77,7 +77,7 @@ func (b *bench) startManager(ctx context.Context, writes *writeCounter, leaderEl
 	ctx, cancel := context.WithCancel(ctx)
 	wo := b.cluster.env.WebhookOptions()
 	mgr, err := manager.New(ctx, b.cluster.cfg, manager.Options{
-		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c1AdmitNS, c3NS, benchTenant},
+		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c1AdmitNS, c3NS, benchTenant, e1NS},
 		LeaderElection: leaderElection, LeaseDuration: time.Hour, RenewDeadline: 50 * time.Minute, RetryPeriod: time.Minute,
 		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, Instance: testenv.NewInstance(),
 		Webhooks: &manager.WebhookOptions{
@@ -160,7 +160,7 @@ func (b *bench) runC1C2(ctx context.Context) error {
 
 // namespaces creates the run's namespaces.
 func (b *bench) namespaces(ctx context.Context) error {
-	for _, ns := range []string{ctrlOps, c1NS, c1FloorNS, c1SingleNS, c1AdmitNS, c3NS, benchTenant, benchOps, benchOpsEmpty} {
+	for _, ns := range []string{ctrlOps, c1NS, c1FloorNS, c1SingleNS, c1AdmitNS, c3NS, benchTenant, benchOps, benchOpsEmpty, e1NS} {
 		if err := b.cluster.namespace(ctx, ns); err != nil {
 			return err
 		}

@@ -270,3 +270,106 @@ func (c *cluster) putHashedSecrets(ctx context.Context, model *corev1.Secret, op
 	wg.Wait()
 	return first
 }
+
+// etcdKey is the key field of etcd's JSON requests.
+const etcdKey = "key"
+
+// etcdStatus is what etcd's maintenance status says of its database
+// (int64s come as strings from the JSON gateway).
+type etcdStatus struct {
+	Header struct {
+		Revision int64 `json:"revision,string"`
+	} `json:"header"`
+	Version     string `json:"version"`
+	DBSize      int64  `json:"dbSize,string"`
+	DBSizeInUse int64  `json:"dbSizeInUse,string"`
+}
+
+func (s etcdStatus) text() string {
+	return fmt.Sprintf("revision %d, database %s, %s in use (%d bytes)", s.Header.Revision, mib(float64(s.DBSize)), mib(float64(s.DBSizeInUse)), s.DBSizeInUse)
+}
+
+// revision is etcd's current revision.
+func (s *etcdStore) revision(ctx context.Context) (int64, error) {
+	var out struct {
+		Header struct {
+			Revision int64 `json:"revision,string"`
+		} `json:"header"`
+	}
+	err := s.post(ctx, "/v3/kv/range", map[string]any{etcdKey: base64.StdEncoding.EncodeToString([]byte(s.prefix)), "count_only": true}, &out)
+	return out.Header.Revision, err
+}
+
+// compact drops every revision before rev, physically (the call returns
+// once the compaction is applied to the backend).
+func (s *etcdStore) compact(ctx context.Context, rev int64) error {
+	return s.post(ctx, "/v3/kv/compaction", map[string]any{"revision": strconv.FormatInt(rev, 10), "physical": true}, nil)
+}
+
+// defragment gives the space freed by compaction back, so that dbSize
+// is what is in use.
+func (s *etcdStore) defragment(ctx context.Context) error {
+	slow := &etcdStore{url: s.url, prefix: s.prefix, client: &http.Client{Timeout: 10 * time.Minute}}
+	return slow.post(ctx, "/v3/maintenance/defragment", map[string]any{}, nil)
+}
+
+// status reads etcd's maintenance status.
+func (s *etcdStore) status(ctx context.Context) (etcdStatus, error) {
+	var out etcdStatus
+	err := s.post(ctx, "/v3/maintenance/status", map[string]any{}, &out)
+	return out, err
+}
+
+// prefixSize is the keys under a prefix and the bytes of their values.
+type prefixSize struct {
+	count int
+	bytes int64
+}
+
+// prefixEnd is the end of the range of keys that start with prefix.
+func prefixEnd(prefix string) string {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "\x00"
+}
+
+// prefixSize reads the values under prefix, 1000 at a time, and sums their
+// sizes.
+func (s *etcdStore) prefixSize(ctx context.Context, prefix string) (prefixSize, error) {
+	var ps prefixSize
+	end := base64.StdEncoding.EncodeToString([]byte(prefixEnd(prefix)))
+	key := prefix
+	for {
+		var out struct {
+			Kvs []struct {
+				Key   string `json:"key"`
+				Value string `json:"value"`
+			} `json:"kvs"`
+			More bool `json:"more"`
+		}
+		req := map[string]any{etcdKey: base64.StdEncoding.EncodeToString([]byte(key)), "range_end": end, "limit": 1000}
+		if err := s.post(ctx, "/v3/kv/range", req, &out); err != nil {
+			return ps, err
+		}
+		for _, kv := range out.Kvs {
+			ps.count++
+			ps.bytes += int64(base64.StdEncoding.DecodedLen(len(kv.Value)))
+			if pad := strings.Count(kv.Value[max(len(kv.Value)-2, 0):], "="); pad > 0 {
+				ps.bytes -= int64(pad)
+			}
+		}
+		if !out.More || len(out.Kvs) == 0 {
+			return ps, nil
+		}
+		last, err := base64.StdEncoding.DecodeString(out.Kvs[len(out.Kvs)-1].Key)
+		if err != nil {
+			return ps, err
+		}
+		key = string(last) + "\x00"
+	}
+}

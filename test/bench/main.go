@@ -91,6 +91,7 @@ type options struct {
 	c3Keys   int
 	single   bool
 	c1Wait   time.Duration
+	v6Keys   int
 }
 
 func (o *options) want(ids ...string) bool {
@@ -147,7 +148,7 @@ func run(args []string) int {
 	var only string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "", "write the Markdown report to this file (default: stdout)")
-	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V5, V7, G1, T1, C1..C3); default all")
+	fs.StringVar(&only, "only", "", "comma-separated rows to run (V1..V7, G1, T1, C1..C3, E1); default all")
 	fs.IntVar(&o.keys, "keys", 100_000, "hashed Secrets loaded into the verifier (V1, V2, V4, V5)")
 	fs.IntVar(&o.viaAPI, "keys-via-api", 5000, "of those, how many are created through the API server; the rest are put into etcd directly")
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections of the load generator (V1, V2), callers of the gRPC one (G1)")
@@ -157,6 +158,7 @@ func run(args []string) int {
 	fs.IntVar(&o.c1Keys, "c1-keys", 1000, "APIKeys applied at once (C1, C2)")
 	fs.IntVar(&o.c3Keys, "c3-keys", 200, "APIKeys created then deleted one at a time (C3)")
 	fs.DurationVar(&o.c1Wait, "c1-timeout", 3*time.Minute, "how long C1 waits for all keys to be Ready")
+	fs.IntVar(&o.v6Keys, "v6-keys", 1_000_000, "hashed Secrets the verifier holds in V6 (a control plane of its own)")
 	fs.BoolVar(&o.single, "c1-single-application", true, "also run C1 with all keys in one application")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -214,6 +216,7 @@ func (b *bench) clusterSteps() []clusterStep {
 		{[]string{"T1"}, b.runTraefik},
 		{[]string{"G1"}, b.runGRPC},
 		{[]string{"C1", "C2", "C3"}, b.runControllers},
+		{[]string{"E1"}, b.runE1},
 	}
 }
 
@@ -222,6 +225,13 @@ func (b *bench) runAll(ctx context.Context) error {
 	// V3 first: its go test starts a control plane of its own.
 	if o.want("V3") {
 		if err := b.runV3(ctx); err != nil {
+			return err
+		}
+	}
+	// V6 next: a control plane of its own, stopped before the others'
+	// starts (the etcd this process writes to directly is the one it finds).
+	if o.want("V6") {
+		if err := b.runV6(ctx); err != nil {
 			return err
 		}
 	}

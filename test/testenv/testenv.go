@@ -76,6 +76,9 @@ type Options struct {
 	// APIServerFlags are set on kube-apiserver's command line, such as
 	// etcd-compaction-interval.
 	APIServerFlags map[string]string
+	// EtcdFlags are set on etcd's command line, such as
+	// quota-backend-bytes.
+	EtcdFlags map[string]string
 	// NoControllerManager starts no kube-controller-manager (benchmarks
 	// that measure the API server and etcd alone).
 	NoControllerManager bool
@@ -151,6 +154,14 @@ func Start(opts Options) (*Env, error) {
 	}
 	for k, v := range opts.APIServerFlags {
 		te.ControlPlane.GetAPIServer().Configure().Set(k, v)
+	}
+	if len(opts.EtcdFlags) > 0 {
+		if te.ControlPlane.Etcd == nil {
+			te.ControlPlane.Etcd = &envtest.Etcd{}
+		}
+		for k, v := range opts.EtcdFlags {
+			te.ControlPlane.Etcd.Configure().Set(k, v)
+		}
 	}
 	cfg, err := te.Start()
 	if err != nil {

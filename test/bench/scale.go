@@ -1,0 +1,715 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+// The scale rows (issue 19): V6, the verifier over a million keys in a
+// control plane of its own, and E1, what an issued key takes in etcd.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/keys"
+	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/test/testgen"
+)
+
+// Names and sizes of V6.
+const (
+	v6Tenant = "bench-v6-tenant"
+	v6Group  = "keys"
+	v6Verify = "/v1/verify/" + v6Tenant + "/" + v6Group
+	v6Ops    = "bench-v6-keys"
+	v6Empty  = "bench-v6-empty"
+	// v6Quota is etcd's --quota-backend-bytes in V6's control plane: 8 GiB,
+	// etcd's documented maximum (the default, 2 GiB, holds about a million
+	// hashed Secrets before compaction).
+	v6Quota = "8589934592"
+	// v6MemLimit is GOMEMLIMIT as the Deployment sets it: from its 512Mi
+	// memory limit (config/verifier, resourceFieldRef limits.memory).
+	v6MemLimit = "512MiB"
+	// v6Compare is the key count the request time at V6's full count is
+	// compared with.
+	v6Compare = 100_000
+	// v6Requests are the requests of one round, v6Rounds the rounds at each
+	// key count.
+	v6Requests = 100_000
+	v6Rounds   = 3
+	// v6ReadyWait is how long a verifier over the keys may take to get
+	// ready before that is reported instead of its figures.
+	v6ReadyWait = 5 * time.Minute
+)
+
+// Names and sizes of E1.
+const (
+	managedBy = "keyward" // the managed-by label's value on keyward's Secrets
+	e1NS      = "bench-e1"
+	e1FloorNS = "bench-e1-floor"
+	e1Keys    = 10_000
+	e1App     = "solo"
+	e1Group   = "things"
+	// etcd's default quota and the largest it supports.
+	etcdDefaultQuota = 2 << 30
+	etcdMaxQuota     = 8 << 30
+)
+
+// v6Base is the key count V6 compares its full count with: 100,000, or a
+// tenth of a smaller run's.
+func v6Base(n int) int {
+	if n > v6Compare {
+		return v6Compare
+	}
+	return max(n/10, 1)
+}
+
+// keywardRun is the keyward binary's verifier, started by runKeyward.
+type keywardRun struct {
+	ch            *child
+	listen, probe string
+	start         keywardStart
+	// later is its VmRSS when stopped, after the request rounds.
+	later float64
+}
+
+// buildKeyward builds the keyward binary under bin/bench.
+func (b *bench) buildKeyward() (string, error) {
+	bin := filepath.Join(b.dir, "keyward")
+	build := exec.Command("go", "build", "-o", bin, ".") // #nosec G204 -- bin is under bin/bench
+	build.Dir = b.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building keyward: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// runKeyward starts "keyward verifier" over the hashed Secrets of ns as the
+// Deployment runs it (GOMEMLIMIT 512MiB) and waits until it is ready, then
+// 3 s more, and reads its memory: as V7's startKeyward, but left running.
+// A verifier that is not ready in time is returned running, with ready 0,
+// and the error.
+func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
+	r := &keywardRun{listen: freeAddr(), probe: freeAddr()}
+	start := time.Now()
+	// The child inherits the environment when it starts; this process's
+	// runtime read its own at start and is not affected.
+	if err := os.Setenv("GOMEMLIMIT", v6MemLimit); err != nil {
+		return nil, err
+	}
+	ch, err := startProcess("keyward verifier", nil, bin, cmdVerifier, "--kubeconfig", kubeconfig, "--namespace", ns,
+		"--listen", r.listen, "--health-probe-bind-address", r.probe, "--grpc-listen", freeAddr(),
+		"--shutdown-delay", "0s", "--zap-log-level", "error")
+	_ = os.Unsetenv("GOMEMLIMIT")
+	if err != nil {
+		return nil, err
+	}
+	r.ch = ch
+	readyAt, err := waitHTTP("http://"+r.probe+"/readyz", time.Millisecond, v6ReadyWait)
+	pid := ch.cmd.Process.Pid
+	if err != nil {
+		r.start.peak, r.start.settled = procStatus(pid, "VmHWM:"), procStatus(pid, "VmRSS:")
+		return r, fmt.Errorf("keyward verifier over %s: not ready after %s: %w", ns, v6ReadyWait, err)
+	}
+	r.start.ready = readyAt.Sub(start)
+	time.Sleep(3 * time.Second)
+	r.start.peak = procStatus(pid, "VmHWM:")
+	r.start.settled = procStatus(pid, "VmRSS:")
+	r.start.heap, err = metricValue("http://"+r.probe+"/metrics", "go_memstats_heap_alloc_bytes")
+	return r, err
+}
+
+func (r *keywardRun) stop() {
+	r.later = procStatus(r.ch.cmd.Process.Pid, "VmRSS:")
+	r.ch.terminate()
+}
+
+// histogramSum is the verifier's request duration histogram's sum and
+// count, from its /metrics.
+type histogramSum struct{ sum, count float64 }
+
+// parseHistogramSum reads name's _sum and _count (unlabelled) from a
+// Prometheus text exposition.
+func parseHistogramSum(body, name string) (histogramSum, error) {
+	var h histogramSum
+	seen := 0
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		var err error
+		if v, ok := strings.CutPrefix(l, name+"_sum "); ok {
+			h.sum, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			seen++
+		} else if v, ok := strings.CutPrefix(l, name+"_count "); ok {
+			h.count, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			seen++
+		}
+		if err != nil {
+			return h, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if seen != 2 {
+		return h, fmt.Errorf("no %s_sum and _count", name)
+	}
+	return h, nil
+}
+
+func readHistogramSum(probe string) (histogramSum, error) {
+	resp, err := http.Get("http://" + probe + "/metrics") // #nosec G107 -- the child's loopback probe port
+	if err != nil {
+		return histogramSum{}, err
+	}
+	defer resp.Body.Close()
+	var sb strings.Builder
+	if _, err := bufio.NewReader(resp.Body).WriteTo(&sb); err != nil {
+		return histogramSum{}, err
+	}
+	return parseHistogramSum(sb.String(), "keyward_verifier_request_duration_seconds")
+}
+
+// fmtMean formats a mean time per request to the nanosecond.
+func fmtMean(d time.Duration) string {
+	return fmt.Sprintf("%.3f µs", float64(d)/float64(time.Microsecond))
+}
+
+// meanBetween is the mean of the observations made between two reads.
+func meanBetween(before, after histogramSum) time.Duration {
+	n := after.count - before.count
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration((after.sum - before.sum) / n * float64(time.Second))
+}
+
+// requestRounds are V6's request rounds against one verifier: the
+// verifier's own mean time per request in each (its histogram), and the
+// load generator's view of each.
+type requestRounds struct {
+	means []time.Duration
+	loads []loadResult
+}
+
+func (r requestRounds) median() time.Duration { return median(r.means) }
+
+func (r requestRounds) text() string {
+	parts := make([]string, len(r.means))
+	for i, m := range r.means {
+		parts[i] = fmt.Sprintf("%s (%s)", fmtMean(m), r.loads[i].String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// measureRequests sends v6Rounds rounds of v6Requests valid requests to a
+// verifier, on lightConns connections (the server not saturated, so that
+// its handler's time is not its wait for a core), and reads its request
+// duration histogram before and after each.
+func measureRequests(r *keywardRun, valid string) (requestRounds, error) {
+	var out requestRounds
+	req := httpRequest("keyward-verifier", v6Verify,
+		"Authorization", "Bearer "+valid,
+		"X-Original-Method", "GET",
+		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
+		"X-Request-ID", "0123456789abcdef0123456789abcdef")
+	for range v6Rounds {
+		before, err := readHistogramSum(r.probe)
+		if err != nil {
+			return out, err
+		}
+		res, err := runLoad(loadSpec{Addr: r.listen, Request: req, Conns: lightConns, Warmup: 200 * time.Millisecond,
+			Duration: 2 * time.Minute, MaxRequests: v6Requests, PID: r.ch.cmd.Process.Pid})
+		if err != nil {
+			return out, err
+		}
+		if res.Non200 > 0 || res.Errors > 0 {
+			return out, fmt.Errorf("V6: the verifier answered %d non-200 %v, %d errors", res.Non200, res.Status, res.Errors)
+		}
+		after, err := readHistogramSum(r.probe)
+		if err != nil {
+			return out, err
+		}
+		out.means, out.loads = append(out.means, meanBetween(before, after)), append(out.loads, res)
+	}
+	return out, nil
+}
+
+// v6Data is what V6 measured.
+type v6Data struct {
+	keys, base       int
+	hk               hashedKeys
+	loadBase, loadUp time.Duration // loading the first base keys, then the rest
+	listed           time.Duration // waiting for the API server to list them all, after the puts
+	empty, big       keywardStart
+	bigLater         float64 // VmRSS at n keys after the request rounds
+	atBase, atN      requestRounds
+	notReady         string // the verifier over n keys did not get ready
+	list             time.Duration
+	listErr          string
+	etcd             etcdStatus
+}
+
+// runV6 starts a control plane of its own with etcd's quota raised, loads
+// base keys, measures the verifier's request time, loads the rest, and
+// measures the verifier's start, memory and request time over all of them.
+func (b *bench) runV6(ctx context.Context) error {
+	n := b.opts.v6Keys
+	d := v6Data{keys: n, base: v6Base(n)}
+	logf("V6: starting a control plane of its own (etcd --quota-backend-bytes=%s)", v6Quota)
+	c, err := startClusterWith(testenv.Options{NoControllerManager: true, EtcdFlags: map[string]string{"quota-backend-bytes": v6Quota}},
+		filepath.Join(b.dir, "kubeconfig-v6"))
+	if err != nil {
+		return err
+	}
+	stop := sync.OnceFunc(c.stop)
+	b.interrupted.Store(&stop)
+	defer func() {
+		stop()
+		b.interrupted.Store(nil)
+	}()
+	for _, ns := range []string{v6Ops, v6Empty, v6Tenant} {
+		if err := c.namespace(ctx, ns); err != nil {
+			return err
+		}
+	}
+	// The verifier answers for the keys of KeyGroups that exist (no
+	// admission webhooks are registered here: no manager runs).
+	if err := c.client.Create(ctx, testgen.KeyGroup(v6Tenant, v6Group)); err != nil {
+		return err
+	}
+	bin, err := b.buildKeyward()
+	if err != nil {
+		return err
+	}
+	empty, err := runKeyward(bin, c.kubeconfig, v6Empty)
+	if err != nil {
+		return err
+	}
+	empty.stop()
+	d.empty = empty.start
+	if err := b.v6AtBase(ctx, c, bin, &d); err != nil {
+		return err
+	}
+	if err := b.v6AtN(ctx, c, bin, &d); err != nil {
+		return err
+	}
+	b.add(d.row(b.command("V6")))
+	return nil
+}
+
+// v6AtBase loads the first base keys and measures the request time over
+// them.
+func (b *bench) v6AtBase(ctx context.Context, c *cluster, bin string, d *v6Data) error {
+	logf("V6: loading %d hashed Secrets", d.base)
+	start := time.Now()
+	hk, err := c.loadHashedSecrets(ctx, v6Ops, v6Tenant, v6Group, d.base, min(b.opts.viaAPI, d.base))
+	if err != nil {
+		return err
+	}
+	d.hk, d.loadBase = hk, time.Since(start)
+	logf("V6: %d keys loaded in %s", d.base, fmtDur(d.loadBase))
+	v, err := runKeyward(bin, c.kubeconfig, v6Ops)
+	if err != nil {
+		if v != nil {
+			v.stop()
+		}
+		return err
+	}
+	defer v.stop()
+	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s", d.base, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled))
+	if d.atBase, err = measureRequests(v, hk.Valid); err != nil {
+		return err
+	}
+	logf("V6: request time at %d keys: %s", d.base, d.atBase.text())
+	logf("V6: settled VmRSS at %d keys after the requests: %s", d.base, mib(procStatus(v.ch.cmd.Process.Pid, "VmRSS:")))
+	return nil
+}
+
+// v6AtN loads the rest of the keys and measures the verifier over all.
+func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) error {
+	n := d.keys
+	logf("V6: loading %d more hashed Secrets", n-d.base)
+	start := time.Now()
+	model := hashedSecret(v6Ops, v6Tenant, v6Group, 0, keys.Key{})
+	if err := c.putHashedSecrets(ctx, model, v6Ops, v6Tenant, v6Group, d.base, n, -1, &d.hk); err != nil {
+		return err
+	}
+	put := time.Since(start)
+	if err := c.waitListed(ctx, v6Ops, n, 10*time.Minute); err != nil {
+		return err
+	}
+	d.loadUp = time.Since(start)
+	d.listed = d.loadUp - put
+	d.hk.Created, d.hk.EtcdTook = n, d.hk.EtcdTook+put
+	if store, err := findEtcd(); err == nil {
+		d.etcd, _ = store.status(ctx)
+	}
+	logf("V6: %d more put into etcd in %s, listed by the API server %s later (all %d loaded in %s); etcd db %s (in use %s)",
+		n-d.base, fmtDur(put), fmtDur(d.listed), n, fmtDur(d.loadBase+d.loadUp), mib(float64(d.etcd.DBSize)), mib(float64(d.etcd.DBSizeInUse)))
+	v, err := runKeyward(bin, c.kubeconfig, v6Ops)
+	if err != nil {
+		if v == nil {
+			return err
+		}
+		d.notReady = err.Error()
+		d.big = v.start
+		logf("V6: %v (VmHWM %s, VmRSS %s)", err, mib(v.start.peak), mib(v.start.settled))
+		v.stop()
+		return nil
+	}
+	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s, heap %s", n, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled), mib(v.start.heap))
+	d.big = v.start
+	d.atN, err = measureRequests(v, d.hk.Valid)
+	v.stop()
+	d.bigLater = v.later
+	if err != nil {
+		return err
+	}
+	logf("V6: request time at %d keys: %s", n, d.atN.text())
+	d.list, err = c.listAll(ctx, v6Ops)
+	if err != nil {
+		d.listErr = err.Error()
+	}
+	logf("V6: the API server lists the %d Secrets, 500 a page, in %s", n, fmtDur(d.list))
+	return nil
+}
+
+// listAll lists the Secrets of ns 500 at a time, as the verifier does,
+// and returns how long that took: the part of a verifier's start it cannot
+// go below.
+func (c *cluster) listAll(ctx context.Context, ns string) (time.Duration, error) {
+	start := time.Now()
+	opts := metav1.ListOptions{Limit: 500}
+	for {
+		list, err := c.clientset.CoreV1().Secrets(ns).List(ctx, opts)
+		if err != nil {
+			return time.Since(start), err
+		}
+		if list.Continue == "" {
+			return time.Since(start), nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+func (d v6Data) perKey() float64 {
+	return (d.big.settled - d.empty.settled) / float64(max(d.keys, 1))
+}
+
+func (d v6Data) row(command string) *row {
+	r := &row{
+		ID: "V6", What: fmt.Sprintf("`keyward verifier` over %s keys: ready, memory per key settled, peak vs settled, request time vs %s keys", thousands(d.keys), thousands(d.base)),
+		Floor: "—", Ratio: "—", Target: "ready ≤ 20 s; ≤ 300 B/key; peak ≤ 1.5×; ≤ 1.1×", Command: command,
+	}
+	if d.notReady != "" {
+		r.Figure, r.Met = "not ready: "+d.notReady, met(false)
+		r.Details = append(r.Details, d.details()...)
+		return r
+	}
+	peakRatio := d.big.peak / d.big.settled
+	reqRatio := float64(d.atN.median()) / float64(d.atBase.median())
+	r.Figure = fmt.Sprintf("ready %.1f s; %.0f B/key settled; peak %s vs settled %s (%.2f×); request time at %s / at %s = %.2f×",
+		d.big.ready.Seconds(), d.perKey(), mib(d.big.peak), mib(d.big.settled), peakRatio, thousands(d.keys), thousands(d.base), reqRatio)
+	if d.list > 0 && d.listErr == "" {
+		r.Floor = fmt.Sprintf("the API server's list alone: %.1f s", d.list.Seconds())
+		r.Ratio = fmt.Sprintf("%.2f× (ready)", d.big.ready.Seconds()/d.list.Seconds())
+	}
+	r.Met = met(d.big.ready <= 20*time.Second && d.perKey() <= 300 && peakRatio <= 1.5 && reqRatio <= 1.1)
+	r.Details = d.details()
+	return r
+}
+
+func (d v6Data) details() []string {
+	out := []string{
+		fmt.Sprintf("A control plane of its own (kube-apiserver and etcd, no kube-controller-manager, etcd `--quota-backend-bytes=%s`), started before the other rows' and stopped after V6. The first %s hashed Secrets were created through the API server and put into etcd as V4's are, in %s; the verifier was measured over them; then the other %s were put into etcd in %s (of which %s waiting for the API server to list them all). etcd's database after loading: %s, %s in use.",
+			v6Quota, thousands(d.base), fmtDur(d.loadBase), thousands(d.keys-d.base), fmtDur(d.loadUp), fmtDur(d.listed), mib(float64(d.etcd.DBSize)), mib(float64(d.etcd.DBSizeInUse))),
+		loadedHow(d.hk),
+		fmt.Sprintf("The binary as shipped (GOMEMLIMIT=%s, as the Deployment sets it from its 512Mi limit), started over the keys: ready is from its start to `/readyz` first answering 200; peak is its VmHWM and settled its VmRSS, both 3 s after ready (it calls `debug.FreeOSMemory` once synced); heap %s. At 0 keys: ready %s, peak %s, settled %s. Per key settled = (settled at %s keys − settled at 0) / %s.",
+			v6MemLimit, mib(d.big.heap), fmtDur(d.empty.ready), mib(d.empty.peak), mib(d.empty.settled), thousands(d.keys), thousands(d.keys)),
+	}
+	if d.notReady != "" {
+		return append(out, fmt.Sprintf("Over %s keys the verifier was not ready after %s: %s. Its VmHWM then: %s, VmRSS %s.", thousands(d.keys), v6ReadyWait, d.notReady, mib(d.big.peak), mib(d.big.settled)))
+	}
+	out = append(out,
+		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round), %d rounds of %s valid requests on %d keep-alive connections at each key count, in the same control plane: at %s keys (before the rest were loaded, that verifier then stopped) and at %s (a verifier started over all). Medians: %s at %s, %s at %s.",
+			v6Rounds, thousands(v6Requests), lightConns, thousands(d.base), thousands(d.keys), fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
+		fmt.Sprintf("At %s keys: %s.", thousands(d.base), d.atBase.text()),
+		fmt.Sprintf("At %s keys: %s.", thousands(d.keys), d.atN.text()),
+		fmt.Sprintf("VmRSS over %s keys after the request rounds: %s.", thousands(d.keys), mib(d.bigLater)),
+	)
+	if d.listErr != "" {
+		out = append(out, "Listing them through the API server: "+d.listErr)
+	} else {
+		out = append(out, fmt.Sprintf("The API server lists the %s Secrets, 500 a page (protobuf, from this process, after the verifier stopped), in %s: the floor of the verifier's ready time, which lists them the same way.", thousands(d.keys), fmtDur(d.list)))
+	}
+	return out
+}
+
+// etcdUsage is etcd's size after compaction and defragmentation, and the
+// stored bytes under some key prefixes.
+type etcdUsage struct {
+	status   etcdStatus
+	prefixes map[string]prefixSize
+}
+
+// measureEtcd compacts etcd at its current revision, defragments it, and
+// reads its status and the sizes under prefixes.
+func measureEtcd(ctx context.Context, store *etcdStore, prefixes []string) (etcdUsage, error) {
+	u := etcdUsage{prefixes: map[string]prefixSize{}}
+	rev, err := store.revision(ctx)
+	if err != nil {
+		return u, err
+	}
+	if err := store.compact(ctx, rev); err != nil {
+		return u, err
+	}
+	if err := store.defragment(ctx); err != nil {
+		return u, err
+	}
+	if u.status, err = store.status(ctx); err != nil {
+		return u, err
+	}
+	for _, p := range prefixes {
+		if u.prefixes[p], err = store.prefixSize(ctx, p); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+// e1Data is what E1 measured.
+type e1Data struct {
+	keys                 int
+	before, after, floor etcdUsage
+	prefixes             []e1Prefix
+	took                 time.Duration
+	ready                int
+	floorErr             string
+	floorTook            time.Duration
+	floorCreated         bool
+}
+
+// e1Prefix names an etcd key prefix of E1's breakdown.
+type e1Prefix struct{ name, prefix string }
+
+func e1Prefixes(store *etcdStore) []e1Prefix {
+	return []e1Prefix{
+		{"APIKeys", store.prefix + "/keyward.dev/apikeys/" + e1NS + "/"},
+		{"delivery Secrets", store.prefix + "/secrets/" + e1NS + "/"},
+		{"hashed Secrets (operator namespace)", store.prefix + "/secrets/" + ctrlOps + "/"},
+		{"events in the key's namespace", store.prefix + "/events/" + e1NS + "/"},
+		{"events in the operator namespace", store.prefix + "/events/" + ctrlOps + "/"},
+		{"the floor's Secrets", store.prefix + "/secrets/" + e1FloorNS + "/"},
+	}
+}
+
+// runE1 issues e1Keys keys in a namespace of their own and measures etcd's
+// in-use size before and after, compacted and defragmented.
+func (b *bench) runE1(ctx context.Context) error {
+	store, err := findEtcd()
+	if err != nil {
+		return err
+	}
+	// C1a leaves a manager whose controllers wait for a lease the bench
+	// holds: E1 needs them running.
+	if err := b.mgr.stop(); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	if b.mgr, err = b.startManager(ctx, newWriteCounter(), false); err != nil {
+		return err
+	}
+	if err := b.waitWebhooks(ctx); err != nil {
+		return err
+	}
+	if err := b.e1Objects(ctx); err != nil {
+		return err
+	}
+	b.mgr.writes.quiet(2*time.Second, time.Minute)
+	d := e1Data{keys: e1Keys, prefixes: e1Prefixes(store)}
+	var paths []string
+	for _, p := range d.prefixes {
+		paths = append(paths, p.prefix)
+	}
+	if d.before, err = measureEtcd(ctx, store, paths); err != nil {
+		return err
+	}
+	logf("E1: etcd before: %s", d.before.status.text())
+	if err := b.e1Issue(ctx, &d); err != nil {
+		return err
+	}
+	if d.after, err = measureEtcd(ctx, store, paths); err != nil {
+		return err
+	}
+	logf("E1: etcd after %d keys: %s", d.ready, d.after.status.text())
+	if err := b.e1Floor(ctx, &d, store, paths); err != nil {
+		d.floorErr = err.Error()
+	}
+	r := b.add(d.row(b.command("E1")))
+	for _, l := range r.Details {
+		logf("E1: %s", l)
+	}
+	return nil
+}
+
+// e1Objects creates E1's KeyGroup and Application and waits until the
+// Application is Active.
+func (b *bench) e1Objects(ctx context.Context) error {
+	c := b.cluster.client
+	if err := c.Create(ctx, testgen.KeyGroup(e1NS, e1Group, testgen.WithLimits(1, e1Keys))); err != nil {
+		return err
+	}
+	if err := c.Create(ctx, testgen.Application(e1NS, e1App, e1Group)); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var app keywardv1alpha1.Application
+		if err := c.Get(ctx, client.ObjectKey{Namespace: e1NS, Name: e1App}, &app); err != nil {
+			return err
+		}
+		if app.Status.Phase == keywardv1alpha1.ApplicationActive {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("E1: Application %s/%s not Active after a minute (%q)", e1NS, e1App, app.Status.Phase)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// e1Issue creates the APIKeys and waits until all are Ready and the
+// manager has stopped writing.
+func (b *bench) e1Issue(ctx context.Context, d *e1Data) error {
+	logf("E1: applying %d APIKeys", e1Keys)
+	w, err := watchReady(ctx, b.cluster.client, e1NS, e1Keys)
+	if err != nil {
+		return err
+	}
+	defer w.stop()
+	start := time.Now()
+	err = createAll(ctx, e1Keys, func(ctx context.Context, i int) error {
+		return b.cluster.client.Create(ctx, testgen.APIKey(e1NS, fmt.Sprintf("key-%05d", i), e1App))
+	})
+	if err != nil {
+		return err
+	}
+	end, ready := w.wait(20 * time.Minute)
+	d.took, d.ready = end.Sub(start), len(ready)
+	logf("E1: %d/%d Ready in %s", d.ready, e1Keys, fmtDur(d.took))
+	if d.ready < e1Keys {
+		return fmt.Errorf("E1: %d/%d keys Ready after 20 minutes: %s", d.ready, e1Keys, b.phases(ctx, e1NS))
+	}
+	b.mgr.writes.quiet(3*time.Second, 2*time.Minute)
+	return nil
+}
+
+// e1Floor creates, for e1Keys keys, the two Secrets keyward writes (the
+// delivery Secret and the hashed one) directly, and measures etcd again.
+func (b *bench) e1Floor(ctx context.Context, d *e1Data, store *etcdStore, paths []string) error {
+	if err := b.cluster.namespace(ctx, e1FloorNS); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := createAll(ctx, e1Keys, func(ctx context.Context, i int) error {
+		k, err := keys.Generate("kt")
+		if err != nil {
+			return err
+		}
+		delivery := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e1FloorNS, Name: fmt.Sprintf("key-%05d-key", i),
+				Labels: map[string]string{"app.kubernetes.io/managed-by": managedBy, record.LabelAPIKey: fmt.Sprintf("key-%05d", i)}},
+			Type:      corev1.SecretTypeOpaque,
+			Data:      map[string][]byte{record.DeliveryAPIKey: []byte(k.Plaintext()), record.DeliveryKeyID: []byte(k.ID())},
+			Immutable: ptr.To(true),
+		}
+		if err := b.cluster.client.Create(ctx, delivery); err != nil {
+			return err
+		}
+		return b.cluster.client.Create(ctx, hashedSecret(e1FloorNS, e1NS, e1Group, i, k))
+	})
+	if err != nil {
+		return err
+	}
+	d.floorTook, d.floorCreated = time.Since(start), true
+	d.floor, err = measureEtcd(ctx, store, paths)
+	logf("E1: etcd after the floor's %d Secrets: %s", 2*e1Keys, d.floor.status.text())
+	return err
+}
+
+// perKey is the growth of etcd's in-use size from a to b, per key.
+func perKey(a, b etcdUsage, n int) float64 {
+	return float64(b.status.DBSizeInUse-a.status.DBSizeInUse) / float64(n)
+}
+
+func (d e1Data) row(command string) *row {
+	bpk := perKey(d.before, d.after, d.keys)
+	r := &row{
+		ID: "E1", What: fmt.Sprintf("etcd bytes per issued key (the APIKey, its delivery and hashed Secrets, their events), %s keys", thousands(d.keys)),
+		Figure: fmt.Sprintf("%.0f bytes per issued key (after compaction and defragmentation)", bpk),
+		Floor:  "—", Ratio: "—", Target: "—", Met: "—", Command: command,
+	}
+	if d.floorCreated && d.floorErr == "" {
+		fpk := perKey(d.after, d.floor, d.keys)
+		r.Floor = fmt.Sprintf("%.0f bytes per key (its two Secrets written directly)", fpk)
+		r.Ratio = fmt.Sprintf("%.2f×", bpk/fpk)
+	}
+	r.Details = append(r.Details,
+		fmt.Sprintf("In the control plane of the other rows, with the manager (admission webhooks on) running: a namespace with one KeyGroup and one Application; %s APIKeys created %d at a time, all Ready in %s, then the manager's writes quiet for 3 s. Before and after: etcd compacted at its current revision (`/v3/kv/compaction`, physical), defragmented (`/v3/maintenance/defragment`), and its `/v3/maintenance/status` read. Before: %s. After: %s.",
+			thousands(d.keys), createConns, fmtDur(d.took), d.before.status.text(), d.after.status.text()),
+		"What the keys' objects store, after − before, per key (values as stored, the API server's protobuf or JSON; etcd's own overhead per key — its index, the key itself, the page layout — comes on top and is in the figure): "+d.breakdown(d.before, d.after, d.keys)+".",
+		fmt.Sprintf("At this size, etcd's default quota (2 GiB) holds about %s issued keys and its largest (8 GiB) about %s, before the other objects of the cluster and with none of the space that revisions awaiting compaction take (the API server compacts every 5 minutes; a mass rotation rewrites every key's objects).",
+			thousands(int(etcdDefaultQuota/max(bpk, 1))), thousands(int(etcdMaxQuota/max(bpk, 1)))),
+	)
+	switch {
+	case d.floorErr != "":
+		r.Details = append(r.Details, "The floor (the same Secrets written directly) could not be measured: "+d.floorErr)
+	case d.floorCreated:
+		r.Details = append(r.Details, fmt.Sprintf("The floor: afterwards, %s pairs of Secrets as keyward writes them (a delivery Secret and a hashed one, as C1's floor does) created directly in a namespace of their own in %s, and etcd measured the same way: %s; the Secrets' values: %s.",
+			thousands(d.keys), fmtDur(d.floorTook), d.floor.status.text(), d.breakdown(d.after, d.floor, d.keys)))
+	}
+	return r
+}
+
+// breakdown is the growth under each prefix between a and b, per key.
+func (d e1Data) breakdown(a, b etcdUsage, n int) string {
+	var parts []string
+	for _, p := range d.prefixes {
+		x, y := a.prefixes[p.prefix], b.prefixes[p.prefix]
+		if y.count == x.count && y.bytes == x.bytes {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f objects, %.0f B (`%s`)", p.name,
+			float64(y.count-x.count)/float64(n), float64(y.bytes-x.bytes)/float64(n), p.prefix))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}

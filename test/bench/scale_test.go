@@ -1,0 +1,85 @@
+/*
+Copyright 2026 The keyward Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestParseHistogramSum(t *testing.T) {
+	const name = "keyward_verifier_request_duration_seconds"
+	body := `# HELP keyward_verifier_request_duration_seconds Time to answer.
+# TYPE keyward_verifier_request_duration_seconds histogram
+keyward_verifier_request_duration_seconds_bucket{le="5e-06"} 10
+keyward_verifier_request_duration_seconds_bucket{le="+Inf"} 20
+keyward_verifier_request_duration_seconds_sum 0.0001
+keyward_verifier_request_duration_seconds_count 20
+keyward_verifier_requests_total{namespace="a",keygroup="b",reason="ok"} 20
+`
+	h, err := parseHistogramSum(body, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.sum != 0.0001 || h.count != 20 {
+		t.Fatalf("got %+v", h)
+	}
+	if _, err := parseHistogramSum("other_sum 1\n", name); err == nil {
+		t.Fatal("a body without the histogram parsed")
+	}
+	before := histogramSum{sum: 0.0001, count: 20}
+	after := histogramSum{sum: 0.0001 + 0.5, count: 20 + 100_000}
+	if got := meanBetween(before, after); got != 5*time.Microsecond {
+		t.Fatalf("meanBetween = %s, want 5µs", got)
+	}
+	if got := meanBetween(before, before); got != 0 {
+		t.Fatalf("meanBetween of no requests = %s", got)
+	}
+}
+
+func TestEtcdStatus(t *testing.T) {
+	// As etcd's JSON gateway writes it: int64s as strings.
+	body := `{"header":{"cluster_id":"1","member_id":"2","revision":"345","raft_term":"2"},"version":"3.6.16","dbSize":"25165824","leader":"2","raftIndex":"400","raftTerm":"2","raftAppliedIndex":"400","dbSizeInUse":"12582912","storageVersion":"3.6.0"}`
+	var s etcdStatus
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Header.Revision != 345 || s.DBSize != 25165824 || s.DBSizeInUse != 12582912 || s.Version != "3.6.16" {
+		t.Fatalf("got %+v", s)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	for in, want := range map[string]string{
+		"/registry/secrets/ns/": "/registry/secrets/ns0",
+		"a\xff":                 "b",
+		"\xff\xff":              "\x00",
+	} {
+		if got := prefixEnd(in); got != want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestV6Base(t *testing.T) {
+	for n, want := range map[int]int{1_000_000: 100_000, 200_000: 100_000, 100_000: 10_000, 5: 1} {
+		if got := v6Base(n); got != want {
+			t.Errorf("v6Base(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
