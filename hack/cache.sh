@@ -34,3 +34,52 @@ cache_save() {
 	}
 	return 0
 }
+
+# The scripts that build one binary from the Go module proxy (hack/helm.sh,
+# hack/traefik.sh, hack/gitleaks.sh) share these two:
+#
+#	if binary_ready "$root" "$out" version; then exit 0; fi
+#	... build into $out ...
+#	binary_save "$root" "$out"
+
+# binary_ready ROOT OUT [ARGS...]: succeeds when the binary OUT (a file under
+# ROOT/bin) is there, or is restored from the cache and runs with ARGS (a
+# check that the copy works). Otherwise it fails holding the lock of OUT's
+# directory (on fd 9, until the script exits), so that concurrent runs
+# (parallel `go test` packages) build once; the caller builds OUT.
+binary_ready() {
+	local root=$1 out=$2 cached
+	shift 2
+	cached="$(keyward_cache_dir)/${out#"$root/bin/"}"
+	if [ -x "$out" ]; then
+		binary_save "$root" "$out"
+		return 0
+	fi
+	mkdir -p "$(dirname "$out")"
+	if command -v flock >/dev/null 2>&1; then
+		exec 9>"$(dirname "$out")/.lock"
+		flock 9
+		# Another run may have built it while this one waited.
+		[ -x "$out" ] && return 0
+	fi
+	if [ -x "$cached" ] && cp "$cached" "$out.tmp.$$" && mv "$out.tmp.$$" "$out" &&
+		{ [ $# -eq 0 ] || "$out" "$@" >/dev/null 2>&1; }; then
+		echo "$(basename "$0"): reused ${out#"$root/bin/"} from $(keyward_cache_dir)" >&2
+		return 0
+	fi
+	rm -f "$out" "$out.tmp.$$"
+	return 1
+}
+
+# binary_save ROOT OUT: keeps a copy of the binary OUT in the cache unless it
+# has one. A cache that cannot be written is not an error.
+binary_save() {
+	local cached
+	cached="$(keyward_cache_dir)/${2#"$1/bin/"}"
+	[ -x "$cached" ] && return 0
+	{ mkdir -p "$(dirname "$cached")" && cp "$2" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"; } 2>/dev/null || {
+		rm -f "$cached.tmp.$$" 2>/dev/null
+		echo "$(basename "$0"): could not keep a copy in $(keyward_cache_dir) (not an error)" >&2
+	}
+	return 0
+}

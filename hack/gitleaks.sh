@@ -9,6 +9,9 @@
 # `go install module@version` builds it, with the version stamped in as the
 # project's own release build does.
 #
+# A build is also kept outside the clone, in $KEYWARD_CACHE_DIR
+# (hack/cache.sh), so that a fresh clone on the same machine reuses it.
+#
 # Concurrent runs (parallel `go test` packages) serialise on bin/gitleaks/.lock.
 set -euo pipefail
 
@@ -26,20 +29,11 @@ if [ "${1:-}" = "--print" ]; then
 	echo "$out"
 	exit 0
 fi
-if [ -x "$out" ]; then
+# shellcheck source=hack/cache.sh
+. "$root/hack/cache.sh"
+if binary_ready "$root" "$out" version; then
 	echo "$out"
 	exit 0
-fi
-
-mkdir -p "$dir"
-if command -v flock >/dev/null 2>&1; then
-	exec 9>"$dir/.lock"
-	flock 9
-	# Another run may have built it while this one waited.
-	if [ -x "$out" ]; then
-		echo "$out"
-		exit 0
-	fi
 fi
 
 start=$(date +%s)
@@ -67,5 +61,6 @@ trap 'rm -rf "$work"' EXIT
 [ -x "$work/gitleaks" ] || die "go install gave no gitleaks binary"
 "$work/gitleaks" version >&2
 mv "$work/gitleaks" "$out"
+binary_save "$root" "$out"
 say "built in $(($(date +%s) - start))s"
 echo "$out"

@@ -31,33 +31,9 @@ if [ "${1:-}" = "--print" ]; then
 fi
 # shellcheck source=hack/cache.sh
 . "$root/hack/cache.sh"
-cached="$(keyward_cache_dir)/helm/helm-${VERSION}"
-# save keeps a copy of the binary in the cache; a cache that cannot be
-# written is not an error.
-save() {
-	[ -x "$cached" ] && return 0
-	{ mkdir -p "$(dirname "$cached")" && cp "$out" "$cached.tmp.$$" && mv "$cached.tmp.$$" "$cached"; } 2>/dev/null ||
-		{ rm -f "$cached.tmp.$$" 2>/dev/null; say "could not keep a copy in $(keyward_cache_dir) (not an error)"; }
-}
-if [ -x "$out" ]; then
-	save
+if binary_ready "$root" "$out" version; then
 	exit 0
 fi
-
-mkdir -p "$dir"
-if command -v flock >/dev/null 2>&1; then
-	exec 9>"$dir/.lock"
-	flock 9
-	# Another run may have built it while this one waited.
-	if [ -x "$out" ]; then
-		exit 0
-	fi
-fi
-if [ -x "$cached" ] && cp "$cached" "$out.tmp.$$" && mv "$out.tmp.$$" "$out" && "$out" version >/dev/null; then
-	say "reused helm-${VERSION} from $(keyward_cache_dir)"
-	exit 0
-fi
-rm -f "$out" "$out.tmp.$$"
 
 start=$(date +%s)
 say "building Helm ${VERSION} into ${out#"$root"/} (first time only: 3 minutes of CPU, 8 on 2 busy shared cores)"
@@ -75,5 +51,5 @@ ldflags+=" -X ${MODULE}/internal/version.gitTreeState=clean"
 )
 "$work/helm" version >&2
 mv "$work/helm" "$out"
-save
+binary_save "$root" "$out"
 say "built in $(($(date +%s) - start))s"
