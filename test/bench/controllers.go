@@ -110,7 +110,7 @@ func (b *bench) runControllers(ctx context.Context) error {
 		return err
 	}
 	b.mgr.writes.quiet(time.Second, 10*time.Second)
-	if b.opts.want("C1", "C2") {
+	if b.opts.want("C1", "C2", "C4") {
 		if err := b.runC1C2(ctx); err != nil {
 			return err
 		}
@@ -144,6 +144,13 @@ func (b *bench) runC1C2(ctx context.Context) error {
 	}
 	b.reportC1(c1, "C1", fmt.Sprintf("%d applications × %d keys", c1Apps, n/c1Apps))
 	b.reportC2(c1)
+	if b.opts.want("C4") {
+		costs, err := b.hashedWriteCosts(ctx, n)
+		if err != nil {
+			return err
+		}
+		b.add(c1.c4Row(b.command("C4"), writeCostNote(costs, n)))
+	}
 	if b.opts.want("C2") {
 		// Resync: a new manager finds the keys idle and must write nothing.
 		if err := b.mgr.stop(); err != nil {
@@ -248,6 +255,9 @@ type c1Result struct {
 	apiserver   string // kube-apiserver's CPU profile over part of the run
 	timedOut    bool
 	stuck       string // the phases of the keys not Ready, on a timeout
+	// requests are kube-apiserver's requests per key during the run, by
+	// verb and resource (apiserver_request_total).
+	requests string
 	// finalizerPatches are the controller's patches of APIKeys (adding
 	// the finalizer).
 	finalizerPatches int64
@@ -293,6 +303,7 @@ func (b *bench) runC1(ctx context.Context, writes *writeCounter, ns string, app 
 	}
 	defer w.stop()
 	writes.reset()
+	reqBefore, reqErr := b.apiserverRequests(ctx)
 	cpuBefore := processCPU()
 	res.profile = filepath.Join(b.dir, ns+"-manager.cpu.pprof")
 	stopProfile, err := cpuProfile(res.profile)
@@ -333,6 +344,11 @@ func (b *bench) runC1(ctx context.Context, writes *writeCounter, ns string, app 
 		logf("%s: not Ready: %s", ns, res.stuck)
 	}
 	writes.quiet(2*time.Second, 30*time.Second)
+	if reqErr == nil {
+		if after, err := b.apiserverRequests(ctx); err == nil {
+			res.requests = requestsPerKey(reqBefore, after, n)
+		}
+	}
 	res.writesTotal, res.writes, res.finalizerPatches = writes.n.Load(), writes.breakdown(n), writes.count("patch APIKey")
 	logf("%s: %d/%d Ready in %s; %d writes", ns, res.ready, n, res.took.Round(time.Millisecond), res.writesTotal)
 

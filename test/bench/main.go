@@ -215,7 +215,7 @@ func (b *bench) clusterSteps() []clusterStep {
 		{[]string{"V1", "V2", "V4", "V5", "V7"}, b.runVerifier},
 		{[]string{"T1"}, b.runTraefik},
 		{[]string{"G1"}, b.runGRPC},
-		{[]string{"C1", "C2", "C3"}, b.runControllers},
+		{[]string{"C1", "C2", "C3", "C4"}, b.runControllers},
 		{[]string{"E1"}, b.runE1},
 	}
 }

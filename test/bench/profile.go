@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,4 +147,70 @@ func shares(path string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// apiserverRequests reads kube-apiserver's apiserver_request_total from its
+// /metrics, summed by "VERB resource[/subresource]".
+func (b *bench) apiserverRequests(ctx context.Context) (map[string]float64, error) {
+	raw, err := b.cluster.clientset.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return parseRequestTotals(string(raw)), nil
+}
+
+// parseRequestTotals sums apiserver_request_total samples of the text
+// exposition format by verb and resource.
+func parseRequestTotals(text string) map[string]float64 {
+	out := map[string]float64{}
+	for _, l := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(l, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		end := strings.LastIndexByte(rest, '}')
+		if end < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest[end+1:]), 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, kv := range strings.Split(rest[:end], ",") {
+			if k, val, ok := strings.Cut(kv, "="); ok {
+				labels[k] = strings.Trim(val, `"`)
+			}
+		}
+		what := labels["resource"]
+		if sub := labels["subresource"]; sub != "" {
+			what += "/" + sub
+		}
+		out[labels["verb"]+" "+what] += v
+	}
+	return out
+}
+
+// requestsPerKey renders the requests kube-apiserver served between two
+// readings, per key, largest first: "CREATE apikeys 1.00, …".
+func requestsPerKey(before, after map[string]float64, keys int) string {
+	type entry struct {
+		what string
+		n    float64
+	}
+	var es []entry
+	var total float64
+	for k, v := range after {
+		d := v - before[k]
+		total += d
+		if d >= float64(keys)/20 {
+			es = append(es, entry{k, d})
+		}
+	}
+	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(b.n, a.n) })
+	parts := []string{fmt.Sprintf("%.2f in all; at least 0.05 per key:", total/float64(keys))}
+	for _, e := range es {
+		parts = append(parts, fmt.Sprintf("%s %.2f", e.what, e.n/float64(keys)))
+	}
+	return strings.Join(parts, ", ")
 }
