@@ -81,34 +81,59 @@ func (f *keyFeed) Run(ctx context.Context) {
 }
 
 // list puts every hashed Secret into the store, a page at a time, forgets
-// the keys it did not find, and returns the list's resource version.
+// the keys it did not find, and returns the list's resource version. The
+// next page is fetched while this one goes into the store, so that the API
+// server's encoding and this process's decoding overlap: at most three
+// pages are held at once.
 func (f *keyFeed) list(ctx context.Context) (string, error) {
 	epoch := f.store.beginRelist()
-	opts := metav1.ListOptions{LabelSelector: f.selector, Limit: listPageSize}
-	for {
-		page, err := f.secrets.List(ctx, opts)
-		f.counters.list("secrets", opts, err)
-		if err != nil {
-			// A page whose continue token expired starts the list over.
-			return "", err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan *corev1.SecretList, 1)
+	var listErr error // written by the fetching goroutine before it closes pages
+	go func() {
+		defer close(pages)
+		opts := metav1.ListOptions{LabelSelector: f.selector, Limit: listPageSize}
+		for {
+			page, err := f.secrets.List(ctx, opts)
+			f.counters.list("secrets", opts, err)
+			if err != nil {
+				// A page whose continue token expired starts the list over.
+				listErr = err
+				return
+			}
+			select {
+			case pages <- page:
+			case <-ctx.Done():
+				listErr = ctx.Err()
+				return
+			}
+			if page.Continue == "" {
+				return
+			}
+			opts.Continue = page.Continue
 		}
+	}()
+	var last *corev1.SecretList
+	for page := range pages {
 		for i := range page.Items {
 			s := slim(&page.Items[i])
 			f.store.putKey(&s)
 		}
-		if page.Continue == "" {
-			f.store.endRelist(epoch)
-			if !f.listed {
-				// What the first list decoded is garbage now: give it
-				// back, so that the process's resident memory from here
-				// on is what it holds.
-				f.listed = true
-				debug.FreeOSMemory()
-			}
-			return page.ResourceVersion, nil
-		}
-		opts.Continue = page.Continue
+		last = page
 	}
+	if listErr != nil {
+		return "", listErr
+	}
+	f.store.endRelist(epoch)
+	if !f.listed {
+		// What the first list decoded is garbage now: give it back, so
+		// that the process's resident memory from here on is what it
+		// holds.
+		f.listed = true
+		debug.FreeOSMemory()
+	}
+	return last.ResourceVersion, nil
 }
 
 // watch applies changes from rv on until the watch ends, and returns the
