@@ -103,7 +103,8 @@ test-unit: ## Run only the tests that need no control plane.
 # FUZZTIME_NGINX instead (set it too for a long run).
 FUZZ_TARGETS ?= ./internal/keys:FuzzParse ./internal/record:FuzzDecode \
 	./internal/match:FuzzNormalizePath ./internal/match:FuzzCredential \
-	./internal/match:FuzzClientAddr ./internal/match:FuzzCompileRule ./verifier:FuzzNginxJudgedPath
+	./internal/match:FuzzClientAddr ./internal/match:FuzzCompileRule ./verifier:FuzzDecodeSecretPage \
+	./verifier:FuzzNginxJudgedPath
 FUZZTIME ?= 30s
 FUZZTIME_NGINX ?= 20000x
 

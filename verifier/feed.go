@@ -27,8 +27,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
 )
 
 // listPageSize is how many hashed Secrets one page of a list holds: all the
@@ -46,11 +49,14 @@ const listPageSize = 500
 // several times the memory the store itself needs, at every start and
 // relist. A page at a time, the verifier's peak stays near what it holds.
 type keyFeed struct {
-	secrets  typedcorev1.SecretInterface
-	selector string
-	store    *Store
-	counters watchCounters
-	log      logr.Logger
+	// rest lists the Secrets of namespace (fetch); secrets watches them.
+	rest      rest.Interface
+	namespace string
+	secrets   typedcorev1.SecretInterface
+	selector  string
+	store     *Store
+	counters  watchCounters
+	log       logr.Logger
 
 	listed bool // a first list has completed
 }
@@ -84,43 +90,51 @@ func (f *keyFeed) Run(ctx context.Context) {
 // the keys it did not find, and returns the list's resource version. The
 // next page is fetched while this one goes into the store, so that the API
 // server's encoding and this process's decoding overlap: at most three
-// pages are held at once.
+// pages are held at once, each as the bytes the API server sent
+// (decodeSecretPage reads them without building whole Secrets).
 func (f *keyFeed) list(ctx context.Context) (string, error) {
 	epoch := f.store.beginRelist()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan *corev1.SecretList, 1)
-	var listErr error // written by the fetching goroutine before it closes pages
+	pages := make(chan []byte, 1)
+	// Written by the fetching goroutine before it closes pages.
+	var (
+		listErr error
+		rv      string
+	)
 	go func() {
 		defer close(pages)
 		opts := metav1.ListOptions{LabelSelector: f.selector, Limit: listPageSize}
 		for {
-			page, err := f.secrets.List(ctx, opts)
+			raw, err := f.fetch(ctx, opts)
 			f.counters.list("secrets", opts, err)
+			var page secretPage
+			if err == nil {
+				page, err = decodeSecretPage(raw, nil)
+			}
 			if err != nil {
 				// A page whose continue token expired starts the list over.
 				listErr = err
 				return
 			}
 			select {
-			case pages <- page:
+			case pages <- raw:
 			case <-ctx.Done():
 				listErr = ctx.Err()
 				return
 			}
-			if page.Continue == "" {
+			if page.continueToken == "" {
+				rv = page.resourceVersion
 				return
 			}
-			opts.Continue = page.Continue
+			opts.Continue = page.continueToken
 		}
 	}()
-	var last *corev1.SecretList
-	for page := range pages {
-		for i := range page.Items {
-			s := slim(&page.Items[i])
-			f.store.putKey(&s)
+	put := func(s *corev1.Secret) { f.store.putKey(s) }
+	for raw := range pages {
+		if _, err := decodeSecretPage(raw, put); err != nil {
+			return "", err // the deferred cancel ends the fetching
 		}
-		last = page
 	}
 	if listErr != nil {
 		return "", listErr
@@ -133,7 +147,15 @@ func (f *keyFeed) list(ctx context.Context) (string, error) {
 		f.listed = true
 		debug.FreeOSMemory()
 	}
-	return last.ResourceVersion, nil
+	return rv, nil
+}
+
+// fetch gets one page of the hashed Secrets, as the API server's protobuf.
+func (f *keyFeed) fetch(ctx context.Context, opts metav1.ListOptions) ([]byte, error) {
+	return f.rest.Get().Namespace(f.namespace).Resource("secrets").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		SetHeader("Accept", runtime.ContentTypeProtobuf).
+		Do(ctx).Raw()
 }
 
 // watch applies changes from rv on until the watch ends, and returns the

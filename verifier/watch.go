@@ -115,7 +115,7 @@ func keySelector(groups []string) (string, error) {
 // the operator's namespace that selector selects through a keyFeed (a page
 // at a time), every KeyGroup through a reflector.
 func feeds(cs kubernetes.Interface, kc client.WithWatch, namespace, selector string, store *Store, counters watchCounters, log logr.Logger) (keys *keyFeed, groups *cache.Reflector) {
-	keys = &keyFeed{secrets: cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
+	keys = &keyFeed{rest: cs.CoreV1().RESTClient(), namespace: namespace, secrets: cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
 	groupsLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list := &keywardv1alpha1.KeyGroupList{}
