@@ -67,7 +67,7 @@ const (
 	v6Rounds   = 3
 	// v6ReadyWait is how long a verifier over the keys may take to get
 	// ready before that is reported instead of its figures.
-	v6ReadyWait = 5 * time.Minute
+	v6ReadyWait = 10 * time.Minute
 )
 
 // Names and sizes of E1.
@@ -99,6 +99,45 @@ type keywardRun struct {
 	start         keywardStart
 	// later is its VmRSS when stopped, after the request rounds.
 	later float64
+	// progress is the last sample taken while waiting for it to be ready.
+	progress string
+}
+
+// sample says, while the verifier starts, how many keys it holds and the
+// resident memory of it and of the API server.
+func (r *keywardRun) sample(start time.Time) string {
+	held := "?"
+	if v, err := metricValue("http://"+r.probe+"/metrics", "keyward_verifier_keys"); err == nil {
+		held = thousands(int(v))
+	}
+	api := childPID("kube-apiserver")
+	return fmt.Sprintf("%s after start: the verifier holds %s keys, VmRSS %s; kube-apiserver VmRSS %s, CPU so far %s",
+		fmtDur(time.Since(start)), held, mib(procStatus(r.ch.cmd.Process.Pid, "VmRSS:")), mib(procStatus(api, "VmRSS:")), fmtDur(pidCPU(api)))
+}
+
+// childPID is the pid of this process's child named name, or 0.
+func childPID(name string) int {
+	self := strconv.Itoa(os.Getpid())
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+		if open < 0 || end < open || st[open+1:end] != name {
+			continue
+		}
+		if f := strings.Fields(st[end+1:]); len(f) >= 2 && f[1] == self {
+			return pid
+		}
+	}
+	return 0
 }
 
 // buildKeyward builds the keyward binary under bin/bench.
@@ -133,8 +172,29 @@ func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
 		return nil, err
 	}
 	r.ch = ch
-	readyAt, err := waitHTTP("http://"+r.probe+"/readyz", time.Millisecond, v6ReadyWait)
 	pid := ch.cmd.Process.Pid
+	type ready struct {
+		at  time.Time
+		err error
+	}
+	done := make(chan ready, 1)
+	go func() {
+		at, err := waitHTTP("http://"+r.probe+"/readyz", time.Millisecond, v6ReadyWait)
+		done <- ready{at, err}
+	}()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	var got ready
+	for waiting := true; waiting; {
+		select {
+		case got = <-done:
+			waiting = false
+		case <-tick.C:
+			r.progress = r.sample(start)
+			logf("V6: %s", r.progress)
+		}
+	}
+	readyAt, err := got.at, got.err
 	if err != nil {
 		r.start.peak, r.start.settled = procStatus(pid, "VmHWM:"), procStatus(pid, "VmRSS:")
 		return r, fmt.Errorf("keyward verifier over %s: not ready after %s: %w", ns, v6ReadyWait, err)
@@ -271,6 +331,7 @@ type v6Data struct {
 	bigLater         float64 // VmRSS at n keys after the request rounds
 	atBase, atN      requestRounds
 	notReady         string // the verifier over n keys did not get ready
+	progress         string // then, what it held
 	list             time.Duration
 	listErr          string
 	etcd             etcdStatus
@@ -373,15 +434,17 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 	}
 	logf("V6: %d more put into etcd in %s, listed by the API server %s later (all %d loaded in %s); etcd db %s (in use %s)",
 		n-d.base, fmtDur(put), fmtDur(d.listed), n, fmtDur(d.loadBase+d.loadUp), mib(float64(d.etcd.DBSize)), mib(float64(d.etcd.DBSizeInUse)))
+	vstart := time.Now()
 	v, err := runKeyward(bin, c.kubeconfig, v6Ops)
 	if err != nil {
 		if v == nil {
 			return err
 		}
-		d.notReady = err.Error()
+		d.notReady, d.progress = err.Error(), v.sample(vstart)
 		d.big = v.start
-		logf("V6: %v (VmHWM %s, VmRSS %s)", err, mib(v.start.peak), mib(v.start.settled))
+		logf("V6: %v (VmHWM %s, VmRSS %s); %s", err, mib(v.start.peak), mib(v.start.settled), d.progress)
 		v.stop()
+		d.v6List(ctx, c)
 		return nil
 	}
 	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s, heap %s", n, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled), mib(v.start.heap))
@@ -393,12 +456,22 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 		return err
 	}
 	logf("V6: request time at %d keys: %s", n, d.atN.text())
+	d.v6List(ctx, c)
+	return nil
+}
+
+// v6List times the API server's list of all the keys, 500 a page.
+func (d *v6Data) v6List(ctx context.Context, c *cluster) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	var err error
 	d.list, err = c.listAll(ctx, v6Ops)
 	if err != nil {
 		d.listErr = err.Error()
+		logf("V6: listing the %d Secrets, 500 a page: %v after %s", d.keys, err, fmtDur(d.list))
+		return
 	}
-	logf("V6: the API server lists the %d Secrets, 500 a page, in %s", n, fmtDur(d.list))
-	return nil
+	logf("V6: the API server lists the %d Secrets, 500 a page, in %s", d.keys, fmtDur(d.list))
 }
 
 // listAll lists the Secrets of ns 500 at a time, as the verifier does,
@@ -455,7 +528,8 @@ func (d v6Data) details() []string {
 			v6MemLimit, mib(d.big.heap), fmtDur(d.empty.ready), mib(d.empty.peak), mib(d.empty.settled), thousands(d.keys), thousands(d.keys)),
 	}
 	if d.notReady != "" {
-		return append(out, fmt.Sprintf("Over %s keys the verifier was not ready after %s: %s. Its VmHWM then: %s, VmRSS %s.", thousands(d.keys), v6ReadyWait, d.notReady, mib(d.big.peak), mib(d.big.settled)))
+		out = append(out, fmt.Sprintf("Over %s keys the verifier was not ready after %s: %s. Its VmHWM then: %s, VmRSS %s; %s.", thousands(d.keys), v6ReadyWait, d.notReady, mib(d.big.peak), mib(d.big.settled), d.progress))
+		return append(out, d.listText())
 	}
 	out = append(out,
 		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round), %d rounds of %s valid requests on %d keep-alive connections at each key count, in the same control plane: at %s keys (before the rest were loaded, that verifier then stopped) and at %s (a verifier started over all). Medians: %s at %s, %s at %s.",
@@ -464,12 +538,14 @@ func (d v6Data) details() []string {
 		fmt.Sprintf("At %s keys: %s.", thousands(d.keys), d.atN.text()),
 		fmt.Sprintf("VmRSS over %s keys after the request rounds: %s.", thousands(d.keys), mib(d.bigLater)),
 	)
+	return append(out, d.listText())
+}
+
+func (d v6Data) listText() string {
 	if d.listErr != "" {
-		out = append(out, "Listing them through the API server: "+d.listErr)
-	} else {
-		out = append(out, fmt.Sprintf("The API server lists the %s Secrets, 500 a page (protobuf, from this process, after the verifier stopped), in %s: the floor of the verifier's ready time, which lists them the same way.", thousands(d.keys), fmtDur(d.list)))
+		return fmt.Sprintf("Listing them through the API server, 500 a page (protobuf, from this process, after the verifier stopped): %s after %s.", d.listErr, fmtDur(d.list))
 	}
-	return out
+	return fmt.Sprintf("The API server lists the %s Secrets, 500 a page (protobuf, from this process, after the verifier stopped), in %s: the floor of the verifier's ready time, which lists them the same way.", thousands(d.keys), fmtDur(d.list))
 }
 
 // etcdUsage is etcd's size after compaction and defragmentation, and the
