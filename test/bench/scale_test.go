@@ -83,3 +83,16 @@ func TestV6Base(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMemInfo(t *testing.T) {
+	total, avail := parseMemInfo("MemTotal:       24684084 kB\nMemFree:         6006572 kB\nMemAvailable:   22118000 kB\n")
+	if total != 24684084*1024 || avail != 22118000*1024 {
+		t.Fatalf("got %.0f, %.0f", total, avail)
+	}
+	if got := lowMemory(total); got != total/5 {
+		t.Fatalf("lowMemory(%.0f) = %.0f", total, got)
+	}
+	if got := lowMemory(8 << 30); got != 4<<30 {
+		t.Fatalf("lowMemory(8 GiB) = %.0f", got)
+	}
+}
