@@ -17,9 +17,14 @@ limitations under the License.
 package verifier
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	corev1 "k8s.io/api/core/v1"
@@ -70,44 +75,230 @@ type secretPage struct {
 // decodeSecretPage decodes body, a SecretList as the API server encodes it
 // in protobuf, calling each with every Secret in turn (name, namespace,
 // resourceVersion and data only). each must not keep the Secret or its
-// data: both are reused and point into body. With each nil only the list's
-// metadata is read, the items skipped.
+// data: both are reused. With each nil only the list's metadata is read,
+// the items skipped.
 func decodeSecretPage(body []byte, each func(*corev1.Secret)) (secretPage, error) {
+	return readSecretList(bufio.NewReader(bytes.NewReader(body)), each)
+}
+
+// maxSecretSize bounds one encoded Secret of a list: the API server
+// refuses Secrets over 1 MiB of data; the rest is metadata.
+const maxSecretSize = 4 << 20
+
+// readSecretList reads a SecretList in the API server's protobuf encoding
+// from r as it arrives, one Secret at a time: however long the list, what
+// is held is one encoded Secret (and the reader's buffer). each is called
+// as decodeSecretPage's.
+func readSecretList(r *bufio.Reader, each func(*corev1.Secret)) (secretPage, error) {
 	var page secretPage
-	rest, ok := bytes.CutPrefix(body, protobufMagic)
-	if !ok {
+	magic := make([]byte, len(protobufMagic))
+	if _, err := io.ReadFull(r, magic); err != nil || !bytes.Equal(magic, protobufMagic) {
 		return page, fmt.Errorf("%w: not the API server's protobuf encoding", errPage)
 	}
-	raw, err := field(rest, unknownRaw)
-	if err != nil {
-		return page, err
-	}
-	var s corev1.Secret
-	in := interner{}
-	err = walk(raw, func(num protowire.Number, v []byte) error {
-		switch num {
-		case listMetadata:
-			return walk(v, func(num protowire.Number, v []byte) error {
-				switch num {
-				case listMetaResourceVersion:
-					page.resourceVersion = string(v)
-				case listMetaContinue:
-					page.continueToken = string(v)
-				}
-				return nil
-			})
-		case listItems:
-			if each == nil {
-				return nil
+	// runtime.Unknown, to the end of the body: the list is its raw field.
+	top := &stream{r: r, left: math.MaxUint64}
+	found := false
+	for {
+		num, typ, err := top.tag()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return page, err
+		}
+		if num != unknownRaw || typ != protowire.BytesType {
+			if err := top.skip(typ); err != nil {
+				return page, err
 			}
-			if err := decodeSecret(v, &s, in); err != nil {
-				return err
+			continue
+		}
+		n, err := top.uvarint()
+		if err != nil {
+			return page, err
+		}
+		if n > top.left {
+			return page, fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
+		}
+		top.left -= n
+		list := &stream{r: r, left: n}
+		if page, err = readList(list, each); err != nil {
+			return page, err
+		}
+		found = true
+	}
+	if !found {
+		return page, fmt.Errorf("%w: field %d missing", errPage, unknownRaw)
+	}
+	return page, nil
+}
+
+// readList reads the fields of a SecretList from l.
+func readList(l *stream, each func(*corev1.Secret)) (secretPage, error) {
+	var (
+		page secretPage
+		s    corev1.Secret
+		buf  []byte
+	)
+	in := interner{}
+	for l.left > 0 {
+		num, typ, err := l.tag()
+		if err != nil {
+			return page, unexpected(err)
+		}
+		if typ != protowire.BytesType || (num != listMetadata && num != listItems) || (num == listItems && each == nil) {
+			if err := l.skip(typ); err != nil {
+				return page, err
+			}
+			continue
+		}
+		n, err := l.uvarint()
+		switch {
+		case err != nil:
+			return page, unexpected(err)
+		case n > maxSecretSize:
+			return page, fmt.Errorf("%w: a field of %d bytes, more than any Secret", errPage, n)
+		}
+		buf = slices.Grow(buf[:0], int(n))[:n]
+		if err := l.read(buf); err != nil {
+			return page, err
+		}
+		if num == listItems {
+			if err := decodeSecret(buf, &s, in); err != nil {
+				return page, err
 			}
 			each(&s)
+			continue
 		}
+		if err := walk(buf, func(num protowire.Number, v []byte) error {
+			switch num {
+			case listMetaResourceVersion:
+				page.resourceVersion = string(v)
+			case listMetaContinue:
+				page.continueToken = string(v)
+			}
+			return nil
+		}); err != nil {
+			return page, err
+		}
+	}
+	return page, nil
+}
+
+// stream reads protobuf fields from r, at most left bytes of them.
+type stream struct {
+	r    *bufio.Reader
+	left uint64
+}
+
+func (s *stream) readByte() (byte, error) {
+	if s.left == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	b, err := s.r.ReadByte()
+	if err == nil {
+		s.left--
+	}
+	return b, err
+}
+
+// uvarint reads a varint. io.EOF only when nothing at all was left.
+func (s *stream) uvarint() (uint64, error) {
+	var v uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := s.readByte()
+		if err != nil {
+			if i > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		v |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			return v, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: a varint overflows", errPage)
+}
+
+// tag reads a field's number and wire type; io.EOF at the end of the input.
+func (s *stream) tag() (protowire.Number, protowire.Type, error) {
+	v, err := s.uvarint()
+	if err != nil {
+		return 0, 0, err
+	}
+	num, typ := protowire.DecodeTag(v)
+	if num < protowire.MinValidNumber {
+		return 0, 0, fmt.Errorf("%w: invalid field number", errPage)
+	}
+	return num, typ, nil
+}
+
+// read fills b.
+func (s *stream) read(b []byte) error {
+	if uint64(len(b)) > s.left {
+		return fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
+	}
+	n, err := io.ReadFull(s.r, b)
+	s.left -= uint64(n)
+	return unexpected(err)
+}
+
+// skip reads past a field's value of wire type typ.
+func (s *stream) skip(typ protowire.Type) error {
+	var n uint64
+	switch typ {
+	case protowire.VarintType:
+		_, err := s.uvarint()
+		return unexpected(err)
+	case protowire.Fixed32Type:
+		n = 4
+	case protowire.Fixed64Type:
+		n = 8
+	case protowire.BytesType:
+		v, err := s.uvarint()
+		if err != nil {
+			return unexpected(err)
+		}
+		n = v
+	default:
+		return fmt.Errorf("%w: wire type %d", errPage, typ)
+	}
+	if n > s.left {
+		return fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
+	}
+	d, err := s.r.Discard(int(min(n, math.MaxInt32)))
+	s.left -= uint64(d)
+	if err == nil && uint64(d) < n {
+		return s.skipRest(n - uint64(d))
+	}
+	return unexpected(err)
+}
+
+// skipRest discards n more bytes (a field larger than an int32).
+func (s *stream) skipRest(n uint64) error {
+	for n > 0 {
+		d, err := s.r.Discard(int(min(n, math.MaxInt32)))
+		s.left -= uint64(d)
+		n -= uint64(d)
+		if err != nil {
+			return unexpected(err)
+		}
+	}
+	return nil
+}
+
+// unexpected turns an end of input inside a message into errPage.
+func unexpected(err error) error {
+	switch {
+	case err == nil:
 		return nil
-	})
-	return page, err
+	case errors.Is(err, errPage):
+		return err
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
+	default:
+		return err
+	}
 }
 
 // interner holds one copy of each string that every Secret of a page
@@ -165,21 +356,6 @@ func decodeSecret(b []byte, s *corev1.Secret, in interner) error {
 		}
 		return nil
 	})
-}
-
-// field returns the value of the last length-delimited field num of b.
-func field(b []byte, want protowire.Number) ([]byte, error) {
-	var out []byte
-	err := walk(b, func(num protowire.Number, v []byte) error {
-		if num == want {
-			out = v
-		}
-		return nil
-	})
-	if err == nil && out == nil {
-		return nil, fmt.Errorf("%w: field %d missing", errPage, want)
-	}
-	return out, err
 }
 
 // walk calls fn with the number and value of every length-delimited field of

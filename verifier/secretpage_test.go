@@ -20,7 +20,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -71,8 +70,12 @@ func TestDecodeSecretPageMatchesGenerated(t *testing.T) {
 
 	var got []corev1.Secret
 	page, err := decodeSecretPage(body, func(s *corev1.Secret) {
+		data := map[string][]byte{}
+		for k, v := range s.Data {
+			data[k] = bytes.Clone(v) // each must not keep them: they are reused
+		}
 		got = append(got, corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, ResourceVersion: s.ResourceVersion},
-			Data: maps.Clone(s.Data)})
+			Data: data})
 	})
 	if err != nil {
 		t.Fatal(err)
