@@ -36,7 +36,7 @@ type writeCost struct {
 }
 
 // hashedWriteCosts writes n hashed Secrets three ways with the manager's
-// client settings (JSON, 32 at a time), alternating twice: by server-side
+// client settings (controller-runtime, protobuf for Secrets, 32 at a time), alternating twice: by server-side
 // apply (what the manager did before), by create, and by create followed by
 // one merge patch of each (the write a state change makes). The CPU of the
 // bench process, kube-apiserver and etcd is taken around each.
@@ -86,7 +86,7 @@ func (b *bench) hashedWriteCosts(ctx context.Context, n int) ([]writeCost, error
 
 // writeCostNote renders hashedWriteCosts' runs: CPU per Secret each way.
 func writeCostNote(costs []writeCost, n int) string {
-	s := fmt.Sprintf("Server-side apply against create, for the hashed Secret of each key (%s Secrets each way, the manager's JSON client, %d at a time, alternating, twice):", thousands(n), createConns)
+	s := fmt.Sprintf("Server-side apply against create, for the hashed Secret of each key (%s Secrets each way, with the manager's kind of client (controller-runtime's: protobuf for Secrets), %d at a time, alternating, twice):", thousands(n), createConns)
 	for _, c := range costs {
 		s += fmt.Sprintf(" %s %s, %s per Secret (%s);", c.how, fmtDur(c.took), fmtDur(cpuPerKey(c.cpu, n)), fmtCPU(c.cpu))
 	}
