@@ -35,11 +35,11 @@ type writeCost struct {
 	cpu  map[string]time.Duration
 }
 
-// hashedWriteCosts writes n hashed Secrets three ways with the manager's
-// client settings (controller-runtime, protobuf for Secrets, 32 at a time), alternating twice: by server-side
-// apply (what the manager did before), by create, and by create followed by
-// one merge patch of each (the write a state change makes). The CPU of the
-// bench process, kube-apiserver and etcd is taken around each.
+// hashedWriteCosts writes n hashed Secrets two ways with the manager's
+// client (controller-runtime's, which sends Secrets as protobuf; an apply
+// is sent as JSON), 32 at a time, alternating twice: by server-side apply
+// (what the manager did before) and by create. The CPU of the bench
+// process, kube-apiserver and etcd is taken around each.
 func (b *bench) hashedWriteCosts(ctx context.Context, n int) ([]writeCost, error) {
 	const ns = c1FloorNS
 	ks := make([]keys.Key, n)
