@@ -271,8 +271,9 @@ func (r *APIKeyReconciler) hashedSecret(key *keywardv1alpha1.APIKey, rec *record
 	}
 }
 
-// annotationHashedAPIKey names, on a hashed Secret, the APIKey it verifies.
-const annotationHashedAPIKey = "keyward.dev/apikey"
+// annotationHashedAPIKey names, on a hashed Secret, the APIKey it verifies
+// (<namespace>/<name>); the label of the same name holds its name alone.
+const annotationHashedAPIKey = record.LabelAPIKey
 
 // createHashedSecret creates the hashed Secret of a key being minted. A
 // create, not a server-side apply: on the issuance path the API server's

@@ -145,43 +145,39 @@ func readList(l *stream, each func(*corev1.Secret)) (secretPage, error) {
 		if err != nil {
 			return page, unexpected(err)
 		}
-		if typ != protowire.BytesType || (num != listMetadata && num != listItems) || (num == listItems && each == nil) {
+		if typ != protowire.BytesType || (num != listMetadata && (num != listItems || each == nil)) {
 			if err := l.skip(typ); err != nil {
 				return page, err
 			}
 			continue
 		}
-		n, err := l.uvarint()
-		switch {
-		case err != nil:
-			return page, unexpected(err)
-		case n > maxSecretSize:
-			return page, fmt.Errorf("%w: a field of %d bytes, more than any Secret", errPage, n)
-		}
-		buf = slices.Grow(buf[:0], int(n))[:n]
-		if err := l.read(buf); err != nil {
+		if buf, err = l.bytes(buf); err != nil {
 			return page, err
 		}
-		if num == listItems {
-			if err := decodeSecret(buf, &s, in); err != nil {
-				return page, err
-			}
+		if num == listMetadata {
+			err = readListMeta(buf, &page)
+		} else if err = decodeSecret(buf, &s, in); err == nil {
 			each(&s)
-			continue
 		}
-		if err := walk(buf, func(num protowire.Number, v []byte) error {
-			switch num {
-			case listMetaResourceVersion:
-				page.resourceVersion = string(v)
-			case listMetaContinue:
-				page.continueToken = string(v)
-			}
-			return nil
-		}); err != nil {
+		if err != nil {
 			return page, err
 		}
 	}
 	return page, nil
+}
+
+// readListMeta reads the resourceVersion and continue token of an encoded
+// ListMeta into page.
+func readListMeta(b []byte, page *secretPage) error {
+	return walk(b, func(num protowire.Number, v []byte) error {
+		switch num {
+		case listMetaResourceVersion:
+			page.resourceVersion = string(v)
+		case listMetaContinue:
+			page.continueToken = string(v)
+		}
+		return nil
+	})
 }
 
 // stream reads protobuf fields from r, at most left bytes of them.
@@ -233,14 +229,29 @@ func (s *stream) tag() (protowire.Number, protowire.Type, error) {
 	return num, typ, nil
 }
 
-// read fills b.
-func (s *stream) read(b []byte) error {
-	if uint64(len(b)) > s.left {
-		return fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
+// bytes reads a length-delimited value into buf, grown as needed.
+func (s *stream) bytes(buf []byte) ([]byte, error) {
+	n, err := s.uvarint()
+	switch {
+	case err != nil:
+		return buf, unexpected(err)
+	case n > maxSecretSize:
+		return buf, fmt.Errorf("%w: a field of %d bytes, more than any Secret", errPage, n)
+	case n > s.left:
+		return buf, fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
 	}
-	n, err := io.ReadFull(s.r, b)
-	s.left -= uint64(n)
-	return unexpected(err)
+	buf = slices.Grow(buf[:0], int(n))[:n]
+	read, err := io.ReadFull(s.r, buf)
+	s.left -= count(read)
+	return buf, unexpected(err)
+}
+
+// count is a byte count (never negative) as the uint64 the stream counts in.
+func count(n int) uint64 {
+	if n < 0 {
+		return 0
+	}
+	return uint64(n)
 }
 
 // skip reads past a field's value of wire type typ.
@@ -266,20 +277,10 @@ func (s *stream) skip(typ protowire.Type) error {
 	if n > s.left {
 		return fmt.Errorf("%w: %w", errPage, io.ErrUnexpectedEOF)
 	}
-	d, err := s.r.Discard(int(min(n, math.MaxInt32)))
-	s.left -= uint64(d)
-	if err == nil && uint64(d) < n {
-		return s.skipRest(n - uint64(d))
-	}
-	return unexpected(err)
-}
-
-// skipRest discards n more bytes (a field larger than an int32).
-func (s *stream) skipRest(n uint64) error {
 	for n > 0 {
-		d, err := s.r.Discard(int(min(n, math.MaxInt32)))
-		s.left -= uint64(d)
-		n -= uint64(d)
+		d, err := s.r.Discard(int(min(n, 1<<30)))
+		s.left -= count(d)
+		n -= count(d)
 		if err != nil {
 			return unexpected(err)
 		}

@@ -53,7 +53,7 @@ func storedSecret(t testing.TB, i int) corev1.Secret {
 	s.Finalizers = []string{"example.com/keep"}
 	s.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "x", UID: "u"}}
 	s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "keyward-manager", Operation: "Update", APIVersion: "v1", Time: &now, FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{".":{},"f:digest":{}}}`)}}}
+		FieldsV1: metav1.NewFieldsV1(`{"f:data":{".":{},"f:digest":{}}}`)}}
 	s.Type = corev1.SecretTypeOpaque
 	s.Data["empty"] = []byte{}
 	return *s
