@@ -112,8 +112,8 @@ func keySelector(groups []string) (string, error) {
 }
 
 // feeds keep the store in step with the API server: the hashed Secrets of
-// the operator's namespace that selector selects through a keyFeed (a page
-// at a time), every KeyGroup through a reflector.
+// the operator's namespace that selector selects through a keyFeed (one list
+// read as a stream), every KeyGroup through a reflector.
 func feeds(cs kubernetes.Interface, kc client.WithWatch, namespace, selector string, store *Store, counters watchCounters, log logr.Logger) (keys *keyFeed, groups *cache.Reflector) {
 	keys = &keyFeed{rest: cs.CoreV1().RESTClient(), namespace: namespace, secrets: cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
 	groupsLW := &cache.ListWatch{

@@ -19,6 +19,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -187,6 +188,47 @@ func (c *cluster) waitListed(ctx context.Context, ops string, n int, timeout tim
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// secretsCache selects kube-apiserver's watch cache of Secrets in its
+// metrics.
+var secretsCache = map[string]string{"group": "", "resource": "secrets"}
+
+// waitWatchCache waits until kube-apiserver's watch cache of Secrets has
+// reached etcd revision rev. A consistent list (resourceVersion unset) is
+// served from that cache only when it catches up within a few seconds;
+// otherwise the API server reads the whole collection from etcd in one
+// range and decodes all of it before answering. After keys are put into
+// etcd behind its back faster than it takes them in, that is what a
+// verifier started at once would measure.
+func (c *cluster) waitWatchCache(ctx context.Context, rev int64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		text, err := c.apiserverMetrics(ctx)
+		if err != nil {
+			return err
+		}
+		at := sumSamples(text, "apiserver_watch_cache_resource_version", secretsCache)
+		if int64(at) >= rev {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the API server's watch cache of Secrets is at revision %.0f after %s, want %d", at, timeout, rev)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// cacheFallbacks is how many consistent lists of Secrets kube-apiserver
+// served from etcd because its watch cache had not caught up.
+func (c *cluster) cacheFallbacks(ctx context.Context) float64 {
+	text, err := c.apiserverMetrics(ctx)
+	if err != nil {
+		return -1
+	}
+	want := map[string]string{"fallback": "true"}
+	maps.Copy(want, secretsCache)
+	return sumSamples(text, "apiserver_watch_cache_consistent_read_total", want)
 }
 
 // createHashedSecrets creates hashed Secrets [0, n) through the API server

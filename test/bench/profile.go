@@ -152,36 +152,25 @@ func shares(path string) string {
 // apiserverRequests reads kube-apiserver's apiserver_request_total from its
 // /metrics, summed by "VERB resource[/subresource]".
 func (b *bench) apiserverRequests(ctx context.Context) (map[string]float64, error) {
-	raw, err := b.cluster.clientset.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	raw, err := b.cluster.apiserverMetrics(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return parseRequestTotals(string(raw)), nil
+	return parseRequestTotals(raw), nil
+}
+
+// apiserverMetrics is kube-apiserver's /metrics, in the text exposition
+// format.
+func (c *cluster) apiserverMetrics(ctx context.Context) (string, error) {
+	raw, err := c.clientset.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	return string(raw), err
 }
 
 // parseRequestTotals sums apiserver_request_total samples of the text
 // exposition format by verb and resource.
 func parseRequestTotals(text string) map[string]float64 {
 	out := map[string]float64{}
-	for _, l := range strings.Split(text, "\n") {
-		rest, ok := strings.CutPrefix(l, "apiserver_request_total{")
-		if !ok {
-			continue
-		}
-		end := strings.LastIndexByte(rest, '}')
-		if end < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest[end+1:]), 64)
-		if err != nil {
-			continue
-		}
-		labels := map[string]string{}
-		for _, kv := range strings.Split(rest[:end], ",") {
-			if k, val, ok := strings.Cut(kv, "="); ok {
-				labels[k] = strings.Trim(val, `"`)
-			}
-		}
+	for labels, v := range samples(text, "apiserver_request_total") {
 		what := labels["resource"]
 		if sub := labels["subresource"]; sub != "" {
 			what += "/" + sub
@@ -189,6 +178,57 @@ func parseRequestTotals(text string) map[string]float64 {
 		out[labels["verb"]+" "+what] += v
 	}
 	return out
+}
+
+// sumSamples sums the samples of the metric name whose labels include all
+// of want.
+func sumSamples(text, name string, want map[string]string) float64 {
+	var sum float64
+	for labels, v := range samples(text, name) {
+		if matchLabels(labels, want) {
+			sum += v
+		}
+	}
+	return sum
+}
+
+func matchLabels(labels, want map[string]string) bool {
+	for k, v := range want {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// samples yields the labelled samples of the metric name in the text
+// exposition format, with their labels.
+func samples(text, name string) func(yield func(map[string]string, float64) bool) {
+	return func(yield func(map[string]string, float64) bool) {
+		for _, l := range strings.Split(text, "\n") {
+			rest, ok := strings.CutPrefix(l, name+"{")
+			if !ok {
+				continue
+			}
+			end := strings.LastIndexByte(rest, '}')
+			if end < 0 {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest[end+1:]), 64)
+			if err != nil {
+				continue
+			}
+			labels := map[string]string{}
+			for _, kv := range strings.Split(rest[:end], ",") {
+				if k, val, ok := strings.Cut(kv, "="); ok {
+					labels[k] = strings.Trim(val, `"`)
+				}
+			}
+			if !yield(labels, v) {
+				return
+			}
+		}
+	}
 }
 
 // requestsPerKey renders the requests kube-apiserver served between two

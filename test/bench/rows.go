@@ -139,7 +139,7 @@ func (d v7Data) row(command string) *row {
 			fmt.Sprintf("The binary as shipped (GOMEMLIMIT from the Deployment's 512Mi limit), started over %s hashed Secrets: peak is its VmHWM, settled its VmRSS, both read 3 s after `/readyz` first answered 200; the verifier gives the first list's garbage back to the OS (`debug.FreeOSMemory`) once synced. At 0 keys: peak %s, settled %s.",
 				thousands(d.keys), mib(d.empty.peak), mib(d.empty.settled)),
 			fmt.Sprintf("Per key settled: %.0f B (VmRSS with the keys minus without, over the keys).", (d.big.settled-d.empty.settled)/float64(max(d.keys, 1))),
-			"The hashed Secrets are listed a page of 500 at a time, each Secret put into the store as it is decoded (verifier/feed.go): no whole list is held, which client-go's reflector would (it gathers the list, or a streamed list's initial events, before handing it over).",
+			"The hashed Secrets are listed in one request read as a stream, each Secret put into the store as it is decoded (verifier/feed.go, verifier/secretpage.go): no whole list is held, which client-go's reflector would (it gathers the list, or a streamed list's initial events, before handing it over).",
 		},
 	}
 }

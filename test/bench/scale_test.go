@@ -96,3 +96,30 @@ func TestParseMemInfo(t *testing.T) {
 		t.Fatalf("lowMemory(8 GiB) = %.0f", got)
 	}
 }
+
+// The watch cache's freshness and its fallbacks to etcd are read from
+// kube-apiserver's metrics by label: another resource's or another group's
+// samples must not count.
+func TestSumSamples(t *testing.T) {
+	text := `# TYPE apiserver_watch_cache_resource_version gauge
+apiserver_watch_cache_resource_version{group="",resource="configmaps"} 900
+apiserver_watch_cache_resource_version{group="",resource="secrets"} 1.000123e+06
+apiserver_watch_cache_resource_version{group="keyward.dev",resource="secrets"} 7
+apiserver_watch_cache_consistent_read_total{fallback="false",group="",resource="secrets",success="true"} 4
+apiserver_watch_cache_consistent_read_total{fallback="true",group="",resource="secrets",success="true"} 2
+apiserver_watch_cache_consistent_read_total{fallback="true",group="",resource="secrets",success="false"} 1
+apiserver_request_total{code="201",component="apiserver",group="",resource="secrets",verb="POST",version="v1"} 3
+apiserver_request_total{code="409",component="apiserver",group="",resource="secrets",verb="POST",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",group="",resource="apikeys",subresource="status",verb="PATCH",version="v1alpha1"} 5
+`
+	if got := sumSamples(text, "apiserver_watch_cache_resource_version", secretsCache); got != 1000123 {
+		t.Errorf("watch cache revision of Secrets: %v, want 1000123", got)
+	}
+	if got := sumSamples(text, "apiserver_watch_cache_consistent_read_total", map[string]string{"fallback": "true", "group": "", "resource": "secrets"}); got != 3 {
+		t.Errorf("fallbacks: %v, want 3", got)
+	}
+	got := parseRequestTotals(text)
+	if got["POST secrets"] != 4 || got["PATCH apikeys/status"] != 5 || len(got) != 2 {
+		t.Errorf("request totals: %v, want POST secrets 4 and PATCH apikeys/status 5", got)
+	}
+}
