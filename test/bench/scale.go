@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
+	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -246,6 +247,8 @@ func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
 	}
 	r.ch = ch
 	pid := ch.cmd.Process.Pid
+	api := childPID("kube-apiserver")
+	apiCPU := pidCPU(api)
 	done := make(chan readyAt, 1)
 	go func() {
 		at, err := waitHTTP("http://"+r.probe+"/readyz", time.Millisecond, v6ReadyWait)
@@ -262,6 +265,7 @@ func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
 		return r, fmt.Errorf("keyward verifier over %s: not ready after %s: %w", ns, v6ReadyWait, err)
 	}
 	r.start.ready = readyAt.Sub(start)
+	r.start.cpu, r.start.apiCPU = pidCPU(pid), pidCPU(api)-apiCPU
 	time.Sleep(3 * time.Second)
 	r.start.peak = procStatus(pid, "VmHWM:")
 	r.start.settled = procStatus(pid, "VmRSS:")
@@ -524,7 +528,7 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 		d.v6List(ctx, c)
 		return nil
 	}
-	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s, heap %s", n, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled), mib(v.start.heap))
+	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s, heap %s; CPU until ready: verifier %s, kube-apiserver %s", n, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled), mib(v.start.heap), fmtDur(v.start.cpu), fmtDur(v.start.apiCPU))
 	d.big = v.start
 	d.atN, err = measureRequests(v, d.hk.Valid)
 	v.stop()
@@ -583,7 +587,7 @@ func (c *cluster) listOnce(ctx context.Context, ns string) (time.Duration, int64
 	opts := metav1.ListOptions{LabelSelector: record.LabelHashedKey + "=true"}
 	body, err := c.clientset.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
 		VersionedParams(&opts, scheme.ParameterCodec).
-		SetHeader("Accept", runtime.ContentTypeProtobuf).
+		SetHeader("Accept", kruntime.ContentTypeProtobuf).
 		Stream(ctx)
 	if err != nil {
 		return time.Since(start), 0, err
@@ -633,6 +637,8 @@ func (d v6Data) details() []string {
 		return append(out, d.listText())
 	}
 	out = append(out,
+		fmt.Sprintf("CPU from the verifier's start until ready over %s keys: the verifier %s, kube-apiserver %s (user + system, from /proc), in %s of wall time on %d cores.",
+			thousands(d.keys), fmtDur(d.big.cpu), fmtDur(d.big.apiCPU), fmtDur(d.big.ready), runtime.NumCPU()),
 		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round), %d rounds of %s valid requests on %d keep-alive connections at each key count, in the same control plane: at %s keys (before the rest were loaded, that verifier then stopped) and at %s (a verifier started over all). Medians: %s at %s, %s at %s.",
 			v6Rounds, thousands(v6Requests), lightConns, thousands(d.base), thousands(d.keys), fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
 		fmt.Sprintf("At %s keys: %s.", thousands(d.base), d.atBase.text()),

@@ -273,6 +273,9 @@ type keywardStart struct {
 	// settled is its resident memory (VmRSS) 3 s after ready: the verifier
 	// gives the first list's garbage back to the OS once it has synced.
 	settled float64
+	// cpu is the verifier's CPU time from its start until ready, and
+	// apiCPU kube-apiserver's over the same time (V6).
+	cpu, apiCPU time.Duration
 }
 
 // keywardBinary builds keyward and starts "keyward verifier" with the keys
