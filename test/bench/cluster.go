@@ -304,32 +304,38 @@ func pidCPU(pid int) time.Duration {
 // and each of its child processes (kube-apiserver, etcd, nginx, ...), by
 // command name.
 func processCPU() map[string]time.Duration {
-	out := map[string]time.Duration{}
-	self := os.Getpid()
-	add := func(pid int, name string) { out[name] += pidCPU(pid) }
-	add(self, "bench (manager, clients)")
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		f := strings.Fields(s[end+1:])
-		if len(f) < 2 || f[1] != strconv.Itoa(self) {
-			continue
-		}
-		add(pid, s[open+1:end])
+	out := map[string]time.Duration{"bench (manager, clients)": pidCPU(os.Getpid())}
+	for pid, name := range children() {
+		out[name] += pidCPU(pid)
 	}
 	return out
+}
+
+// children yields the pid and command name of each child process of this
+// one, from /proc.
+func children() func(yield func(int, string) bool) {
+	return func(yield func(int, string) bool) {
+		self := strconv.Itoa(os.Getpid())
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
+			if err != nil {
+				continue
+			}
+			st := string(b)
+			open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+			if open < 0 || end < open {
+				continue
+			}
+			if f := strings.Fields(st[end+1:]); len(f) >= 2 && f[1] == self && !yield(pid, st[open+1:end]) {
+				return
+			}
+		}
+	}
 }
 
 // cpuDelta is after - before, for the processes present in both.

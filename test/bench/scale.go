@@ -191,23 +191,8 @@ func (r *keywardRun) sample(start time.Time) string {
 
 // childPID is the pid of this process's child named name, or 0.
 func childPID(name string) int {
-	self := strconv.Itoa(os.Getpid())
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
-		if err != nil {
-			continue
-		}
-		st := string(b)
-		open, end := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
-		if open < 0 || end < open || st[open+1:end] != name {
-			continue
-		}
-		if f := strings.Fields(st[end+1:]); len(f) >= 2 && f[1] == self {
+	for pid, n := range children() {
+		if n == name {
 			return pid
 		}
 	}

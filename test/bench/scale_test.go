@@ -18,6 +18,7 @@ package main
 
 import (
 	"encoding/json"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -121,5 +122,24 @@ apiserver_request_total{code="200",component="apiserver",group="",resource="apik
 	got := parseRequestTotals(text)
 	if got["POST secrets"] != 4 || got["PATCH apikeys/status"] != 5 || len(got) != 2 {
 		t.Errorf("request totals: %v, want POST secrets 4 and PATCH apikeys/status 5", got)
+	}
+}
+
+// The CPU of the control plane's processes is read by finding them among
+// this process's children by name.
+func TestChildren(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if got := childPID("sleep"); got != cmd.Process.Pid {
+		t.Errorf("childPID(sleep) = %d, want %d", got, cmd.Process.Pid)
+	}
+	if got := childPID("no-such-child"); got != 0 {
+		t.Errorf("childPID(no-such-child) = %d, want 0", got)
+	}
+	if _, ok := processCPU()["sleep"]; !ok {
+		t.Errorf("processCPU has no entry for the child sleep: %v", processCPU())
 	}
 }
