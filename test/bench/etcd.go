@@ -63,25 +63,11 @@ type etcdStore struct {
 
 // findEtcd finds the client URL of the etcd this process started.
 func findEtcd() (*etcdStore, error) {
-	self := strconv.Itoa(os.Getpid())
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+	for pid, name := range children() {
+		if name != "etcd" {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")) // #nosec G304 -- /proc
-		if err != nil {
-			continue
-		}
-		s := string(stat)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != "etcd" {
-			continue
-		}
-		if f := strings.Fields(s[end+1:]); len(f) < 2 || f[1] != self {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")) // #nosec G304 -- /proc
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")) // #nosec G304 -- /proc
 		if err != nil {
 			continue
 		}

@@ -18,7 +18,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -141,5 +143,26 @@ func TestChildren(t *testing.T) {
 	}
 	if _, ok := processCPU()["sleep"]; !ok {
 		t.Errorf("processCPU has no entry for the child sleep: %v", processCPU())
+	}
+}
+
+// findEtcd reads the client URL from the command line of the child named
+// etcd (here a shell script by that name, which waits).
+func TestFindEtcd(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "etcd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nsleep 30\n"), 0o700); err != nil { // #nosec G306 -- an executable in a test directory
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--listen-client-urls=http://127.0.0.1:2379,http://127.0.0.1:2380", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	store, err := findEtcd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.url != "http://127.0.0.1:2379" {
+		t.Errorf("etcd client URL %q, want the first of --listen-client-urls, http://127.0.0.1:2379", store.url)
 	}
 }
