@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -118,14 +119,14 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	}
 	store := NewStore(newMetrics(reg))
 	registerStoreGauges(reg, store)
-	cs, kc, err := clients(cfg)
+	api, err := clients(cfg)
 	if err != nil {
 		return nil, err
 	}
 
 	var usage *usageReporter
 	if o.LastUsedInterval > 0 {
-		usage = newUsageReporter(kc, o.LastUsedInterval, o.Log.WithName("usage"))
+		usage = newUsageReporter(api.kc, o.LastUsedInterval, o.Log.WithName("usage"))
 	}
 	s := &Server{Store: store, Handler: NewHandler(store, trusted, usage), done: make(chan error, 1)}
 
@@ -141,7 +142,7 @@ func Start(ctx context.Context, cfg *rest.Config, o Options) (*Server, error) {
 	listener, probeListener := listeners[0], listeners[1]
 	s.Addr, s.ProbeAddr = listener.Addr().String(), probeListener.Addr().String()
 
-	keysFeed, groupsReflector := feeds(cs, kc, o.Namespace, selector, store, newWatchCounters(reg), o.Log)
+	keysFeed, groupsReflector := feeds(api, o.Namespace, selector, store, newWatchCounters(reg), o.Log)
 
 	main := &http.Server{
 		Handler:           s.readyGate(s.Handler),
@@ -205,22 +206,52 @@ func (s *Server) listenGRPC(addr, certFile, keyFile string) error {
 	return nil
 }
 
-// clients are the verifier's API clients: a clientset that asks for
-// protobuf, cheaper to decode by the hundred thousand Secrets, and a
+// apiClients are the verifier's API clients: a clientset that asks for
+// protobuf, cheaper to decode by the hundred thousand Secrets, which
+// watches them; the REST client that lists them (ListConfig); and a
 // controller-runtime client for KeyGroups and status writes.
-func clients(cfg *rest.Config) (kubernetes.Interface, client.WithWatch, error) {
+type apiClients struct {
+	cs   kubernetes.Interface
+	list rest.Interface
+	kc   client.WithWatch
+}
+
+func clients(cfg *rest.Config) (apiClients, error) {
+	var c apiClients
+	var err error
+	if c.cs, err = kubernetes.NewForConfig(protobufConfig(cfg)); err != nil {
+		return c, err
+	}
+	lcs, err := kubernetes.NewForConfig(ListConfig(cfg))
+	if err != nil {
+		return c, err
+	}
+	c.list = lcs.CoreV1().RESTClient()
+	if c.kc, err = client.NewWithWatch(cfg, client.Options{Scheme: kube.NewScheme()}); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func protobufConfig(cfg *rest.Config) *rest.Config {
 	pcfg := rest.CopyConfig(cfg)
-	pcfg.ContentType = "application/vnd.kubernetes.protobuf"
-	pcfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	cs, err := kubernetes.NewForConfig(pcfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	kc, err := client.NewWithWatch(cfg, client.Options{Scheme: kube.NewScheme()})
-	if err != nil {
-		return nil, nil, err
-	}
-	return cs, kc, nil
+	pcfg.ContentType = runtime.ContentTypeProtobuf
+	pcfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return pcfg
+}
+
+// ListConfig is the configuration of the verifier's list of its hashed
+// Secrets: protobuf, over HTTP/1.1. The list is the API server's largest
+// answer by far (about 1.3 KiB per key), and HTTP/2 moves it through
+// 16 KiB frames, flow-control windows and a hand-off between goroutines on
+// both sides: over 400,000 keys the API server answered in 4.9–5.1 s over
+// HTTP/1.1 against 6.0–8.8 s over HTTP/2, and the verifier was ready in
+// 6.0 s against 8.0–8.4 s (test/bench V6). The watch that follows stays on
+// HTTP/2, whose pings find a dead connection in seconds.
+func ListConfig(cfg *rest.Config) *rest.Config {
+	lcfg := protobufConfig(cfg)
+	lcfg.NextProtos = []string{"http/1.1"}
+	return lcfg
 }
 
 // Wait blocks until the verifier has stopped.

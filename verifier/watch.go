@@ -32,7 +32,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -114,8 +113,9 @@ func keySelector(groups []string) (string, error) {
 // feeds keep the store in step with the API server: the hashed Secrets of
 // the operator's namespace that selector selects through a keyFeed (one list
 // read as a stream), every KeyGroup through a reflector.
-func feeds(cs kubernetes.Interface, kc client.WithWatch, namespace, selector string, store *Store, counters watchCounters, log logr.Logger) (keys *keyFeed, groups *cache.Reflector) {
-	keys = &keyFeed{rest: cs.CoreV1().RESTClient(), namespace: namespace, secrets: cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
+func feeds(api apiClients, namespace, selector string, store *Store, counters watchCounters, log logr.Logger) (keys *keyFeed, groups *cache.Reflector) {
+	kc := api.kc
+	keys = &keyFeed{rest: api.list, namespace: namespace, secrets: api.cs.CoreV1().Secrets(namespace), selector: selector, store: store, counters: counters, log: log}
 	groupsLW := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			list := &keywardv1alpha1.KeyGroupList{}
