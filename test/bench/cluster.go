@@ -219,6 +219,27 @@ func (c *cluster) waitWatchCache(ctx context.Context, rev int64, timeout time.Du
 	}
 }
 
+// waitQuiet waits until the process pid has used less than a tenth of a
+// core over two seconds: kube-apiserver, after keys were put into etcd
+// behind its back, is still decoding them into its own informers (its
+// service-account token lookup watches every Secret) after its watch
+// cache has caught up. It returns how long it waited.
+func waitQuiet(pid int, timeout time.Duration) (time.Duration, error) {
+	const window = 2 * time.Second
+	start := time.Now()
+	for {
+		before := pidCPU(pid)
+		time.Sleep(window)
+		used := pidCPU(pid) - before
+		if used < window/10 {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > timeout {
+			return time.Since(start), fmt.Errorf("process %d still used %s of CPU in %s after %s", pid, used, window, timeout)
+		}
+	}
+}
+
 // cacheFallbacks is how many consistent lists of Secrets kube-apiserver
 // served from etcd because its watch cache had not caught up.
 func (c *cluster) cacheFallbacks(ctx context.Context) float64 {

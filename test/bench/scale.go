@@ -39,6 +39,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,12 +49,16 @@ import (
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/test/testenv"
 	"github.com/keyward/keyward/test/testgen"
+	"github.com/keyward/keyward/verifier"
 )
 
 // Names and sizes of V6.
 const (
 	v6Tenant = "bench-v6-tenant"
 	v6Group  = "keys"
+	// v6More is the KeyGroup of the keys V6 loads beyond its first
+	// v6Base: a verifier sharded to v6Group holds only those.
+	v6More   = "more-keys"
 	v6Verify = "/v1/verify/" + v6Tenant + "/" + v6Group
 	v6Ops    = "bench-v6-keys"
 	v6Empty  = "bench-v6-empty"
@@ -67,10 +72,10 @@ const (
 	// v6Compare is the key count the request time at V6's full count is
 	// compared with.
 	v6Compare = 100_000
-	// v6Requests are the requests of one round, v6Rounds the rounds at each
-	// key count.
+	// v6Requests are the requests of one round, v6Rounds the rounds against
+	// each of the two verifiers, taken in turn.
 	v6Requests = 100_000
-	v6Rounds   = 3
+	v6Rounds   = 7
 	// v6ReadyWait is how long a verifier over the keys may take to get
 	// ready before that is reported instead of its figures.
 	v6ReadyWait = 10 * time.Minute
@@ -215,7 +220,7 @@ func (b *bench) buildKeyward() (string, error) {
 // 3 s more, and reads its memory: as V7's startKeyward, but left running.
 // A verifier that is not ready in time is returned running, with ready 0,
 // and the error.
-func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
+func runKeyward(bin, kubeconfig, ns string, flags ...string) (*keywardRun, error) {
 	r := &keywardRun{listen: freeAddr(), probe: freeAddr()}
 	start := time.Now()
 	// The child inherits the environment when it starts; this process's
@@ -223,9 +228,10 @@ func runKeyward(bin, kubeconfig, ns string) (*keywardRun, error) {
 	if err := os.Setenv("GOMEMLIMIT", v6MemLimit); err != nil {
 		return nil, err
 	}
-	ch, err := startProcess("keyward verifier", nil, bin, cmdVerifier, "--kubeconfig", kubeconfig, "--namespace", ns,
+	args := append([]string{cmdVerifier, "--kubeconfig", kubeconfig, "--namespace", ns,
 		"--listen", r.listen, "--health-probe-bind-address", r.probe, "--grpc-listen", freeAddr(),
-		"--shutdown-delay", "0s", "--zap-log-level", "error")
+		"--shutdown-delay", "0s", "--zap-log-level", "error"}, flags...)
+	ch, err := startProcess("keyward verifier", nil, bin, args...)
 	_ = os.Unsetenv("GOMEMLIMIT")
 	if err != nil {
 		return nil, err
@@ -339,35 +345,38 @@ func (r requestRounds) text() string {
 	return strings.Join(parts, "; ")
 }
 
-// measureRequests sends v6Rounds rounds of v6Requests valid requests to a
-// verifier, on lightConns connections (the server not saturated, so that
-// its handler's time is not its wait for a core), and reads its request
-// duration histogram before and after each.
-func measureRequests(r *keywardRun, valid string) (requestRounds, error) {
-	var out requestRounds
+// measureRounds sends v6Rounds rounds of v6Requests valid requests to
+// each verifier, taking them in turn round by round so that the machine's
+// drift falls on all alike, on lightConns connections (the server not
+// saturated, so that its handler's time is not its wait for a core), and
+// reads each one's request duration histogram before and after each round.
+func measureRounds(runs []*keywardRun, valid string) ([]requestRounds, error) {
+	out := make([]requestRounds, len(runs))
 	req := httpRequest("keyward-verifier", v6Verify,
 		"Authorization", "Bearer "+valid,
 		"X-Original-Method", "GET",
 		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
 		"X-Request-ID", "0123456789abcdef0123456789abcdef")
 	for range v6Rounds {
-		before, err := readHistogramSum(r.probe)
-		if err != nil {
-			return out, err
+		for i, r := range runs {
+			before, err := readHistogramSum(r.probe)
+			if err != nil {
+				return out, err
+			}
+			res, err := runLoad(loadSpec{Addr: r.listen, Request: req, Conns: lightConns, Warmup: 200 * time.Millisecond,
+				Duration: 2 * time.Minute, MaxRequests: v6Requests, PID: r.ch.cmd.Process.Pid})
+			if err != nil {
+				return out, err
+			}
+			if res.Non200 > 0 || res.Errors > 0 {
+				return out, fmt.Errorf("V6: the verifier answered %d non-200 %v, %d errors", res.Non200, res.Status, res.Errors)
+			}
+			after, err := readHistogramSum(r.probe)
+			if err != nil {
+				return out, err
+			}
+			out[i].means, out[i].loads = append(out[i].means, meanBetween(before, after)), append(out[i].loads, res)
 		}
-		res, err := runLoad(loadSpec{Addr: r.listen, Request: req, Conns: lightConns, Warmup: 200 * time.Millisecond,
-			Duration: 2 * time.Minute, MaxRequests: v6Requests, PID: r.ch.cmd.Process.Pid})
-		if err != nil {
-			return out, err
-		}
-		if res.Non200 > 0 || res.Errors > 0 {
-			return out, fmt.Errorf("V6: the verifier answered %d non-200 %v, %d errors", res.Non200, res.Status, res.Errors)
-		}
-		after, err := readHistogramSum(r.probe)
-		if err != nil {
-			return out, err
-		}
-		out.means, out.loads = append(out.means, meanBetween(before, after)), append(out.loads, res)
 	}
 	return out, nil
 }
@@ -379,9 +388,11 @@ type v6Data struct {
 	loadBase, loadUp time.Duration // loading the first base keys, then the rest
 	listed           time.Duration // waiting for the API server to list them all, after the puts
 	cached           time.Duration // then, waiting for its watch cache to catch up
+	quiet            time.Duration // then, waiting for kube-apiserver to be idle
 	fallbacks        float64       // consistent lists of Secrets served from etcd while the verifier started
 	empty, big       keywardStart
-	bigLater         float64 // VmRSS at n keys after the request rounds
+	small, shard     keywardStart // over the first base keys alone: before the rest were loaded, and sharded to their group after
+	bigLater         float64      // VmRSS at n keys after the request rounds
 	atBase, atN      requestRounds
 	notReady         string        // the verifier over n keys did not get ready
 	progress         string        // then, what it held
@@ -416,8 +427,10 @@ func (b *bench) runV6(ctx context.Context) error {
 	}
 	// The verifier answers for the keys of KeyGroups that exist (no
 	// admission webhooks are registered here: no manager runs).
-	if err := c.client.Create(ctx, testgen.KeyGroup(v6Tenant, v6Group)); err != nil {
-		return err
+	for _, g := range []string{v6Group, v6More} {
+		if err := c.client.Create(ctx, testgen.KeyGroup(v6Tenant, g)); err != nil {
+			return err
+		}
 	}
 	bin, err := b.buildKeyward()
 	if err != nil {
@@ -439,7 +452,7 @@ func (b *bench) runV6(ctx context.Context) error {
 	return nil
 }
 
-// v6AtBase loads the first base keys and measures the request time over
+// v6AtBase loads the first base keys and measures a verifier's start over
 // them.
 func (b *bench) v6AtBase(ctx context.Context, c *cluster, bin string, d *v6Data) error {
 	logf("V6: loading %d hashed Secrets", d.base)
@@ -450,20 +463,18 @@ func (b *bench) v6AtBase(ctx context.Context, c *cluster, bin string, d *v6Data)
 	}
 	d.hk, d.loadBase = hk, time.Since(start)
 	logf("V6: %d keys loaded in %s", d.base, fmtDur(d.loadBase))
+	if _, err := waitQuiet(childPID("kube-apiserver"), 10*time.Minute); err != nil {
+		return err
+	}
 	v, err := runKeyward(bin, c.kubeconfig, v6Ops)
+	if v != nil {
+		v.stop()
+	}
 	if err != nil {
-		if v != nil {
-			v.stop()
-		}
 		return err
 	}
-	defer v.stop()
+	d.small = v.start
 	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s", d.base, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled))
-	if d.atBase, err = measureRequests(v, hk.Valid); err != nil {
-		return err
-	}
-	logf("V6: request time at %d keys: %s", d.base, d.atBase.text())
-	logf("V6: settled VmRSS at %d keys after the requests: %s", d.base, mib(procStatus(v.ch.cmd.Process.Pid, "VmRSS:")))
 	return nil
 }
 
@@ -472,8 +483,8 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 	n := d.keys
 	logf("V6: loading %d more hashed Secrets", n-d.base)
 	start := time.Now()
-	model := hashedSecret(v6Ops, v6Tenant, v6Group, 0, keys.Key{})
-	if err := c.putHashedSecrets(ctx, model, v6Ops, v6Tenant, v6Group, d.base, n, -1, &d.hk); err != nil {
+	model := hashedSecret(v6Ops, v6Tenant, v6More, 0, keys.Key{})
+	if err := c.putHashedSecrets(ctx, model, v6Ops, v6Tenant, v6More, d.base, n, -1, &d.hk); err != nil {
 		return err
 	}
 	put := time.Since(start)
@@ -494,6 +505,12 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 	}
 	d.cached = time.Since(cacheStart)
 	logf("V6: the API server's watch cache of Secrets reached etcd's revision %d %s later", d.etcd.Header.Revision, fmtDur(d.cached))
+	quiet, err := waitQuiet(childPID("kube-apiserver"), 10*time.Minute)
+	if err != nil {
+		return err
+	}
+	d.quiet = quiet
+	logf("V6: kube-apiserver quiet %s later", fmtDur(d.quiet))
 	fallbacks := c.cacheFallbacks(ctx)
 	defer func() { d.fallbacks = c.cacheFallbacks(ctx) - fallbacks }()
 	vstart := time.Now()
@@ -515,14 +532,38 @@ func (b *bench) v6AtN(ctx context.Context, c *cluster, bin string, d *v6Data) er
 	}
 	logf("V6: verifier over %d keys: ready in %s, peak %s, settled %s, heap %s; CPU until ready: verifier %s, kube-apiserver %s", n, fmtDur(v.start.ready), mib(v.start.peak), mib(v.start.settled), mib(v.start.heap), fmtDur(v.start.cpu), fmtDur(v.start.apiCPU))
 	d.big = v.start
-	d.atN, err = measureRequests(v, d.hk.Valid)
+	err = d.v6Requests(bin, c, v)
 	v.stop()
 	d.bigLater = v.later
 	if err != nil {
 		return err
 	}
-	logf("V6: request time at %d keys: %s", n, d.atN.text())
 	d.v6List(ctx, c)
+	return nil
+}
+
+// v6Requests measures the request time of the verifier over all the keys
+// against that of a verifier sharded to the first base keys' KeyGroup
+// (--key-groups), which holds only those, started beside it: their rounds
+// taken in turn.
+func (d *v6Data) v6Requests(bin string, c *cluster, big *keywardRun) error {
+	small, err := runKeyward(bin, c.kubeconfig, v6Ops, "--key-groups", v6Tenant+"/"+v6Group)
+	if err != nil {
+		if small != nil {
+			small.stop()
+		}
+		return err
+	}
+	defer small.stop()
+	d.shard = small.start
+	logf("V6: a verifier sharded to %s/%s over %d keys: ready in %s, settled %s", v6Tenant, v6Group, d.base, fmtDur(small.start.ready), mib(small.start.settled))
+	rounds, err := measureRounds([]*keywardRun{big, small}, d.hk.Valid)
+	if err != nil {
+		return err
+	}
+	d.atN, d.atBase = rounds[0], rounds[1]
+	logf("V6: request time at %d keys: %s", d.keys, d.atN.text())
+	logf("V6: request time at %d keys: %s", d.base, d.atBase.text())
 	return nil
 }
 
@@ -570,7 +611,11 @@ func (d *v6Data) v6List(ctx context.Context, c *cluster) {
 func (c *cluster) listOnce(ctx context.Context, ns string) (time.Duration, int64, error) {
 	start := time.Now()
 	opts := metav1.ListOptions{LabelSelector: record.LabelHashedKey + "=true"}
-	body, err := c.clientset.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
+	cs, err := kubernetes.NewForConfig(verifier.ListConfig(c.cfg))
+	if err != nil {
+		return 0, 0, err
+	}
+	body, err := cs.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
 		VersionedParams(&opts, scheme.ParameterCodec).
 		SetHeader("Accept", kruntime.ContentTypeProtobuf).
 		Stream(ctx)
@@ -611,8 +656,8 @@ func (d v6Data) row(command string) *row {
 
 func (d v6Data) details() []string {
 	out := []string{
-		fmt.Sprintf("A control plane of its own (kube-apiserver and etcd, no kube-controller-manager, etcd `--quota-backend-bytes=%s`), started before the other rows' and stopped after V6. The first %s hashed Secrets were created through the API server and put into etcd as V4's are, in %s; the verifier was measured over them; then the other %s were put into etcd in %s (of which %s waiting for the API server to list them all). etcd's database after loading: %s, %s in use. Then %s until the API server's watch cache of Secrets reached etcd's revision (its `apiserver_watch_cache_resource_version`), before the verifier was started: a list without a resourceVersion is served from that cache only when it has caught up, and otherwise from etcd in one range the API server decodes whole before answering (in the run before this wait, started at once over 1,000,000 keys, the verifier held none after 65 s while kube-apiserver grew to 14.8 GiB). Consistent lists of Secrets served from etcd instead of the cache while the verifier started and answered: %.0f (`apiserver_watch_cache_consistent_read_total{fallback=\"true\"}`).",
-			v6Quota, thousands(d.base), fmtDur(d.loadBase), thousands(d.keys-d.base), fmtDur(d.loadUp), fmtDur(d.listed), mib(float64(d.etcd.DBSize)), mib(float64(d.etcd.DBSizeInUse)), fmtDur(d.cached), d.fallbacks),
+		fmt.Sprintf("A control plane of its own (kube-apiserver and etcd, no kube-controller-manager, etcd `--quota-backend-bytes=%s`), started before the other rows' and stopped after V6. The first %s hashed Secrets (KeyGroup %s/%s) were created through the API server and put into etcd as V4's are, in %s; a verifier was started over them (ready in %s, peak %s, settled %s); then the other %s (KeyGroup %s/%s) were put into etcd in %s (of which %s waiting for the API server to list them all). etcd's database after loading: %s, %s in use. Then %s until the API server's watch cache of Secrets reached etcd's revision (its `apiserver_watch_cache_resource_version`), and %s more until kube-apiserver used less than a tenth of a core over 2 s, before the verifier was started. Both waits undo what writing into etcd behind the API server's back does, which a cluster that grows through its API server never sees: a list without a resourceVersion is served from the watch cache only when it has caught up, and otherwise from etcd in one range the API server decodes whole before answering (started at once over 1,000,000 keys, the verifier held none after 65 s while kube-apiserver grew to 14.8 GiB); and once the cache has caught up, kube-apiserver still decodes the new Secrets for its own informers (its service-account token lookup watches every Secret) for tens of seconds (over 400,000 keys, a verifier started in that time was ready in 17.8 s, with 24.9 s of kube-apiserver CPU; after it, in 7.5 s with 6.1 s). Consistent lists of Secrets served from etcd instead of the cache while the verifier started and answered: %.0f (`apiserver_watch_cache_consistent_read_total{fallback=\"true\"}`).",
+			v6Quota, thousands(d.base), v6Tenant, v6Group, fmtDur(d.loadBase), fmtDur(d.small.ready), mib(d.small.peak), mib(d.small.settled), thousands(d.keys-d.base), v6Tenant, v6More, fmtDur(d.loadUp), fmtDur(d.listed), mib(float64(d.etcd.DBSize)), mib(float64(d.etcd.DBSizeInUse)), fmtDur(d.cached), fmtDur(d.quiet), d.fallbacks),
 		loadedHow(d.hk),
 		fmt.Sprintf("The binary as shipped (GOMEMLIMIT=%s, as the Deployment sets it from its 512Mi limit), started over the keys: ready is from its start to `/readyz` first answering 200; peak is its VmHWM and settled its VmRSS, both 3 s after ready (it calls `debug.FreeOSMemory` once synced); heap %s. At 0 keys: ready %s, peak %s, settled %s. Per key settled = (settled at %s keys − settled at 0) / %s.",
 			v6MemLimit, mib(d.big.heap), fmtDur(d.empty.ready), mib(d.empty.peak), mib(d.empty.settled), thousands(d.keys), thousands(d.keys)),
@@ -624,8 +669,9 @@ func (d v6Data) details() []string {
 	out = append(out,
 		fmt.Sprintf("CPU from the verifier's start until ready over %s keys: the verifier %s, kube-apiserver %s (user + system, from /proc), in %s of wall time on %d cores.",
 			thousands(d.keys), fmtDur(d.big.cpu), fmtDur(d.big.apiCPU), fmtDur(d.big.ready), runtime.NumCPU()),
-		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round), %d rounds of %s valid requests on %d keep-alive connections at each key count, in the same control plane: at %s keys (before the rest were loaded, that verifier then stopped) and at %s (a verifier started over all). Medians: %s at %s, %s at %s.",
-			v6Rounds, thousands(v6Requests), lightConns, thousands(d.base), thousands(d.keys), fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
+		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round) for a valid key of %s/%s, at %s keys (the verifier started over all) and at %s (a second verifier started beside it with `--key-groups %s/%s`, ready in %s, settled %s: it holds only that group's keys, in the same one-map store). %d rounds of %s requests on %d keep-alive connections against each, the two taken in turn round by round so that the machine's drift falls on both. Medians: %s at %s, %s at %s.",
+			v6Tenant, v6Group, thousands(d.keys), thousands(d.base), v6Tenant, v6Group, fmtDur(d.shard.ready), mib(d.shard.settled),
+			v6Rounds, thousands(v6Requests), lightConns, fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
 		fmt.Sprintf("At %s keys: %s.", thousands(d.base), d.atBase.text()),
 		fmt.Sprintf("At %s keys: %s.", thousands(d.keys), d.atN.text()),
 		fmt.Sprintf("VmRSS over %s keys after the request rounds: %s.", thousands(d.keys), mib(d.bigLater)),
@@ -635,9 +681,9 @@ func (d v6Data) details() []string {
 
 func (d v6Data) listText() string {
 	if d.listErr != "" {
-		return fmt.Sprintf("The floor, the verifier's list alone (the same request: one list with its label selector, protobuf, read to the end and thrown away, from this process after the verifier stopped): %s after %s.", d.listErr, fmtDur(d.list))
+		return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.ListConfig`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s after %s.", d.listErr, fmtDur(d.list))
 	}
-	return fmt.Sprintf("The floor, the verifier's list alone (the same request: one list with its label selector, protobuf, read to the end and thrown away, from this process after the verifier stopped): %s for %s of answer. Ready minus this is what the verifier's own start costs beyond the API server's answer.", fmtDur(d.list), mib(float64(d.listBytes)))
+	return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.ListConfig`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s for %s of answer. Ready minus this is what the verifier's own start costs beyond the API server's answer.", fmtDur(d.list), mib(float64(d.listBytes)))
 }
 
 // etcdUsage is etcd's size after compaction and defragmentation, and the
