@@ -201,34 +201,68 @@ func matchLabels(labels, want map[string]string) bool {
 	return true
 }
 
-// samples yields the labelled samples of the metric name in the text
-// exposition format, with their labels.
+// samples yields the samples of the metric name in the text exposition
+// format, with their labels (none for an unlabelled sample).
 func samples(text, name string) func(yield func(map[string]string, float64) bool) {
 	return func(yield func(map[string]string, float64) bool) {
 		for _, l := range strings.Split(text, "\n") {
-			rest, ok := strings.CutPrefix(l, name+"{")
-			if !ok {
-				continue
-			}
-			end := strings.LastIndexByte(rest, '}')
-			if end < 0 {
-				continue
-			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest[end+1:]), 64)
-			if err != nil {
-				continue
-			}
-			labels := map[string]string{}
-			for _, kv := range strings.Split(rest[:end], ",") {
-				if k, val, ok := strings.Cut(kv, "="); ok {
-					labels[k] = strings.Trim(val, `"`)
-				}
-			}
-			if !yield(labels, v) {
+			labels, value, ok := sample(l, name)
+			if ok && !yield(labels, value) {
 				return
 			}
 		}
 	}
+}
+
+// sample parses one line of the text exposition format if it is a sample
+// of the metric name: `name value` or `name{k="v",...} value`.
+func sample(line, name string) (map[string]string, float64, bool) {
+	rest, ok := strings.CutPrefix(line, name)
+	if !ok || rest == "" {
+		return nil, 0, false
+	}
+	labels := map[string]string{}
+	switch rest[0] {
+	case ' ':
+	case '{':
+		end := strings.LastIndexByte(rest, '}')
+		if end < 0 {
+			return nil, 0, false
+		}
+		for _, kv := range strings.Split(rest[1:end], ",") {
+			if k, val, ok := strings.Cut(kv, "="); ok {
+				labels[k] = strings.Trim(val, `"`)
+			}
+		}
+		rest = rest[end+1:]
+	default: // another metric whose name starts with this one's
+		return nil, 0, false
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+	return labels, v, err == nil
+}
+
+// firstSample is the value of the first sample of name in text, whatever
+// its labels.
+func firstSample(text, name string) (float64, bool) {
+	for _, v := range samples(text, name) {
+		return v, true
+	}
+	return 0, false
+}
+
+// metricsText fetches a /metrics page in the text exposition format.
+func metricsText(url string) (string, error) {
+	resp, err := http.Get(url) // #nosec G107 -- a loopback address this program chose
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }
 
 // requestsPerKey renders the requests kube-apiserver served between two

@@ -20,12 +20,10 @@ package main
 // control plane of its own, and E1, what an issued key takes in etcd.
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,41 +274,20 @@ type histogramSum struct{ sum, count float64 }
 // parseHistogramSum reads name's _sum and _count (unlabelled) from a
 // Prometheus text exposition.
 func parseHistogramSum(body, name string) (histogramSum, error) {
-	var h histogramSum
-	seen := 0
-	sc := bufio.NewScanner(strings.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		var err error
-		if v, ok := strings.CutPrefix(l, name+"_sum "); ok {
-			h.sum, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
-			seen++
-		} else if v, ok := strings.CutPrefix(l, name+"_count "); ok {
-			h.count, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
-			seen++
-		}
-		if err != nil {
-			return h, fmt.Errorf("%s: %w", name, err)
-		}
+	sum, okSum := firstSample(body, name+"_sum")
+	count, okCount := firstSample(body, name+"_count")
+	if !okSum || !okCount {
+		return histogramSum{}, fmt.Errorf("no %s_sum and _count", name)
 	}
-	if seen != 2 {
-		return h, fmt.Errorf("no %s_sum and _count", name)
-	}
-	return h, nil
+	return histogramSum{sum: sum, count: count}, nil
 }
 
 func readHistogramSum(probe string) (histogramSum, error) {
-	resp, err := http.Get("http://" + probe + "/metrics") // #nosec G107 -- the child's loopback probe port
+	text, err := metricsText("http://" + probe + "/metrics")
 	if err != nil {
 		return histogramSum{}, err
 	}
-	defer resp.Body.Close()
-	var sb strings.Builder
-	if _, err := bufio.NewReader(resp.Body).WriteTo(&sb); err != nil {
-		return histogramSum{}, err
-	}
-	return parseHistogramSum(sb.String(), "keyward_verifier_request_duration_seconds")
+	return parseHistogramSum(text, "keyward_verifier_request_duration_seconds")
 }
 
 // fmtMean formats a mean time per request to the nanosecond.

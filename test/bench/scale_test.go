@@ -45,6 +45,11 @@ keyward_verifier_requests_total{namespace="a",keygroup="b",reason="ok"} 20
 	if _, err := parseHistogramSum("other_sum 1\n", name); err == nil {
 		t.Fatal("a body without the histogram parsed")
 	}
+	// A metric whose name only starts with the histogram's is not it.
+	h, err = parseHistogramSum(name+"_sum_total 7\n"+name+"_count_total 8\n"+name+"_sum 2\n"+name+"_count 4\n", name)
+	if err != nil || h.sum != 2 || h.count != 4 {
+		t.Fatalf("with longer names before it: %+v, %v", h, err)
+	}
 	before := histogramSum{sum: 0.0001, count: 20}
 	after := histogramSum{sum: 0.0001 + 0.5, count: 20 + 100_000}
 	if got := meanBetween(before, after); got != 5*time.Microsecond {

@@ -347,17 +347,12 @@ func (c *child) terminate() {
 
 // metricValue reads one unlabelled sample from a Prometheus text endpoint.
 func metricValue(url, name string) (float64, error) {
-	resp, err := http.Get(url) // #nosec G107 -- a loopback address this program chose
+	text, err := metricsText(url)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	if v, ok := firstSample(text, name); ok {
+		return v, nil
 	}
 	return 0, fmt.Errorf("%s: no %s", url, name)
 }
