@@ -146,9 +146,12 @@ func (r *keywardRun) waitReady(start time.Time, done <-chan readyAt) (readyAt, e
 	}
 }
 
-// lowMemory is the available memory under which V6 stops waiting: a fifth
-// of the machine's, and at least 4 GiB.
-func lowMemory(total float64) float64 { return max(total/5, 4<<30) }
+// lowMemory is the available memory under which V6 stops waiting: a tenth
+// of the machine's, and at least 2 GiB. Over a million keys kube-apiserver
+// holds every Secret twice (its watch cache, and the informer of its
+// service-account token lookup), past 16 GiB: a fifth of a 24 GiB machine
+// stopped a verifier that was 10 s from ready.
+func lowMemory(total float64) float64 { return max(total/10, 2<<30) }
 
 // memInfo is the machine's MemTotal and MemAvailable, in bytes (0 when
 // unknown).

@@ -97,10 +97,10 @@ func TestParseMemInfo(t *testing.T) {
 	if total != 24684084*1024 || avail != 22118000*1024 {
 		t.Fatalf("got %.0f, %.0f", total, avail)
 	}
-	if got := lowMemory(total); got != total/5 {
+	if got := lowMemory(total); got != total/10 {
 		t.Fatalf("lowMemory(%.0f) = %.0f", total, got)
 	}
-	if got := lowMemory(8 << 30); got != 4<<30 {
+	if got := lowMemory(8 << 30); got != 2<<30 {
 		t.Fatalf("lowMemory(8 GiB) = %.0f", got)
 	}
 }
