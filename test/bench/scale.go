@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,9 +72,12 @@ const (
 	// compared with.
 	v6Compare = 100_000
 	// v6Requests are the requests of one round, v6Rounds the rounds against
-	// each of the two verifiers, taken in turn.
-	v6Requests = 100_000
-	v6Rounds   = 7
+	// each of the two verifiers, taken in turn: short rounds, many pairs,
+	// so that what disturbs the machine for longer than a round falls on
+	// both rounds of a pair (a round's mean moved by ±25% from one round to
+	// the next, with 100,000 requests a round).
+	v6Requests = 20_000
+	v6Rounds   = 25
 	// v6ReadyWait is how long a verifier over the keys may take to get
 	// ready before that is reported instead of its figures.
 	v6ReadyWait = 10 * time.Minute
@@ -317,6 +321,30 @@ type requestRounds struct {
 
 func (r requestRounds) median() time.Duration { return median(r.means) }
 
+// pairedRatio is the median, over the rounds taken in turn, of a's mean
+// over b's in the same pair; NaN without a pair.
+func pairedRatio(a, b requestRounds) float64 {
+	var ratios []float64
+	for i := range min(len(a.means), len(b.means)) {
+		if b.means[i] > 0 {
+			ratios = append(ratios, float64(a.means[i])/float64(b.means[i]))
+		}
+	}
+	if len(ratios) == 0 {
+		return math.NaN() // no pair to compare: no target can be met
+	}
+	return median(ratios)
+}
+
+// means lists the rounds' means, in µs.
+func (r requestRounds) meansText() string {
+	parts := make([]string, len(r.means))
+	for i, m := range r.means {
+		parts[i] = fmt.Sprintf("%.3f", float64(m)/float64(time.Microsecond))
+	}
+	return strings.Join(parts, ", ") + " µs"
+}
+
 func (r requestRounds) text() string {
 	parts := make([]string, len(r.means))
 	for i, m := range r.means {
@@ -326,8 +354,8 @@ func (r requestRounds) text() string {
 }
 
 // measureRounds sends v6Rounds rounds of v6Requests valid requests to
-// each verifier, taking them in turn round by round so that the machine's
-// drift falls on all alike, on lightConns connections (the server not
+// each verifier, taking them in turn round by round (the order reversed
+// every other round) so that the machine's drift falls on all alike, on lightConns connections (the server not
 // saturated, so that its handler's time is not its wait for a core), and
 // reads each one's request duration histogram before and after each round.
 func measureRounds(runs []*keywardRun, valid string) ([]requestRounds, error) {
@@ -337,8 +365,18 @@ func measureRounds(runs []*keywardRun, valid string) ([]requestRounds, error) {
 		"X-Original-Method", "GET",
 		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
 		"X-Request-ID", "0123456789abcdef0123456789abcdef")
-	for range v6Rounds {
-		for i, r := range runs {
+	order := make([]int, len(runs))
+	for round := range v6Rounds {
+		// Every other round in the opposite order, so that going first
+		// (or second) favours neither.
+		for j := range order {
+			order[j] = j
+			if round%2 == 1 {
+				order[j] = len(runs) - 1 - j
+			}
+		}
+		for _, i := range order {
+			r := runs[i]
 			before, err := readHistogramSum(r.probe)
 			if err != nil {
 				return out, err
@@ -622,7 +660,7 @@ func (d v6Data) row(command string) *row {
 		return r
 	}
 	peakRatio := d.big.peak / d.big.settled
-	reqRatio := float64(d.atN.median()) / float64(d.atBase.median())
+	reqRatio := pairedRatio(d.atN, d.atBase)
 	r.Figure = fmt.Sprintf("ready %.1f s; %.0f B/key settled; peak %s vs settled %s (%.2f×); request time at %s / at %s = %.2f×",
 		d.big.ready.Seconds(), d.perKey(), mib(d.big.peak), mib(d.big.settled), peakRatio, thousands(d.keys), thousands(d.base), reqRatio)
 	if d.list > 0 && d.listErr == "" {
@@ -649,11 +687,12 @@ func (d v6Data) details() []string {
 	out = append(out,
 		fmt.Sprintf("CPU from the verifier's start until ready over %s keys: the verifier %s, kube-apiserver %s (user + system, from /proc), in %s of wall time on %d cores.",
 			thousands(d.keys), fmtDur(d.big.cpu), fmtDur(d.big.apiCPU), fmtDur(d.big.ready), runtime.NumCPU()),
-		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round) for a valid key of %s/%s, at %s keys (the verifier started over all) and at %s (a second verifier started beside it with `--key-groups %s/%s`, ready in %s, settled %s: it holds only that group's keys, in the same one-map store). %d rounds of %s requests on %d keep-alive connections against each, the two taken in turn round by round so that the machine's drift falls on both. Medians: %s at %s, %s at %s.",
+		fmt.Sprintf("Request time is the verifier's own (its `keyward_verifier_request_duration_seconds` histogram: the sum's growth over the count's, read before and after each round) for a valid key of %s/%s, at %s keys (the verifier started over all) and at %s (a second verifier started beside it with `--key-groups %s/%s`, ready in %s, settled %s: it holds only that group's keys, in the same one-map store). %d rounds of %s requests on %d keep-alive connections against each, the two taken in turn round by round, which one goes first swapped every round, so that the machine's drift falls on both. The ratio is the median over the %d pairs of the round at %s keys over the round at %s beside it; for reference, the medians of the rounds: %s at %s, %s at %s.",
 			v6Tenant, v6Group, thousands(d.keys), thousands(d.base), v6Tenant, v6Group, fmtDur(d.shard.ready), mib(d.shard.settled),
-			v6Rounds, thousands(v6Requests), lightConns, fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
-		fmt.Sprintf("At %s keys: %s.", thousands(d.base), d.atBase.text()),
-		fmt.Sprintf("At %s keys: %s.", thousands(d.keys), d.atN.text()),
+			v6Rounds, thousands(v6Requests), lightConns, v6Rounds, thousands(d.keys), thousands(d.base), fmtMean(d.atBase.median()), thousands(d.base), fmtMean(d.atN.median()), thousands(d.keys)),
+		fmt.Sprintf("The verifier's mean per round at %s keys: %s; at %s keys: %s. The load generator's view of the first round of each: at %s keys %s; at %s keys %s.",
+			thousands(d.keys), d.atN.meansText(), thousands(d.base), d.atBase.meansText(),
+			thousands(d.keys), d.atN.loads[0].String(), thousands(d.base), d.atBase.loads[0].String()),
 		fmt.Sprintf("VmRSS over %s keys after the request rounds: %s.", thousands(d.keys), mib(d.bigLater)),
 	)
 	return append(out, d.listText())

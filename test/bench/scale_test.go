@@ -18,6 +18,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,28 @@ keyward_verifier_requests_total{namespace="a",keygroup="b",reason="ok"} 20
 	}
 	if got := meanBetween(before, before); got != 0 {
 		t.Fatalf("meanBetween of no requests = %s", got)
+	}
+}
+
+func TestPairedRatio(t *testing.T) {
+	us := func(xs ...float64) requestRounds {
+		var r requestRounds
+		for _, x := range xs {
+			r.means = append(r.means, time.Duration(x*float64(time.Microsecond)))
+		}
+		return r
+	}
+	// The pairs' ratios are 2, 1 and 3: their median is 2, where the
+	// medians of the rounds (4 and 2) would say 2 as well only by chance.
+	if got := pairedRatio(us(2, 4, 6), us(1, 4, 2)); got != 2 {
+		t.Fatalf("pairedRatio = %v, want 2", got)
+	}
+	// A slow moment falls on both rounds of a pair and cancels.
+	if got := pairedRatio(us(4, 40, 4), us(4, 40, 4)); got != 1 {
+		t.Fatalf("pairedRatio of equal pairs = %v, want 1", got)
+	}
+	if got := pairedRatio(us(1), us(0)); !math.IsNaN(got) || got <= 1.1 {
+		t.Fatalf("pairedRatio without a usable pair = %v, want NaN (no target met)", got)
 	}
 }
 
