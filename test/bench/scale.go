@@ -278,9 +278,13 @@ func (r *keywardRun) stop() {
 // count, from its /metrics.
 type histogramSum struct{ sum, count float64 }
 
-// parseHistogramSum reads name's _sum and _count (unlabelled) from a
-// Prometheus text exposition.
-func parseHistogramSum(body, name string) (histogramSum, error) {
+// requestDuration is the verifier's request duration histogram.
+const requestDuration = "keyward_verifier_request_duration_seconds"
+
+// parseHistogramSum reads requestDuration's _sum and _count (unlabelled)
+// from a Prometheus text exposition.
+func parseHistogramSum(body string) (histogramSum, error) {
+	const name = requestDuration
 	sum, okSum := firstSample(body, name+"_sum")
 	count, okCount := firstSample(body, name+"_count")
 	if !okSum || !okCount {
@@ -294,7 +298,7 @@ func readHistogramSum(probe string) (histogramSum, error) {
 	if err != nil {
 		return histogramSum{}, err
 	}
-	return parseHistogramSum(text, "keyward_verifier_request_duration_seconds")
+	return parseHistogramSum(text)
 }
 
 // fmtMean formats a mean time per request to the nanosecond.

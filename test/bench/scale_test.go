@@ -27,7 +27,7 @@ import (
 )
 
 func TestParseHistogramSum(t *testing.T) {
-	const name = "keyward_verifier_request_duration_seconds"
+	const name = requestDuration
 	body := `# HELP keyward_verifier_request_duration_seconds Time to answer.
 # TYPE keyward_verifier_request_duration_seconds histogram
 keyward_verifier_request_duration_seconds_bucket{le="5e-06"} 10
@@ -36,18 +36,18 @@ keyward_verifier_request_duration_seconds_sum 0.0001
 keyward_verifier_request_duration_seconds_count 20
 keyward_verifier_requests_total{namespace="a",keygroup="b",reason="ok"} 20
 `
-	h, err := parseHistogramSum(body, name)
+	h, err := parseHistogramSum(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if h.sum != 0.0001 || h.count != 20 {
 		t.Fatalf("got %+v", h)
 	}
-	if _, err := parseHistogramSum("other_sum 1\n", name); err == nil {
+	if _, err := parseHistogramSum("other_sum 1\n"); err == nil {
 		t.Fatal("a body without the histogram parsed")
 	}
 	// A metric whose name only starts with the histogram's is not it.
-	h, err = parseHistogramSum(name+"_sum_total 7\n"+name+"_count_total 8\n"+name+"_sum 2\n"+name+"_count 4\n", name)
+	h, err = parseHistogramSum(name + "_sum_total 7\n" + name + "_count_total 8\n" + name + "_sum 2\n" + name + "_count 4\n")
 	if err != nil || h.sum != 2 || h.count != 4 {
 		t.Fatalf("with longer names before it: %+v, %v", h, err)
 	}
