@@ -19,6 +19,7 @@ package verifier
 import (
 	"bufio"
 	"context"
+	"io"
 	"math/rand/v2"
 	"runtime/debug"
 	"time"
@@ -30,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -96,12 +98,8 @@ func (f *keyFeed) Run(ctx context.Context) {
 // same control plane.
 func (f *keyFeed) list(ctx context.Context) (string, error) {
 	epoch := f.store.beginRelist()
-	opts := metav1.ListOptions{LabelSelector: f.selector}
-	body, err := f.rest.Get().Namespace(f.namespace).Resource("secrets").
-		VersionedParams(&opts, scheme.ParameterCodec).
-		SetHeader("Accept", runtime.ContentTypeProtobuf).
-		Stream(ctx)
-	f.counters.list("secrets", opts, err)
+	body, err := openKeyList(ctx, f.rest, f.namespace, f.selector)
+	f.counters.list("secrets", metav1.ListOptions{}, err)
 	if err != nil {
 		return "", err
 	}
@@ -119,6 +117,33 @@ func (f *keyFeed) list(ctx context.Context) (string, error) {
 		debug.FreeOSMemory()
 	}
 	return page.resourceVersion, nil
+}
+
+// openKeyList opens the list of the hashed Secrets of namespace that
+// selector selects: one request, protobuf, its answer to read as a stream.
+// rc should come from listConfig.
+func openKeyList(ctx context.Context, rc rest.Interface, namespace, selector string) (io.ReadCloser, error) {
+	opts := metav1.ListOptions{LabelSelector: selector}
+	return rc.Get().Namespace(namespace).Resource("secrets").
+		VersionedParams(&opts, scheme.ParameterCodec).
+		SetHeader("Accept", runtime.ContentTypeProtobuf).
+		Stream(ctx)
+}
+
+// OpenKeyList opens the list a verifier of the hashed Secrets of namespace,
+// sharded to groups (all when none: --key-groups), makes when it starts:
+// the same request over the same kind of connection. test/bench reads it
+// to the end as the floor of the verifier's start.
+func OpenKeyList(ctx context.Context, cfg *rest.Config, namespace string, groups []string) (io.ReadCloser, error) {
+	selector, err := keySelector(groups)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(listConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return openKeyList(ctx, cs.CoreV1().RESTClient(), namespace, selector)
 }
 
 // watch applies changes from rv on until the watch ends, and returns the

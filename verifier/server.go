@@ -208,7 +208,7 @@ func (s *Server) listenGRPC(addr, certFile, keyFile string) error {
 
 // apiClients are the verifier's API clients: a clientset that asks for
 // protobuf, cheaper to decode by the hundred thousand Secrets, which
-// watches them; the REST client that lists them (ListConfig); and a
+// watches them; the REST client that lists them (listConfig); and a
 // controller-runtime client for KeyGroups and status writes.
 type apiClients struct {
 	cs   kubernetes.Interface
@@ -222,7 +222,7 @@ func clients(cfg *rest.Config) (apiClients, error) {
 	if c.cs, err = kubernetes.NewForConfig(protobufConfig(cfg)); err != nil {
 		return c, err
 	}
-	lcs, err := kubernetes.NewForConfig(ListConfig(cfg))
+	lcs, err := kubernetes.NewForConfig(listConfig(cfg))
 	if err != nil {
 		return c, err
 	}
@@ -240,7 +240,7 @@ func protobufConfig(cfg *rest.Config) *rest.Config {
 	return pcfg
 }
 
-// ListConfig is the configuration of the verifier's list of its hashed
+// listConfig is the configuration of the verifier's list of its hashed
 // Secrets: protobuf, over HTTP/1.1. The list is the API server's largest
 // answer by far (about 1.3 KiB per key), and HTTP/2 moves it through
 // 16 KiB frames, flow-control windows and a hand-off between goroutines on
@@ -248,7 +248,7 @@ func protobufConfig(cfg *rest.Config) *rest.Config {
 // HTTP/1.1 against 6.0–8.8 s over HTTP/2, and the verifier was ready in
 // 6.0 s against 8.0–8.4 s (test/bench V6). The watch that follows stays on
 // HTTP/2, whose pings find a dead connection in seconds.
-func ListConfig(cfg *rest.Config) *rest.Config {
+func listConfig(cfg *rest.Config) *rest.Config {
 	lcfg := protobufConfig(cfg)
 	lcfg.NextProtos = []string{"http/1.1"}
 	return lcfg

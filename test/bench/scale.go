@@ -37,9 +37,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kruntime "k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -369,17 +366,14 @@ func measureRounds(runs []*keywardRun, valid string) ([]requestRounds, error) {
 		"X-Original-Method", "GET",
 		"X-Original-URL", "https://api.example.com/v1/things/42?page=2",
 		"X-Request-ID", "0123456789abcdef0123456789abcdef")
-	order := make([]int, len(runs))
 	for round := range v6Rounds {
-		// Every other round in the opposite order, so that going first
-		// (or second) favours neither.
-		for j := range order {
-			order[j] = j
+		for k := range runs {
+			// Every other round in the opposite order, so that going
+			// first (or second) favours neither.
+			i := k
 			if round%2 == 1 {
-				order[j] = len(runs) - 1 - j
+				i = len(runs) - 1 - k
 			}
-		}
-		for _, i := range order {
 			r := runs[i]
 			before, err := readHistogramSum(r.probe)
 			if err != nil {
@@ -627,20 +621,12 @@ func (d *v6Data) v6List(ctx context.Context, c *cluster) {
 	logf("V6: the API server lists the %d Secrets in one request in %s (%s)", d.keys, fmtDur(d.list), mib(float64(d.listBytes)))
 }
 
-// listOnce makes the verifier's list of the hashed Secrets of ns (its label
-// selector, one request, protobuf) and reads the answer to the end without
-// decoding it: how long that took and how many bytes it was.
+// listOnce makes the list a verifier over every key of ns makes at start
+// (verifier.OpenKeyList) and reads the answer to the end without decoding
+// it: how long that took and how many bytes it was.
 func (c *cluster) listOnce(ctx context.Context, ns string) (time.Duration, int64, error) {
 	start := time.Now()
-	opts := metav1.ListOptions{LabelSelector: record.LabelHashedKey + "=true"}
-	cs, err := kubernetes.NewForConfig(verifier.ListConfig(c.cfg))
-	if err != nil {
-		return 0, 0, err
-	}
-	body, err := cs.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
-		VersionedParams(&opts, scheme.ParameterCodec).
-		SetHeader("Accept", kruntime.ContentTypeProtobuf).
-		Stream(ctx)
+	body, err := verifier.OpenKeyList(ctx, c.cfg, ns, nil)
 	if err != nil {
 		return time.Since(start), 0, err
 	}
@@ -704,9 +690,9 @@ func (d v6Data) details() []string {
 
 func (d v6Data) listText() string {
 	if d.listErr != "" {
-		return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.ListConfig`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s after %s.", d.listErr, fmtDur(d.list))
+		return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.OpenKeyList`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s after %s.", d.listErr, fmtDur(d.list))
 	}
-	return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.ListConfig`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s for %s of answer. Ready minus this is what the verifier's own start costs beyond the API server's answer.", fmtDur(d.list), mib(float64(d.listBytes)))
+	return fmt.Sprintf("The floor, the verifier's list alone (the same request, `verifier.OpenKeyList`: one list with its label selector, protobuf over HTTP/1.1, read to the end and thrown away, from this process after the verifier stopped): %s for %s of answer. Ready minus this is what the verifier's own start costs beyond the API server's answer.", fmtDur(d.list), mib(float64(d.listBytes)))
 }
 
 // etcdUsage is etcd's size after compaction and defragmentation, and the
