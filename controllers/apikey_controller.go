@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/record"
 )
@@ -74,6 +75,9 @@ type APIKeyReconciler struct {
 	// PromoteAfter is how long a rotation's successor is live before it
 	// is promoted in the delivery Secret; DefaultPromoteAfter when zero.
 	PromoteAfter time.Duration
+
+	// grants asks whether a key's creator may grant its scopes.
+	grants *grants.Reviewer
 
 	locks    *keyedMutex
 	reserved *reservations

@@ -337,7 +337,7 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 	}
 	group := s.group.Name
 	for _, sc := range s.key.Spec.Scopes {
-		ok, err := grants.CanGrant(ctx, r.Client, user, s.key.Namespace, group, string(sc))
+		ok, err := r.grants.CanGrant(ctx, user, s.key.Namespace, group, string(sc))
 		if err != nil {
 			return false, "", err
 		}

@@ -30,6 +30,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/keyward/keyward/internal/grants"
 )
 
 // FieldManager is the server-side apply field manager of the manager.
@@ -57,6 +59,10 @@ type Options struct {
 	// PromoteAfter is how long a rotation's successor is live before it is
 	// promoted in the delivery Secret; DefaultPromoteAfter when zero.
 	PromoteAfter time.Duration
+	// Grants asks whether a key's creator may grant its scopes; the manager
+	// shares it with the admission webhook, so that their identical
+	// reviews are sent once. Default: a Reviewer of its own.
+	Grants *grants.Reviewer
 	// Instance, when set, is appended to each controller's name (apikey-x),
 	// so that several managers run in one process and their metrics stay
 	// apart.
@@ -83,11 +89,15 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.MaxConcurrentReconciles == 0 {
 		o.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
 	}
+	if o.Grants == nil {
+		o.Grants = grants.NewReviewer(mgr.GetClient())
+	}
 	recorder := mgr.GetEventRecorder(FieldManager)
 	locks := newKeyedMutex()
 	if err := (&APIKeyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		Clock: o.Clock, Namespace: o.Namespace, PromoteAfter: o.PromoteAfter, locks: locks, reserved: newReservations(),
+		grants: o.Grants,
 	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}

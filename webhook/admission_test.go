@@ -18,6 +18,7 @@ package webhook_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -372,6 +373,32 @@ func TestGrantNeedsRBAC(t *testing.T) {
 		return alice.Create(ctx, in(ns, key("reader", testgen.WithScopes("read")))[0])
 	})
 	rejected(t, alice.Create(ctx, in(ns, key("writer", testgen.WithScopes("write")))[0]), "spec.scopes[0]", `named "things.write"`)
+
+	// A grant taken away is refused from then on: no earlier answer
+	// stands in for the one asked now (the webhook and the controller
+	// share their reviews only while one is on its way).
+	readers := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"}}
+	if err := env.Client.Delete(ctx, readers); err != nil {
+		t.Fatal(err)
+	}
+	attempt := 0
+	testenv.Eventually(t, 30*time.Second, func() error {
+		// The API server's RBAC takes a moment to see the deletion.
+		attempt++
+		err := alice.Create(ctx, in(ns, key(fmt.Sprintf("reader-after-%d", attempt), testgen.WithScopes("read")))[0])
+		if err != nil && strings.Contains(err.Error(), `named "things.read"`) {
+			return nil
+		}
+		if err == nil {
+			return errors.New("a key with scope read was admitted after alice's grant of it was taken away")
+		}
+		return err
+	})
+	create(t, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant-things-read"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "grant-things-read"},
+		Subjects:   []rbacv1.Subject{aliceSubject},
+	})
 
 	// keyward-admin grants every scope.
 	bind(t, ns, "keyward-admin", aliceSubject)

@@ -22,27 +22,15 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
 )
 
 // GrantChecker answers whether a user may grant a KeyGroup's scope in a
-// namespace.
+// namespace: a *grants.Reviewer, shared with the controller.
 type GrantChecker interface {
 	CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error)
-}
-
-// SubjectAccessReviewer asks the API server's authorizer, through a
-// SubjectAccessReview, so every authorizer (RBAC, webhooks) has its say.
-type SubjectAccessReviewer struct {
-	Client client.Client
-}
-
-// CanGrant reports whether user holds "grant" on the scope.
-func (r *SubjectAccessReviewer) CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
-	return grants.CanGrant(ctx, r.Client, user, namespace, keyGroup, scope)
 }
 
 // checkGrants refuses every scope of a new key that the requesting user may

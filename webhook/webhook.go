@@ -49,6 +49,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/grants"
 )
 
 // Webhook configurations: one validating webhook per kind (each also on
@@ -78,6 +79,10 @@ type Options struct {
 	// MinRotationEvery is the shortest spec.rotation.every of an APIKey;
 	// DefaultMinRotationEvery when zero.
 	MinRotationEvery time.Duration
+	// Grants asks whether a user may grant a scope; the manager shares it
+	// with the controller, so that their identical reviews are sent once.
+	// Default: a Reviewer of its own over the manager's client.
+	Grants *grants.Reviewer
 }
 
 // Setup registers the validating and mutating webhooks with mgr's webhook
@@ -87,6 +92,9 @@ type Options struct {
 func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
+	}
+	if o.Grants == nil {
+		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
 	l := lookup{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	errs := []error{
@@ -98,7 +106,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.Application]{}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).
-			WithValidator(&APIKeyValidator{lookup: l, Grants: &SubjectAccessReviewer{Client: mgr.GetClient()}, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
+			WithValidator(&APIKeyValidator{lookup: l, Grants: o.Grants, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
 			WithDefaulter(&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l}).
 			Complete(),
 	}

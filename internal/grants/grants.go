@@ -16,14 +16,15 @@ limitations under the License.
 
 // Package grants asks the API server whether a user may grant a KeyGroup's
 // scope: the admission webhook for the user making a request, the
-// controller for the recorded creator of a key admitted before its
-// Application existed.
+// controller for a key's recorded creator just before it mints.
 package grants
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -52,14 +53,78 @@ func Permission(namespace, keyGroup, scope string) string {
 		Verb, Resource, keywardv1alpha1.GroupVersion.Group, ScopeResourceName(keyGroup, scope), namespace)
 }
 
-// CanGrant asks, through a SubjectAccessReview, whether user holds "grant"
-// on the scope, so every authorizer (RBAC, webhooks) has its say.
-func CanGrant(ctx context.Context, c client.Client, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
+// Reviewer asks the API server, through SubjectAccessReviews, whether a
+// user may grant a scope, so every authorizer (RBAC, webhooks) has its say.
+// The admission webhook and the controller share one Reviewer.
+//
+// Identical questions asked together share one review: while a review is
+// on its way, the same question asked again waits for the next review,
+// which is sent when the one on its way is answered and answers everyone
+// who waited for it. Every answer therefore comes from a review sent after
+// its question was asked (one sent before it could miss a grant revoked in
+// between), and no answer is kept once given. Issuing a thousand keys of
+// one group and scope at once, as GitOps does, then costs a handful of
+// reviews instead of two per key.
+type Reviewer struct {
+	client client.Client
+
+	mu      sync.Mutex
+	flights map[string]*flights
+}
+
+// flights are the reviews of one question: the one on its way, and the
+// next, gathering the questions asked since.
+type flights struct {
+	onItsWay, next *flight
+}
+
+// flight is one review and, once done is closed, its answer.
+type flight struct {
+	sar     *authorizationv1.SubjectAccessReview
+	boarded int // questions waiting for it to be sent
+	done    chan struct{}
+	allowed bool
+	err     error
+}
+
+// flightTimeout bounds a review that answers several questions, none of
+// whose contexts it can follow.
+const flightTimeout = 30 * time.Second
+
+// NewReviewer returns a Reviewer that sends its reviews through c.
+func NewReviewer(c client.Client) *Reviewer {
+	return &Reviewer{client: c, flights: map[string]*flights{}}
+}
+
+// CanGrant reports whether user holds "grant" on the scope.
+func (r *Reviewer) CanGrant(ctx context.Context, user authenticationv1.UserInfo, namespace, keyGroup, scope string) (bool, error) {
+	spec := reviewSpec(user, namespace, keyGroup, scope)
+	// The whole review is the question: json.Marshal writes maps in key
+	// order, so the same question always has the same key.
+	question, err := json.Marshal(spec)
+	if err != nil {
+		return false, err
+	}
+	f := r.board(string(question), spec)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), ctx.Err())
+	}
+	if f.err != nil {
+		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), f.err)
+	}
+	return f.allowed, nil
+}
+
+// reviewSpec is the SubjectAccessReview that asks whether user holds
+// "grant" on the scope, with the user's whole identity.
+func reviewSpec(user authenticationv1.UserInfo, namespace, keyGroup, scope string) authorizationv1.SubjectAccessReviewSpec {
 	extra := make(map[string]authorizationv1.ExtraValue, len(user.Extra))
 	for k, v := range user.Extra {
 		extra[k] = authorizationv1.ExtraValue(v)
 	}
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+	return authorizationv1.SubjectAccessReviewSpec{
 		User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
 		ResourceAttributes: &authorizationv1.ResourceAttributes{
 			Namespace: namespace,
@@ -68,11 +133,54 @@ func CanGrant(ctx context.Context, c client.Client, user authenticationv1.UserIn
 			Resource:  Resource,
 			Name:      ScopeResourceName(keyGroup, scope),
 		},
-	}}
-	if err := c.Create(ctx, sar); err != nil {
-		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), err)
 	}
-	return sar.Status.Allowed, nil
+}
+
+// board returns the flight that will answer question: a new one sent now
+// if none is on its way, else the next one.
+func (r *Reviewer) board(question string, spec authorizationv1.SubjectAccessReviewSpec) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fs := r.flights[question]
+	if fs == nil {
+		fs = &flights{}
+		r.flights[question] = fs
+	}
+	if fs.onItsWay == nil {
+		fs.onItsWay = newFlight(spec)
+		go r.send(question, fs.onItsWay)
+		return fs.onItsWay
+	}
+	if fs.next == nil {
+		fs.next = newFlight(spec)
+	}
+	fs.next.boarded++
+	return fs.next
+}
+
+func newFlight(spec authorizationv1.SubjectAccessReviewSpec) *flight {
+	return &flight{sar: &authorizationv1.SubjectAccessReview{Spec: spec}, done: make(chan struct{})}
+}
+
+// send sends f's review, answers its questions, and sends the next flight
+// of the same question, if any gathered meanwhile.
+func (r *Reviewer) send(question string, f *flight) {
+	for f != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), flightTimeout)
+		f.err = r.client.Create(ctx, f.sar)
+		cancel()
+		f.allowed = f.err == nil && f.sar.Status.Allowed
+		close(f.done)
+
+		r.mu.Lock()
+		fs := r.flights[question]
+		fs.onItsWay, fs.next = fs.next, nil
+		f = fs.onItsWay
+		if f == nil {
+			delete(r.flights, question)
+		}
+		r.mu.Unlock()
+	}
 }
 
 // Identity is the keyward.dev/grant-check value for user.

@@ -39,6 +39,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/keyward/keyward/controllers"
+	"github.com/keyward/keyward/internal/grants"
 	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/internal/record"
@@ -237,9 +238,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	if err := index.Register(ctx, mgr.GetFieldIndexer()); err != nil {
 		return nil, fmt.Errorf("registering the field indexes: %w", err)
 	}
+	// One Reviewer for the webhook and the controller: an APIKey's grant
+	// is checked at admission and again before minting, and in a burst
+	// of keys those reviews are the same question.
+	reviewer := grants.NewReviewer(mgr.GetClient())
 	if err := controllers.Setup(mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock, Instance: o.Instance,
-		PromoteAfter: o.PromoteAfter, MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		PromoteAfter: o.PromoteAfter, MaxConcurrentReconciles: o.MaxConcurrentReconciles, Grants: reviewer,
 	}); err != nil {
 		return nil, err
 	}
@@ -250,7 +255,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, err
 	}
 	if o.Webhooks != nil {
-		if err := addWebhooks(ctx, mgr, webhook.Options{Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}, certs); err != nil {
+		if err := addWebhooks(ctx, mgr, webhook.Options{Clock: o.Clock, MinRotationEvery: o.MinRotationEvery, Grants: reviewer}, certs); err != nil {
 			return nil, err
 		}
 	}
