@@ -164,7 +164,7 @@ func TestReviewerQuestionsAskedMeanwhileGetTheNextReview(t *testing.T) {
 	}, "the later questions to board the next review")
 
 	a.set(t, alice, "read", false) // revoked while the first is on its way
-	a.hold <- struct{}{}                   // the first review answers
+	a.hold <- struct{}{}           // the first review answers
 	if ok, err := <-first, <-firstErr; !ok || err != nil {
 		t.Fatalf("first question: %v, %v; want allowed (asked before the revocation)", ok, err)
 	}
