@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -54,7 +55,8 @@ func TestRowsRenderFromData(t *testing.T) {
 		{v45Data{hk: hk, readies: []time.Duration{3 * time.Second}, heaps: []float64{30 << 20}, gcs: []time.Duration{ms}}.v4Row(""), "V4", "met"},
 		{c1.c1Row("C1", "10 applications × 100 keys", "", profileShares{path: "bin/bench/c1.pprof", shares: "50% etcd"}), "C1", "met"},
 		{c1.c2Row(""), "C2", "met"},
-		{c1aData{keys: 1000, took: 2 * time.Second, floors: []time.Duration{time.Second, time.Second}, cpu: cpu, floorCPU: []map[string]time.Duration{cpu, cpu}}.row(""), "C1a", "—"},
+		{c1aData{keys: 1000, took: 2 * time.Second, floors: []time.Duration{time.Second, time.Second}, cpu: cpu, floorCPU: []map[string]time.Duration{cpu, cpu},
+			statusCPU: cpu, eventCPU: cpu}.row(""), "C1a", "—"},
 		{resyncData{keys: 1000, reconciles: 1000, writes: 1, settled: time.Second}.row(""), "C2-resync", "missed"},
 		{c3Data{n: 20, accept: []time.Duration{50 * ms}, refuse: []time.Duration{300 * ms}}.row(""), "C3", "missed"},
 	}
@@ -69,5 +71,21 @@ func TestRowsRenderFromData(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWritesEveryKeyTakes: C1a's bound adds up the writes of an issued key
+// (admission, the floor's two Secrets, status, event) and compares the
+// floor with their sum.
+func TestWritesEveryKeyTakes(t *testing.T) {
+	per := func(ms int) map[string]time.Duration { // CPU for 1,000 keys, ms per key
+		return map[string]time.Duration{"kube-apiserver": time.Duration(ms) * time.Second}
+	}
+	d := c1aData{keys: 1000, cpu: per(6), floorCPU: []map[string]time.Duration{per(3), per(5)}, statusCPU: per(7), eventCPU: per(2)}
+	if got, want := d.least(), 19*time.Millisecond; got != want {
+		t.Fatalf("least = %v, want %v: admission 6 + floor 4 (the mean of 3 and 5) + status 7 + event 2", got, want)
+	}
+	if got, want := d.bound(), 4.0/19; math.Abs(got-want) > 1e-9 {
+		t.Fatalf("bound = %v, want floor ÷ least = %v", got, want)
 	}
 }
