@@ -47,10 +47,10 @@ func newAuthorizer() *authorizer {
 	return &authorizer{allowed: map[string]bool{}, arrived: make(chan struct{}, 100)}
 }
 
-// set allows or denies user's grant of the payments group's scope in
-// team-a, for that exact identity; any question not set is denied.
-func (a *authorizer) set(t *testing.T, user authenticationv1.UserInfo, scope string, allowed bool) {
-	q := questionOf(t, user, scope)
+// set allows or denies user's grant of payments.read in team-a, for that
+// exact identity; any question not set is denied.
+func (a *authorizer) set(t *testing.T, user authenticationv1.UserInfo, allowed bool) {
+	q := questionOf(t, user, "read")
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.allowed[q] = allowed
@@ -94,13 +94,13 @@ func TestReviewerAsksEveryTime(t *testing.T) {
 	a := newAuthorizer()
 	r := NewReviewer(a.client())
 	ctx := context.Background()
-	a.set(t, alice, "read", true)
+	a.set(t, alice, true)
 	for i, want := range []bool{true, true, false, true} {
 		if i == 2 {
-			a.set(t, alice, "read", false)
+			a.set(t, alice, false)
 		}
 		if i == 3 {
-			a.set(t, alice, "read", true)
+			a.set(t, alice, true)
 		}
 		got, err := r.CanGrant(ctx, alice, "team-a", "payments", "read")
 		if err != nil || got != want {
@@ -148,7 +148,7 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 func TestReviewerQuestionsAskedMeanwhileGetTheNextReview(t *testing.T) {
 	a := newAuthorizer()
 	r := NewReviewer(a.client())
-	a.set(t, alice, "read", true)
+	a.set(t, alice, true)
 	a.hold = make(chan struct{})
 
 	first, firstErr := ask(r, alice, "read", 1)
@@ -163,8 +163,8 @@ func TestReviewerQuestionsAskedMeanwhileGetTheNextReview(t *testing.T) {
 		return fs != nil && fs.next != nil && waiting(fs.next) == meanwhile
 	}, "the later questions to board the next review")
 
-	a.set(t, alice, "read", false) // revoked while the first is on its way
-	a.hold <- struct{}{}           // the first review answers
+	a.set(t, alice, false) // revoked while the first is on its way
+	a.hold <- struct{}{}   // the first review answers
 	if ok, err := <-first, <-firstErr; !ok || err != nil {
 		t.Fatalf("first question: %v, %v; want allowed (asked before the revocation)", ok, err)
 	}
@@ -203,7 +203,7 @@ func questionOf(t *testing.T, user authenticationv1.UserInfo, scope string) stri
 func TestReviewerDifferentQuestionsDoNotShare(t *testing.T) {
 	a := newAuthorizer()
 	r := NewReviewer(a.client())
-	a.set(t, alice, "read", true)
+	a.set(t, alice, true)
 	a.hold = make(chan struct{})
 
 	first, _ := ask(r, alice, "read", 1)
@@ -239,7 +239,7 @@ func TestReviewerDifferentQuestionsDoNotShare(t *testing.T) {
 func TestReviewerFailureIsAnError(t *testing.T) {
 	a := newAuthorizer()
 	r := NewReviewer(a.client())
-	a.set(t, alice, "read", true)
+	a.set(t, alice, true)
 	a.fail = errors.New("the API server is away")
 	answers, errs := ask(r, alice, "read", 5)
 	for range 5 {
@@ -255,7 +255,7 @@ func TestReviewerFailureIsAnError(t *testing.T) {
 func TestReviewerContextEnds(t *testing.T) {
 	a := newAuthorizer()
 	r := NewReviewer(a.client())
-	a.set(t, alice, "read", true)
+	a.set(t, alice, true)
 	a.hold = make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
