@@ -540,6 +540,15 @@ func (b *bench) issuanceWrites(ctx context.Context) (status, event map[string]ti
 		return nil, nil, fmt.Errorf("C1a: writing events: %w", err)
 	}
 	logf("C1a: %d status writes (%s), %d Issued events (%s)", n, fmtCPU(status), n, fmtCPU(event))
+	// Keys whose status the bench wrote are deleted, untimed: the next
+	// manager to run (E1's) only lets their finalizers go, and issues
+	// nothing from a status it did not write.
+	err = createAll(ctx, n, func(ctx context.Context, i int) error {
+		return client.IgnoreNotFound(b.cluster.client.Delete(ctx, &keys.Items[i]))
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("C1a: deleting the keys: %w", err)
+	}
 	return status, event, nil
 }
 
