@@ -108,11 +108,12 @@ func (r *Reviewer) CanGrant(ctx context.Context, user authenticationv1.UserInfo,
 	f := r.board(string(question), spec)
 	select {
 	case <-f.done:
+		err = f.err
 	case <-ctx.Done():
-		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), ctx.Err())
+		err = ctx.Err()
 	}
-	if f.err != nil {
-		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), f.err)
+	if err != nil {
+		return false, fmt.Errorf("asking whether %q may grant %s: %w", user.Username, ScopeResourceName(keyGroup, scope), err)
 	}
 	return f.allowed, nil
 }
