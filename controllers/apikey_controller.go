@@ -81,6 +81,9 @@ type APIKeyReconciler struct {
 
 	locks    *keyedMutex
 	reserved *reservations
+	// book holds each application's keys and hashed Secrets' states, as
+	// the cache shows them, for the limit decision.
+	book *index.Book
 }
 
 // apiKeyScope carries one reconcile's inputs and decisions between phases.
@@ -319,7 +322,7 @@ func (r *APIKeyReconciler) keysOfGroup(ctx context.Context, o client.Object) []c
 }
 
 func isHashedSecret(o client.Object) bool {
-	return o.GetLabels()[record.LabelHashedKey] == "true"
+	return record.IsHashed(o.GetLabels())
 }
 
 // keyOfHashedSecret maps a hashed Secret back to its APIKey, so a hashed

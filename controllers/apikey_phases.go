@@ -354,6 +354,10 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 // against maxKeysPerApplication, and reserves it if so. A key given a slot
 // costs no request to the API server unless it is near the limit.
 func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string) (bool, error) {
+	// Every key created before this one is in the book once this one is.
+	if err := r.book.WaitForKey(ctx, s.key.Namespace, s.app.Name, s.key.UID, bookWait); err != nil {
+		return false, err
+	}
 	unlock := r.locks.Lock("application/" + app)
 	defer unlock()
 
@@ -400,6 +404,9 @@ func nearLimit(limit int) int {
 	return min(max(limit/10, 1), 10)
 }
 
+// bookWait is how long a decision waits for the book to show its key.
+const bookWait = 10 * time.Second
+
 // waitRequeue is how soon a key waiting for older keys looks again.
 const waitRequeue = time.Second
 
@@ -408,60 +415,50 @@ const waitRequeue = time.Second
 // Secret says active or disabled) and those that wait ahead of it (see
 // countSlots). Revoked, expired and deleted keys do not count.
 //
-// From the cache (live false), with this manager's reservations for what
-// the cache does not show yet, the count can only be too high: the cache
-// lags, never leads. Live, the hashed Secrets (what holds a slot) come
-// from the API server, as metadata, and the count is exact for everything
-// but this manager's mints in flight, which are counted from its
-// reservations. The APIKeys always come from the cache: it shows them in
-// the order they were written, so every key that could wait ahead of this
-// one is in it, and one revoked or deleted since only makes the count too
-// high; a slot is counted from its hashed Secret whether the cache shows
-// its APIKey yet or not.
+// From the cache (live false), through its book (index.Book), with this
+// manager's reservations for what the cache does not show yet, the count
+// can only be too high: the cache lags, never leads. Live, the hashed
+// Secrets (what holds a slot) come from the API server, as metadata, and
+// the count is exact for everything but this manager's mints in flight,
+// which are counted from its reservations. The APIKeys always come from
+// the book: it shows them in the order they were written, and admit waits
+// until it shows this key, so every key that could wait ahead of this one
+// is in it; one revoked or deleted since only makes the count too high. A
+// slot is counted from its hashed Secret whether the book holds its APIKey
+// yet or not. No list is copied: the book is read in place.
 func (r *APIKeyReconciler) slots(ctx context.Context, s *apiKeyScope, app string, live bool) (active, waiting int, err error) {
-	var siblings keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &siblings, client.InNamespace(s.key.Namespace),
-		client.MatchingFields{index.APIKeyApplication: s.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return 0, 0, fmt.Errorf("listing the APIKeys of Application %s: %w", app, err)
+	var states map[types.UID]record.State
+	if live {
+		if states, err = r.liveStates(ctx, s); err != nil {
+			return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
+		}
 	}
-	states, err := r.hashedStates(ctx, s, app, live)
-	if err != nil {
-		return 0, 0, fmt.Errorf("listing the hashed Secrets of Application %s: %w", app, err)
-	}
-	// Reservations the cache shows are its to count from then on.
-	reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[string(uid)]; return ok }, !live)
-	active, waiting = r.countSlots(s, siblings.Items, states, reserved)
+	r.book.Read(s.key.Namespace, s.app.Name, func(sib index.Siblings) {
+		if live {
+			reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := states[uid]; return ok }, false)
+			active, waiting = r.countSlots(s, sib.Keys, states, reserved)
+			return
+		}
+		// Reservations the cache shows are its to count from then on.
+		reserved := r.reserved.unseen(app, func(uid types.UID) bool { _, ok := sib.Hashed[uid]; return ok }, true)
+		active, waiting = countSlotsBooked(s, sib, reserved)
+	})
 	return active, waiting, nil
 }
 
-// hashedStates maps the key UID of each hashed Secret of the application to
-// its state: from the cache through its index, or from the API server by
-// label, as metadata only.
-func (r *APIKeyReconciler) hashedStates(ctx context.Context, s *apiKeyScope, app string, live bool) (map[string]record.State, error) {
-	var labels []map[string]string
-	if live {
-		var list metav1.PartialObjectMetadataList
-		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-		if err := r.APIReader.List(ctx, &list, client.InNamespace(r.Namespace),
-			client.MatchingLabels{record.LabelNamespace: s.key.Namespace, record.LabelApplication: s.app.Name}); err != nil {
-			return nil, err
-		}
-		for i := range list.Items {
-			labels = append(labels, list.Items[i].Labels)
-		}
-	} else {
-		var list corev1.SecretList
-		if err := r.List(ctx, &list, client.InNamespace(r.Namespace),
-			client.MatchingFields{index.HashedSecretApplication: app}, client.UnsafeDisableDeepCopy); err != nil {
-			return nil, err
-		}
-		for i := range list.Items {
-			labels = append(labels, list.Items[i].Labels)
-		}
+// liveStates maps the key UID of each hashed Secret of the application to
+// its state, from the API server by label, as metadata only.
+func (r *APIKeyReconciler) liveStates(ctx context.Context, s *apiKeyScope) (map[types.UID]record.State, error) {
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(r.Namespace),
+		client.MatchingLabels{record.LabelNamespace: s.key.Namespace, record.LabelApplication: s.app.Name}); err != nil {
+		return nil, err
 	}
-	states := make(map[string]record.State, len(labels))
-	for _, l := range labels {
-		states[l[record.LabelAPIKeyUID]] = record.State(l[record.LabelState])
+	states := make(map[types.UID]record.State, len(list.Items))
+	for i := range list.Items {
+		l := list.Items[i].Labels
+		states[types.UID(l[record.LabelAPIKeyUID])] = record.State(l[record.LabelState])
 	}
 	return states, nil
 }
@@ -471,7 +468,7 @@ func (r *APIKeyReconciler) hashedStates(ctx context.Context, s *apiKeyScope, app
 // minted or minted but not seen yet, and older ones not issued. Only a
 // slot confirmed by a hashed Secret can turn a key away for good; a
 // reservation whose mint fails must not have.
-func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) (active, waiting int) {
+func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings map[types.UID]*keywardv1alpha1.APIKey, states map[types.UID]record.State, reserved map[types.UID]struct{}) (active, waiting int) {
 	for uid := range reserved {
 		if uid != s.key.UID {
 			waiting++
@@ -480,36 +477,94 @@ func (r *APIKeyReconciler) countSlots(s *apiKeyScope, siblings []keywardv1alpha1
 	return countActive(s, siblings, states, reserved), waiting + countOlderWaiting(s, siblings, states, reserved)
 }
 
+// countSlotsBooked counts what countSlots counts over the book's hashed
+// Secrets, without looking at every key: from the book's count of hashed
+// Secrets occupying a slot it takes away those that are reserved, this
+// key's own, and those whose key has stopped counting (Stopping, and the
+// expiring ones whose time has come); the keys waiting ahead are found
+// among those not minted, oldest first, up to this one.
+func countSlotsBooked(s *apiKeyScope, sib index.Siblings, reserved map[types.UID]struct{}) (active, waiting int) {
+	for uid := range reserved {
+		if uid != s.key.UID {
+			waiting++
+		}
+	}
+	return countActiveBooked(s, sib, reserved), waiting + countOlderWaitingBooked(s, sib, reserved)
+}
+
+// countActiveBooked is countActive from the book's counts.
+func countActiveBooked(s *apiKeyScope, sib index.Siblings, reserved map[types.UID]struct{}) int {
+	self := s.key.UID
+	skip := func(uid types.UID) bool { _, ok := reserved[uid]; return ok || uid == self }
+	occupies := func(uid types.UID) bool { st, ok := sib.Hashed[uid]; return ok && st.Occupying() }
+	active := sib.Occupying
+	for uid := range reserved {
+		if occupies(uid) {
+			active--
+		}
+	}
+	if _, ok := reserved[self]; !ok && occupies(self) {
+		active--
+	}
+	for uid := range sib.Stopping {
+		if !skip(uid) {
+			active--
+		}
+	}
+	sib.AscendExpiring(func(k *keywardv1alpha1.APIKey) bool {
+		if k.Spec.ExpiresAt.After(s.now) {
+			return false
+		}
+		if !skip(k.UID) {
+			active--
+		}
+		return true
+	})
+	return active
+}
+
+// countOlderWaitingBooked is countOlderWaiting over the book's keys not
+// minted, oldest first, up to s.key.
+func countOlderWaitingBooked(s *apiKeyScope, sib index.Siblings, reserved map[types.UID]struct{}) int {
+	waiting := 0
+	sib.AscendUnminted(func(o *keywardv1alpha1.APIKey) bool {
+		if !rules.KeyCreatedBefore(o, s.key) {
+			return false
+		}
+		if _, ok := reserved[o.UID]; !ok && o.UID != s.key.UID && !rules.KeyStopsCounting(o, s.now) && len(rules.MissingScopes(o, s.group)) == 0 {
+			waiting++
+		}
+		return true
+	})
+	return waiting
+}
+
 // countActive counts the hashed Secrets whose state occupies a slot, but
 // for s.key's own, reserved keys' (they wait) and keys whose APIKey is
 // known to have stopped counting.
-func countActive(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) int {
-	stopped := map[types.UID]bool{}
-	for i := range siblings {
-		if rules.KeyStopsCounting(&siblings[i], s.now) {
-			stopped[siblings[i].UID] = true
-		}
-	}
+func countActive(s *apiKeyScope, siblings map[types.UID]*keywardv1alpha1.APIKey, states map[types.UID]record.State, reserved map[types.UID]struct{}) int {
 	active := 0
 	for uid, st := range states {
-		u := types.UID(uid)
-		if _, ok := reserved[u]; !ok && u != s.key.UID && st.Occupying() && !stopped[u] {
-			active++
+		if _, ok := reserved[uid]; ok || uid == s.key.UID || !st.Occupying() {
+			continue
 		}
+		if k, ok := siblings[uid]; ok && rules.KeyStopsCounting(k, s.now) {
+			continue
+		}
+		active++
 	}
 	return active
 }
 
 // countOlderWaiting counts the siblings older than s.key that are not
 // issued yet, and will be: they come first.
-func countOlderWaiting(s *apiKeyScope, siblings []keywardv1alpha1.APIKey, states map[string]record.State, reserved map[types.UID]struct{}) int {
+func countOlderWaiting(s *apiKeyScope, siblings map[types.UID]*keywardv1alpha1.APIKey, states map[types.UID]record.State, reserved map[types.UID]struct{}) int {
 	waiting := 0
-	for i := range siblings {
-		o := &siblings[i]
-		if _, ok := reserved[o.UID]; ok || o.UID == s.key.UID || rules.KeyStopsCounting(o, s.now) {
+	for uid, o := range siblings {
+		if _, ok := reserved[uid]; ok || uid == s.key.UID {
 			continue
 		}
-		if _, minted := states[string(o.UID)]; minted {
+		if _, minted := states[uid]; minted || rules.KeyStopsCounting(o, s.now) {
 			continue
 		}
 		if !o.Status.Phase.Terminal() && rules.KeyCreatedBefore(o, s.key) && len(rules.MissingScopes(o, s.group)) == 0 {

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -50,6 +51,7 @@ type ApplicationReconciler struct {
 	Clock     clock.PassiveClock
 
 	locks *keyedMutex
+	book  *index.Book
 }
 
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications,verbs=get;list;watch
@@ -113,10 +115,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	activeKeys, err := r.countKeys(ctx, app)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
+	activeKeys := r.countKeys(app)
 
 	app.Status.Phase = phase
 	app.Status.ActiveKeys = activeKeys
@@ -265,18 +264,10 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 }
 
 // countKeys counts the application's keys that count against its limit.
-func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
-	var list keywardv1alpha1.APIKeyList
-	if err := r.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.APIKeyApplication: app.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return 0, err
-	}
-	var n int32
-	for i := range list.Items {
-		if p := list.Items[i].Status.Phase; p == keywardv1alpha1.APIKeyActive || p == keywardv1alpha1.APIKeyDisabled {
-			n++
-		}
-	}
-	return n, nil
+func (r *ApplicationReconciler) countKeys(app *keywardv1alpha1.Application) int32 {
+	var n int
+	r.book.Read(app.Namespace, app.Name, func(sib index.Siblings) { n = sib.ActiveOrDisabled })
+	return int32(min(n, math.MaxInt32)) // #nosec G115 -- bounded
 }
 
 // apiKeyPhaseChanged lets through the key events that can change a count:

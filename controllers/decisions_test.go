@@ -19,14 +19,19 @@ package controllers
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/internal/index"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/test/testgen"
@@ -101,9 +106,134 @@ func TestCountSlots(t *testing.T) {
 			for _, u := range tt.reserved {
 				reserved[u] = struct{}{}
 			}
-			active, waiting := (&APIKeyReconciler{}).countSlots(s, tt.siblings, tt.states, reserved)
+			siblings := map[types.UID]*keywardv1alpha1.APIKey{}
+			for i := range tt.siblings {
+				siblings[tt.siblings[i].UID] = &tt.siblings[i]
+			}
+			states := map[types.UID]record.State{}
+			for uid, st := range tt.states {
+				states[types.UID(uid)] = st
+			}
+			active, waiting := (&APIKeyReconciler{}).countSlots(s, siblings, states, reserved)
 			if active != tt.active || waiting != tt.waiting {
 				t.Errorf("countSlots = %d active, %d waiting; want %d, %d", active, waiting, tt.active, tt.waiting)
+			}
+		})
+	}
+}
+
+// TestCountSlotsBookedAgreesWithCountSlots feeds a book random keys and
+// hashed Secrets, changes and deletes some, and requires the book's count
+// (what a decision far from the limit uses) to equal the full one
+// (countSlots over every key and hashed Secret) for any key, reservations
+// and time.
+func TestCountSlotsBookedAgreesWithCountSlots(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2)) // #nosec G404 -- test data
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	group := testgen.KeyGroup("ns", "things")
+	phases := []keywardv1alpha1.APIKeyPhase{"", keywardv1alpha1.APIKeyPending, keywardv1alpha1.APIKeyActive, keywardv1alpha1.APIKeyDisabled,
+		keywardv1alpha1.APIKeyRevoked, keywardv1alpha1.APIKeyExpired, keywardv1alpha1.APIKeyRejected}
+	states := []record.State{record.StateActive, record.StateDisabled, record.StateRevoked, record.StateExpired, record.StateRejected}
+	randomKey := func(i int) *keywardv1alpha1.APIKey {
+		var opts []testgen.APIKeyOption
+		if rng.IntN(8) == 0 {
+			opts = append(opts, testgen.WithScopes("nope"))
+		}
+		k := testgen.APIKey("ns", fmt.Sprintf("key-%02d", rng.IntN(60)), "acme", opts...)
+		k.UID = types.UID(fmt.Sprintf("u%d", i))
+		k.CreationTimestamp = metav1.NewTime(now.Add(time.Duration(rng.IntN(5)-4) * time.Minute)) // ties on purpose
+		k.Status.Phase = phases[rng.IntN(len(phases))]
+		k.Spec.Revoked = rng.IntN(8) == 0
+		if rng.IntN(8) == 0 {
+			k.DeletionTimestamp = &metav1.Time{Time: now}
+		}
+		if rng.IntN(3) == 0 {
+			k.Spec.ExpiresAt = &metav1.Time{Time: now.Add(time.Duration(rng.IntN(5)-2) * time.Minute)}
+		}
+		return k
+	}
+	hashed := func(uid types.UID) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: record.SecretName(string(uid)), Labels: map[string]string{
+			record.LabelHashedKey: "true", record.LabelNamespace: "ns", record.LabelApplication: "acme",
+			record.LabelAPIKeyUID: string(uid), record.LabelState: string(states[rng.IntN(len(states))]),
+		}}}
+	}
+	for round := range 300 {
+		book := index.NewBook()
+		keys := map[types.UID]*keywardv1alpha1.APIKey{}
+		secrets := map[types.UID]*corev1.Secret{}
+		n := rng.IntN(40)
+		for i := range n + 5 {
+			uid := types.UID(fmt.Sprintf("u%d", i))
+			if i < n {
+				keys[uid] = randomKey(i)
+				book.OnAdd(keys[uid], false)
+			}
+			if rng.IntN(5) < 3 {
+				secrets[uid] = hashed(uid)
+				book.OnAdd(secrets[uid], false)
+			}
+		}
+		for range rng.IntN(20) {
+			uid := types.UID(fmt.Sprintf("u%d", rng.IntN(n+5)))
+			switch old, ok := keys[uid]; {
+			case ok && rng.IntN(3) == 0:
+				book.OnDelete(old)
+				delete(keys, uid)
+			case ok:
+				k := randomKey(0)
+				k.UID, k.Name, k.CreationTimestamp = old.UID, old.Name, old.CreationTimestamp
+				if rng.IntN(4) == 0 {
+					book.OnAdd(k, false)
+				} else {
+					book.OnUpdate(old, k)
+				}
+				keys[uid] = k
+			}
+			switch old, ok := secrets[uid]; {
+			case ok && rng.IntN(3) == 0:
+				book.OnDelete(toolscache.DeletedFinalStateUnknown{Obj: old})
+				delete(secrets, uid)
+			case ok && rng.IntN(4) == 0: // an informer's replay: added again
+				secrets[uid] = hashed(uid)
+				book.OnAdd(secrets[uid], false)
+			case ok:
+				secrets[uid] = hashed(uid)
+				book.OnUpdate(old, secrets[uid])
+			default:
+				secrets[uid] = hashed(uid)
+				book.OnAdd(secrets[uid], false)
+			}
+		}
+		self := randomKey(n + 100)
+		if len(keys) > 0 && rng.IntN(4) > 0 {
+			self = keys[types.UID(fmt.Sprintf("u%d", rng.IntN(n)))]
+		}
+		if self == nil {
+			continue
+		}
+		reserved := map[types.UID]struct{}{}
+		for range rng.IntN(4) {
+			reserved[types.UID(fmt.Sprintf("u%d", rng.IntN(n+8)))] = struct{}{}
+		}
+		s := &apiKeyScope{key: self, group: group, now: now}
+		book.Read("ns", "acme", func(sib index.Siblings) {
+			if len(sib.Keys) != len(keys) || len(sib.Hashed) != len(secrets) {
+				t.Fatalf("round %d: the book holds %d keys and %d hashed Secrets, want %d and %d", round, len(sib.Keys), len(sib.Hashed), len(keys), len(secrets))
+			}
+			issued := 0
+			for _, k := range keys {
+				if k.Status.Phase == keywardv1alpha1.APIKeyActive || k.Status.Phase == keywardv1alpha1.APIKeyDisabled {
+					issued++
+				}
+			}
+			if sib.ActiveOrDisabled != issued {
+				t.Errorf("round %d: the book counts %d Active or Disabled keys, want %d", round, sib.ActiveOrDisabled, issued)
+			}
+			wantActive, wantWaiting := (&APIKeyReconciler{}).countSlots(s, sib.Keys, sib.Hashed, reserved)
+			active, waiting := countSlotsBooked(s, sib, reserved)
+			if active != wantActive || waiting != wantWaiting {
+				t.Errorf("round %d: countSlotsBooked = %d active, %d waiting; countSlots over every key = %d, %d", round, active, waiting, wantActive, wantWaiting)
 			}
 		})
 	}

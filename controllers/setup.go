@@ -32,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward/keyward/internal/grants"
+	"github.com/keyward/keyward/internal/index"
 )
 
 // FieldManager is the server-side apply field manager of the manager.
@@ -63,6 +64,10 @@ type Options struct {
 	// shares it with the admission webhook, so that their identical
 	// reviews are sent once. Default: a Reviewer of its own.
 	Grants *grants.Reviewer
+	// Book holds each application's keys for the limit decisions; the
+	// manager shares it with the admission webhook. Default: a book of
+	// its own, fed by mgr's cache.
+	Book *index.Book
 	// Instance, when set, is appended to each controller's name (apikey-x),
 	// so that several managers run in one process and their metrics stay
 	// apart.
@@ -92,18 +97,24 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Grants == nil {
 		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
+	if o.Book == nil {
+		o.Book = index.NewBook()
+		if err := o.Book.Register(context.Background(), mgr.GetCache()); err != nil {
+			return err
+		}
+	}
 	recorder := mgr.GetEventRecorder(FieldManager)
 	locks := newKeyedMutex()
 	if err := (&APIKeyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
 		Clock: o.Clock, Namespace: o.Namespace, PromoteAfter: o.PromoteAfter, locks: locks, reserved: newReservations(),
-		grants: o.Grants,
+		grants: o.Grants, book: o.Book,
 	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}
 	if err := (&ApplicationReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: recorder,
-		Clock: o.Clock, locks: locks,
+		Clock: o.Clock, locks: locks, book: o.Book,
 	}).SetupWithManager(mgr, o); err != nil {
 		return err
 	}

@@ -53,6 +53,8 @@ type APIKeyValidator struct {
 	// MinRotationEvery is the shortest spec.rotation.every allowed;
 	// DefaultMinRotationEvery when zero.
 	MinRotationEvery time.Duration
+	// Book holds each application's keys, as the cache shows them.
+	Book *index.Book
 }
 
 // DefaultMinRotationEvery is the shortest spec.rotation.every allowed
@@ -110,11 +112,7 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 	if in.group == nil {
 		val.warn(WarnKeyGroupOfKeyNotFound, in.app.Spec.KeyGroup, in.app.Name)
 	} else if rules.KeyOccupiesSlot(k, in.group, in.now) {
-		n, err := v.countKeys(ctx, k, in)
-		if err != nil {
-			return nil, internalError(err)
-		}
-		val.errs = append(val.errs, keyLimit(in.app, in.group, n)...)
+		val.errs = append(val.errs, keyLimit(in.app, in.group, v.countKeys(k, in))...)
 	}
 	if in.user != nil && v.Grants != nil {
 		errs, err := checkGrants(ctx, v.Grants, k, in)
@@ -375,20 +373,24 @@ func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n i
 			"revoke or delete one of its keys, or raise spec.limits.maxKeysPerApplication of the group", app.Name, n, limit, g.Name))}
 }
 
-// countKeys counts, from the cache, the keys of k's application other than
-// k that hold or are about to hold a slot.
-func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
-	var list keywardv1alpha1.APIKeyList
-	if err := v.cache.List(ctx, &list, client.InNamespace(k.Namespace), client.MatchingFields{index.APIKeyApplication: in.app.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return 0, fmt.Errorf("listing the APIKeys of Application %s/%s: %w", k.Namespace, in.app.Name, err)
-	}
+// countKeys counts, from the cache's book, the keys of k's application
+// other than k that hold or are about to hold a slot. An application with
+// fewer keys in all than its limit is under it whatever they are: then the
+// count is their number, and they are not looked at one by one.
+func (v *APIKeyValidator) countKeys(k *keywardv1alpha1.APIKey, in keyContext) int {
 	n := 0
-	for i := range list.Items {
-		if o := &list.Items[i]; o.Name != k.Name && rules.KeyOccupiesSlot(o, in.group, in.now) {
-			n++
+	v.Book.Read(k.Namespace, in.app.Name, func(sib index.Siblings) {
+		if len(sib.Keys) < in.group.MaxKeysPerApplication() {
+			n = len(sib.Keys)
+			return
 		}
-	}
-	return n, nil
+		for _, o := range sib.Keys {
+			if o.Name != k.Name && rules.KeyOccupiesSlot(o, in.group, in.now) {
+				n++
+			}
+		}
+	})
+	return n
 }
 
 // scopesEqual compares scopes as the set they are (listType=set).

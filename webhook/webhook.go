@@ -50,6 +50,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
+	"github.com/keyward/keyward/internal/index"
 )
 
 // Webhook configurations: one validating webhook per kind (each also on
@@ -83,6 +84,10 @@ type Options struct {
 	// with the controller, so that their identical reviews are sent once.
 	// Default: a Reviewer of its own over the manager's client.
 	Grants *grants.Reviewer
+	// Book holds each application's keys, for the limit; the manager
+	// shares it with the controller. Default: a book of its own, fed by
+	// mgr's cache.
+	Book *index.Book
 }
 
 // Setup registers the validating and mutating webhooks with mgr's webhook
@@ -96,6 +101,12 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if o.Grants == nil {
 		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
+	if o.Book == nil {
+		o.Book = index.NewBook()
+		if err := o.Book.Register(context.Background(), mgr.GetCache()); err != nil {
+			return err
+		}
+	}
 	l := lookup{cache: mgr.GetClient(), live: mgr.GetAPIReader()}
 	errs := []error{
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.KeyGroup{}).
@@ -106,7 +117,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.Application]{}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).
-			WithValidator(&APIKeyValidator{lookup: l, Grants: o.Grants, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
+			WithValidator(&APIKeyValidator{lookup: l, Grants: o.Grants, Book: o.Book, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
 			WithDefaulter(&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l}).
 			Complete(),
 	}

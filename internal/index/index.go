@@ -66,14 +66,14 @@ func Register(ctx context.Context, indexer client.FieldIndexer) error {
 		}},
 		{&corev1.Secret{}, HashedSecretApplication, func(o client.Object) []string {
 			l := o.GetLabels()
-			if l[record.LabelHashedKey] != "true" {
+			if !record.IsHashed(l) {
 				return nil
 			}
 			return []string{l[record.LabelNamespace] + "/" + l[record.LabelApplication]}
 		}},
 		{&corev1.Secret{}, HashedSecretAPIKey, func(o client.Object) []string {
 			l := o.GetLabels()
-			if l[record.LabelHashedKey] != "true" {
+			if !record.IsHashed(l) {
 				return nil
 			}
 			return []string{l[record.LabelNamespace] + "/" + l[record.LabelAPIKey]}

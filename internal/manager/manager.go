@@ -242,9 +242,13 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	// is checked at admission and again before minting, and in a burst
 	// of keys those reviews are the same question.
 	reviewer := grants.NewReviewer(mgr.GetClient())
+	book := index.NewBook()
+	if err := book.Register(ctx, mgr.GetCache()); err != nil {
+		return nil, err
+	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		Namespace: o.Namespace, VerifierURL: o.VerifierURL, Clock: o.Clock, Instance: o.Instance,
-		PromoteAfter: o.PromoteAfter, MaxConcurrentReconciles: o.MaxConcurrentReconciles, Grants: reviewer,
+		PromoteAfter: o.PromoteAfter, MaxConcurrentReconciles: o.MaxConcurrentReconciles, Grants: reviewer, Book: book,
 	}); err != nil {
 		return nil, err
 	}
@@ -255,7 +259,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 		return nil, err
 	}
 	if o.Webhooks != nil {
-		if err := addWebhooks(ctx, mgr, webhook.Options{Clock: o.Clock, MinRotationEvery: o.MinRotationEvery, Grants: reviewer}, certs); err != nil {
+		if err := addWebhooks(ctx, mgr, webhook.Options{Clock: o.Clock, MinRotationEvery: o.MinRotationEvery, Grants: reviewer, Book: book}, certs); err != nil {
 			return nil, err
 		}
 	}

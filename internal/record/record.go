@@ -163,6 +163,9 @@ func (s State) valid() bool {
 	return false
 }
 
+// IsHashed reports whether labels are those of a hashed Secret.
+func IsHashed(labels map[string]string) bool { return labels[LabelHashedKey] == "true" }
+
 // SecretName is the name of the hashed Secret of the APIKey with this UID.
 // The UID makes it unique across namespaces and across an APIKey deleted and
 // created again under the same name.
