@@ -159,7 +159,7 @@ func TestCountSlotsBookedAgreesWithCountSlots(t *testing.T) {
 		}}}
 	}
 	for round := range 300 {
-		book := index.NewBook()
+		book := index.NewBook("keyward-system")
 		keys := map[types.UID]*keywardv1alpha1.APIKey{}
 		secrets := map[types.UID]*corev1.Secret{}
 		n := rng.IntN(40)

@@ -98,7 +98,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
 	if o.Book == nil {
-		o.Book = index.NewBook()
+		o.Book = index.NewBook(o.Namespace)
 		if err := o.Book.Register(context.Background(), mgr.GetCache()); err != nil {
 			return err
 		}

@@ -85,8 +85,8 @@ type Options struct {
 	// Default: a Reviewer of its own over the manager's client.
 	Grants *grants.Reviewer
 	// Book holds each application's keys, for the limit; the manager
-	// shares it with the controller. Default: a book of its own, fed by
-	// mgr's cache.
+	// shares it with the controller. Default: a book of its own, of keys
+	// only, fed by mgr's cache.
 	Book *index.Book
 }
 
@@ -102,7 +102,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
 	if o.Book == nil {
-		o.Book = index.NewBook()
+		o.Book = index.NewBook("")
 		if err := o.Book.Register(context.Background(), mgr.GetCache()); err != nil {
 			return err
 		}

@@ -49,8 +49,11 @@ import (
 // their order: once it holds an APIKey, it holds every APIKey of that
 // namespace created before it (WaitForKey).
 type Book struct {
-	mu   sync.RWMutex
-	apps map[string]*appBook
+	// namespace is the operator's: hashed Secrets anywhere else are not
+	// keyward's, whatever their labels say.
+	namespace string
+	mu        sync.RWMutex
+	apps      map[string]*appBook
 	// added is closed, and replaced, whenever a key is added.
 	added chan struct{}
 }
@@ -117,9 +120,11 @@ func (s Siblings) AscendExpiring(f func(*keywardv1alpha1.APIKey) bool) {
 	}
 }
 
-// NewBook returns an empty book; Register feeds it.
-func NewBook() *Book {
-	return &Book{apps: map[string]*appBook{}, added: make(chan struct{})}
+// NewBook returns an empty book that takes hashed Secrets from the
+// operator's namespace only; Register feeds it. With namespace "", it
+// takes none, and holds keys only.
+func NewBook(namespace string) *Book {
+	return &Book{namespace: namespace, apps: map[string]*appBook{}, added: make(chan struct{})}
 }
 
 // olderKey orders keys as rules.KeyCreatedBefore does, then by UID.
@@ -342,11 +347,12 @@ func activeOrDisabled(k *keywardv1alpha1.APIKey) bool {
 	return k.Status.Phase == keywardv1alpha1.APIKeyActive || k.Status.Phase == keywardv1alpha1.APIKeyDisabled
 }
 
-// hashedOf is the Application and key UID of a hashed Secret, from its
-// labels as the HashedSecretApplication index reads them.
-func hashedOf(obj any) (app string, uid types.UID, state record.State, ok bool) {
+// hashedOf is the Application and key UID of a hashed Secret in the
+// operator's namespace, from its labels as the HashedSecretApplication
+// index reads them.
+func (b *Book) hashedOf(obj any) (app string, uid types.UID, state record.State, ok bool) {
 	s, isSecret := obj.(*corev1.Secret)
-	if !isSecret {
+	if !isSecret || b.namespace == "" || s.Namespace != b.namespace {
 		return "", "", "", false
 	}
 	l := s.Labels
@@ -357,7 +363,7 @@ func hashedOf(obj any) (app string, uid types.UID, state record.State, ok bool) 
 }
 
 func (b *Book) putHashed(obj any) {
-	name, uid, state, ok := hashedOf(obj)
+	name, uid, state, ok := b.hashedOf(obj)
 	if !ok {
 		return
 	}
@@ -373,7 +379,7 @@ func (b *Book) putHashed(obj any) {
 }
 
 func (b *Book) deleteHashed(obj any) {
-	name, uid, _, ok := hashedOf(obj)
+	name, uid, _, ok := b.hashedOf(obj)
 	if !ok {
 		return
 	}

@@ -64,7 +64,7 @@ func read(b *Book, ns string) (keys map[types.UID]string, hashed map[types.UID]r
 }
 
 func TestBookFollowsTheCache(t *testing.T) {
-	b := NewBook()
+	b := NewBook("keyward-system")
 	feedKey, feedSecret := b.update, b.update
 
 	a1, a2 := bookKey("ns", "a1", "acme", "u1"), bookKey("ns", "a2", "acme", "u2")
@@ -75,6 +75,9 @@ func TestBookFollowsTheCache(t *testing.T) {
 	feedSecret(nil, hashedSecret("u1", record.StateActive, true))
 	feedSecret(nil, hashedSecret("u9", record.StateActive, false))  // not a hashed Secret
 	feedSecret(nil, hashedSecret("u8", record.StateDisabled, true)) // minted, its APIKey not seen yet
+	forged := hashedSecret("u2", record.StateActive, true)          // a tenant's Secret, labelled as keyward's
+	forged.Namespace = "ns"
+	feedSecret(nil, forged)
 
 	keys, hashed := read(b, "ns")
 	if want := map[types.UID]string{"u1": "a1", "u2": "a2"}; !maps.Equal(keys, want) {
@@ -132,7 +135,7 @@ func TestBookFollowsTheCache(t *testing.T) {
 }
 
 func TestBookWaitForKey(t *testing.T) {
-	b := NewBook()
+	b := NewBook("keyward-system")
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() { done <- b.WaitForKey(ctx, "ns", "acme", "u2", time.Minute) }()

@@ -242,7 +242,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	// is checked at admission and again before minting, and in a burst
 	// of keys those reviews are the same question.
 	reviewer := grants.NewReviewer(mgr.GetClient())
-	book := index.NewBook()
+	book := index.NewBook(o.Namespace)
 	if err := book.Register(ctx, mgr.GetCache()); err != nil {
 		return nil, err
 	}
