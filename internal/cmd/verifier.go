@@ -17,6 +17,7 @@ limitations under the License.
 package cmd
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -49,6 +50,10 @@ func Verifier(args []string) int {
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "", "Also serve /metrics on this address. Default: only on the probe address.")
 	fs.StringVar(&trusted, "trusted-proxies", "", "Comma-separated CIDRs of the proxies whose X-Real-IP and X-Forwarded-For are believed, such as the ingress controller's pod network.")
 	fs.Func("key-groups", "Comma-separated KeyGroups (<namespace>/<name>) whose keys this verifier holds, selected at the API server: one shard of several verifier Deployments. Default: every group's.", func(v string) error {
+		// Given twice, one list would silently replace the other.
+		if o.KeyGroups != nil {
+			return errors.New("given more than once: list every KeyGroup of this verifier in one --key-groups, comma-separated")
+		}
 		o.KeyGroups = strings.Split(v, ",")
 		return nil
 	})

@@ -559,3 +559,73 @@ func checkScheduling(t *testing.T, objs []*unstructured.Unstructured) {
 		t.Error("the verifier spreads with verifier.topologySpread=false")
 	}
 }
+
+// shardValues are the chart README's sharding example: the release's
+// verifier holds one group's keys, two shards hold others', one with
+// replicas of its own; with the NetworkPolicy and monitoring, which must
+// cover every shard.
+func shardValues() map[string]any {
+	return map[string]any{
+		"verifier": map[string]any{
+			"keyGroups": []string{"shop/orders"}, "trustedProxies": []string{"10.0.0.0/8"},
+			"shards": []any{
+				map[string]any{"name": "billing", "keyGroups": []string{"billing/invoices"}},
+				map[string]any{"name": "iot", "keyGroups": []string{"iot/devices", "iot/gateways"}, "replicas": 3},
+			},
+		},
+		"networkPolicy": map[string]any{"enabled": true},
+		"monitoring":    map[string]any{"serviceMonitor": map[string]any{"enabled": true}},
+	}
+}
+
+// checkShards: each shard is a Deployment holding its groups' keys (one
+// --key-groups), with the verifier's other settings and ServiceAccount, a
+// Service, a PodDisruptionBudget, a NetworkPolicy and a ServiceMonitor of
+// its own; the KeyGroups' verify URL stays the release's Service.
+func checkShards(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
+	main := args(t, objs, "keyward-verifier")
+	for name, want := range map[string]struct {
+		groups   string
+		replicas int64
+	}{
+		"keyward-verifier":         {"shop/orders", 2},
+		"keyward-verifier-billing": {"billing/invoices", 2},
+		"keyward-verifier-iot":     {"iot/devices,iot/gateways", 3},
+	} {
+		a := args(t, objs, name)
+		var groups []string
+		for _, arg := range a {
+			if g, ok := strings.CutPrefix(arg, "--key-groups="); ok {
+				groups = append(groups, g)
+			}
+		}
+		if !slices.Equal(groups, []string{want.groups}) {
+			t.Errorf("Deployment %s: --key-groups %v, want once %s", name, groups, want.groups)
+		}
+		other := func(args []string) []string {
+			return slices.DeleteFunc(slices.Clone(args), func(a string) bool { return strings.HasPrefix(a, "--key-groups=") })
+		}
+		if !slices.Equal(other(a), other(main)) {
+			t.Errorf("Deployment %s: arguments %v, want the verifier's %v but for --key-groups", name, a, main)
+		}
+		d := find(objs, "Deployment", name)
+		if got, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); got != want.replicas {
+			t.Errorf("Deployment %s: %d replicas, want %d", name, got, want.replicas)
+		}
+		if sa, _, _ := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName"); sa != "keyward-verifier" {
+			t.Errorf("Deployment %s runs as %q, want the verifier's ServiceAccount", name, sa)
+		}
+		for _, kind := range []string{"Service", "PodDisruptionBudget", "NetworkPolicy"} {
+			if find(objs, kind, name) == nil {
+				t.Errorf("no %s %s", kind, name)
+			}
+		}
+	}
+	wantCount("Deployment", 4)(t, objs)
+	wantCount("ServiceMonitor", 4)(t, objs)
+	wantCount("ServiceAccount", 2)(t, objs)
+	if got := flag(args(t, objs, "keyward-manager"), "--verifier-url", ""); got != "" {
+		t.Errorf("the manager is given --verifier-url=%s; the KeyGroups' verify URL is the release's verifier Service", got)
+	}
+}

@@ -81,6 +81,7 @@ func variants() []variant {
 			check:  wantCount("Namespace", 1)},
 		{name: "image, scheduling and extra arguments", release: "keyward", namespace: "keyward-system",
 			values: schedulingValues(), check: checkScheduling},
+		{name: "verifier shards", release: "keyward", namespace: "keyward-system", values: shardValues(), check: checkShards},
 	}
 }
 
@@ -118,6 +119,48 @@ func TestSchemaRefuses(t *testing.T) {
 			cmd := []string{"template", "keyward", chartDir(), "-f", valuesFile(t, values)}
 			if err := runErr(t, cmd...); err == nil || !strings.Contains(err.Error(), "values don't meet the specifications of the schema") {
 				t.Errorf("helm template with %v: %v, want a schema error", values, err)
+			}
+		})
+	}
+}
+
+// TestShardsRefused: shard values that would make two settings disagree,
+// or a name Kubernetes refuses, fail helm template with an error that
+// names the value and says what to do.
+func TestShardsRefused(t *testing.T) {
+	shard := func(name string, groups ...string) map[string]any {
+		return map[string]any{"name": name, "keyGroups": groups}
+	}
+	for name, tt := range map[string]struct {
+		values map[string]any
+		want   string
+	}{
+		"--key-groups in extraArgs beside shards": {
+			map[string]any{"verifier": map[string]any{"extraArgs": []string{"--key-groups=a/b"}, "shards": []any{shard("billing", "billing/invoices")}}},
+			"verifier.extraArgs holds --key-groups while verifier.keyGroups or verifier.shards is set"},
+		"--key-groups in extraArgs beside keyGroups": {
+			map[string]any{"verifier": map[string]any{"extraArgs": []string{"--key-groups=a/b"}, "keyGroups": []string{"a/b"}}},
+			"take --key-groups out of verifier.extraArgs"},
+		"two shards of one name": {
+			map[string]any{"verifier": map[string]any{"shards": []any{shard("billing", "billing/invoices"), shard("billing", "billing/refunds")}}},
+			`verifier.shards[1].name "billing" is taken by another shard`},
+		"a name too long for a Service": {
+			map[string]any{"fullnameOverride": strings.Repeat("k", 40), "verifier": map[string]any{"shards": []any{shard(strings.Repeat("s", 10), "a/b")}}},
+			"longer than 63 characters: use a shorter shard name, or fullnameOverride"},
+		"a shard without KeyGroups": {
+			map[string]any{"verifier": map[string]any{"shards": []any{shard("billing")}}},
+			"values don't meet the specifications of the schema"},
+		"a shard name that is not a DNS label": {
+			map[string]any{"verifier": map[string]any{"shards": []any{shard("Billing_EU", "billing/invoices")}}},
+			"values don't meet the specifications of the schema"},
+		"a KeyGroup that is not <namespace>/<name>": {
+			map[string]any{"verifier": map[string]any{"shards": []any{shard("billing", "invoices")}}},
+			"values don't meet the specifications of the schema"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := runErr(t, "template", "keyward", chartDir(), "-f", valuesFile(t, tt.values))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("helm template with %v: %v, want an error with %q", tt.values, err, tt.want)
 			}
 		})
 	}

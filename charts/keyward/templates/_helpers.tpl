@@ -30,6 +30,39 @@ flag for each one that differs.
 {{- define "keyward.validatingName" -}}{{ include "keyward.fullname" . }}-validating-webhook-configuration{{- end }}
 {{- define "keyward.mutatingName" -}}{{ include "keyward.fullname" . }}-mutating-webhook-configuration{{- end }}
 
+{{/*
+The verifier Deployments: the release's own ("verifier", every KeyGroup's
+keys, or verifier.keyGroups') and one per verifier.shards entry
+("verifier-<name>", its keyGroups' keys), as JSON {"items": [...]} of
+{name, component, replicas, keyGroups}. Refuses what would make two
+sources of one setting disagree or a name Kubernetes refuses.
+*/}}
+{{- define "keyward.verifiers" -}}
+{{- $v := .Values.verifier }}
+{{- $name := include "keyward.verifierName" . }}
+{{- range $v.extraArgs }}
+{{- if and (hasPrefix "--key-groups" (toString .)) (or $v.keyGroups $v.shards) }}
+{{- fail "verifier.extraArgs holds --key-groups while verifier.keyGroups or verifier.shards is set: list the release's verifier's KeyGroups in verifier.keyGroups, and take --key-groups out of verifier.extraArgs (every shard gets them too)" }}
+{{- end }}
+{{- end }}
+{{- $items := list (dict "name" $name "component" "verifier" "replicas" $v.replicas "keyGroups" ($v.keyGroups | default list)) }}
+{{- $seen := dict }}
+{{- range $i, $s := $v.shards }}
+{{- if hasKey $seen $s.name }}
+{{- fail (printf "verifier.shards[%d].name %q is taken by another shard: give each shard a name of its own" $i $s.name) }}
+{{- end }}
+{{- $_ := set $seen $s.name true }}
+{{- $shard := printf "%s-%s" $name $s.name }}
+{{- if gt (len (printf "%s-metrics" $shard)) 63 }}
+{{- fail (printf "verifier.shards[%d].name %q makes the Service name %s-metrics longer than 63 characters: use a shorter shard name, or fullnameOverride" $i $s.name $shard) }}
+{{- end }}
+{{- $replicas := $v.replicas }}
+{{- if hasKey $s "replicas" }}{{ $replicas = $s.replicas }}{{ end }}
+{{- $items = append $items (dict "name" $shard "component" (printf "verifier-%s" $s.name) "replicas" $replicas "keyGroups" $s.keyGroups) }}
+{{- end }}
+{{- toJson (dict "items" $items) }}
+{{- end }}
+
 {{/* The verifier's base URL, as KeyGroup status reports it. */}}
 {{- define "keyward.verifierURL" -}}
 http://{{ include "keyward.verifierName" . }}.{{ .Release.Namespace }}.svc
