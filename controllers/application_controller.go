@@ -115,7 +115,10 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	activeKeys := r.countKeys(app)
+	activeKeys, err := r.countKeys(ctx, app)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 
 	app.Status.Phase = phase
 	app.Status.ActiveKeys = activeKeys
@@ -264,10 +267,13 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 }
 
 // countKeys counts the application's keys that count against its limit.
-func (r *ApplicationReconciler) countKeys(app *keywardv1alpha1.Application) int32 {
+func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
+	if err := r.book.WaitForSynced(ctx, bookWait); err != nil {
+		return 0, err
+	}
 	var n int
 	r.book.Read(app.Namespace, app.Name, func(sib index.Siblings) { n = sib.ActiveOrDisabled })
-	return int32(min(n, math.MaxInt32)) // #nosec G115 -- bounded
+	return int32(min(n, math.MaxInt32)), nil // #nosec G115 -- bounded
 }
 
 // apiKeyPhaseChanged lets through the key events that can change a count:

@@ -112,7 +112,11 @@ func (v *APIKeyValidator) ValidateCreate(ctx context.Context, k *keywardv1alpha1
 	if in.group == nil {
 		val.warn(WarnKeyGroupOfKeyNotFound, in.app.Spec.KeyGroup, in.app.Name)
 	} else if rules.KeyOccupiesSlot(k, in.group, in.now) {
-		val.errs = append(val.errs, keyLimit(in.app, in.group, v.countKeys(k, in))...)
+		n, err := v.countKeys(ctx, k, in)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		val.errs = append(val.errs, keyLimit(in.app, in.group, n)...)
 	}
 	if in.user != nil && v.Grants != nil {
 		errs, err := checkGrants(ctx, v.Grants, k, in)
@@ -376,8 +380,12 @@ func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n i
 // countKeys counts, from the cache's book, the keys of k's application
 // other than k that hold or are about to hold a slot. An application with
 // fewer keys in all than its limit is under it whatever they are: then the
-// count is their number, and they are not looked at one by one.
-func (v *APIKeyValidator) countKeys(k *keywardv1alpha1.APIKey, in keyContext) int {
+// count is their number, and they are not looked at one by one. A manager
+// just started waits for its book to take in the cache's first lists.
+func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
+	if err := v.Book.WaitForSynced(ctx, bookWait); err != nil {
+		return 0, err
+	}
 	n := 0
 	v.Book.Read(k.Namespace, in.app.Name, func(sib index.Siblings) {
 		if len(sib.Keys) < in.group.MaxKeysPerApplication() {
@@ -390,8 +398,12 @@ func (v *APIKeyValidator) countKeys(k *keywardv1alpha1.APIKey, in keyContext) in
 			}
 		}
 	})
-	return n
+	return n, nil
 }
+
+// bookWait is how long admission waits for a manager just started to have
+// its book of keys.
+const bookWait = 10 * time.Second
 
 // scopesEqual compares scopes as the set they are (listType=set).
 func scopesEqual(a, b []keywardv1alpha1.ScopeName) bool {

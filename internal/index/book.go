@@ -45,9 +45,12 @@ import (
 // not minted yet, by age; those minted that have stopped or may stop
 // counting), so that a decision looks at those few, not at every key.
 //
-// The book follows the cache a moment behind it, each informer's events in
-// their order: once it holds an APIKey, it holds every APIKey of that
-// namespace created before it (WaitForKey).
+// The book follows the cache a moment behind it. It is synced once its
+// handlers have taken in what the informers listed first (in no order);
+// from then on they deliver each informer's events in order, so once it
+// holds an APIKey, it holds every APIKey of that namespace created before
+// it (WaitForKey). Until it is synced it may lack any key or hashed
+// Secret: whoever counts from it waits for that first (WaitForSynced).
 type Book struct {
 	// namespace is the operator's: hashed Secrets anywhere else are not
 	// keyward's, whatever their labels say.
@@ -56,6 +59,9 @@ type Book struct {
 	apps      map[string]*appBook
 	// added is closed, and replaced, whenever a key is added.
 	added chan struct{}
+	// regs are the book's handlers on the informers (Register): the book
+	// is synced once each has taken in what its informer listed first.
+	regs []interface{ HasSynced() bool }
 }
 
 // appBook is what the book holds of one Application.
@@ -202,8 +208,53 @@ func (b *Book) Register(ctx context.Context, c cache.Cache) error {
 		if err != nil {
 			return fmt.Errorf("the book's informer for %T: %w", obj, err)
 		}
-		if _, err := inf.AddEventHandler(b); err != nil {
+		reg, err := inf.AddEventHandler(b)
+		if err != nil {
 			return fmt.Errorf("the book's handler for %T: %w", obj, err)
+		}
+		b.mu.Lock()
+		b.regs = append(b.regs, reg)
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// Synced reports whether the book holds everything its informers listed
+// first. A book fed by hand (no Register) is always synced.
+func (b *Book) Synced() bool {
+	b.mu.RLock()
+	regs := b.regs
+	b.mu.RUnlock()
+	for _, r := range regs {
+		if !r.HasSynced() {
+			return false
+		}
+	}
+	return true
+}
+
+// syncPoll is how often WaitForSynced looks; only a manager starting
+// waits at all.
+const syncPoll = 20 * time.Millisecond
+
+// WaitForSynced waits until the book is synced, for at most timeout: a
+// count from a book that has not taken in the informers' first lists could
+// be too low, and let a key past its limit.
+func (b *Book) WaitForSynced(ctx context.Context, timeout time.Duration) error {
+	if b.Synced() {
+		return nil
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	tick := time.NewTicker(syncPoll)
+	defer tick.Stop()
+	for !b.Synced() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("the manager's book of APIKeys and hashed Secrets has not taken in its informers' first lists after %s", timeout)
 		}
 	}
 	return nil
@@ -259,12 +310,16 @@ func (b *Book) Read(namespace, name string, f func(Siblings)) {
 	f(Siblings{Keys: a.keys, Hashed: a.hashed, ActiveOrDisabled: a.activeOrDisabled, Occupying: a.occupying, Stopping: a.stopping, app: a})
 }
 
-// WaitForKey waits until the book holds the APIKey of the Application
-// with that UID, for at most timeout. A key read from the cache is in the
-// book a moment later; then so is every key created before it.
+// WaitForKey waits until the book is synced and holds the APIKey of the
+// Application with that UID, for at most timeout in all. A key read from
+// the cache is in the book a moment later; then so is every key created
+// before it.
 func (b *Book) WaitForKey(ctx context.Context, namespace, app string, uid types.UID, timeout time.Duration) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
+	if err := b.WaitForSynced(ctx, timeout); err != nil {
+		return err
+	}
 	for {
 		b.mu.RLock()
 		var ok bool
@@ -356,7 +411,10 @@ func (b *Book) hashedOf(obj any) (app string, uid types.UID, state record.State,
 		return "", "", "", false
 	}
 	l := s.Labels
-	if !record.IsHashed(l) || l[record.LabelAPIKeyUID] == "" {
+	// One Secret per key, named after it: another one carrying the same
+	// key's labels would overwrite its state, and take it away when
+	// deleted.
+	if !record.IsHashed(l) || l[record.LabelAPIKeyUID] == "" || s.Name != record.SecretName(l[record.LabelAPIKeyUID]) {
 		return "", "", "", false
 	}
 	return ApplicationKey(l[record.LabelNamespace], l[record.LabelApplication]), types.UID(l[record.LabelAPIKeyUID]), record.State(l[record.LabelState]), true

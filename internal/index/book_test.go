@@ -78,6 +78,9 @@ func TestBookFollowsTheCache(t *testing.T) {
 	forged := hashedSecret("u2", record.StateActive, true)          // a tenant's Secret, labelled as keyward's
 	forged.Namespace = "ns"
 	feedSecret(nil, forged)
+	stray := hashedSecret("u1", record.StateRevoked, true) // another Secret carrying u1's labels
+	stray.Name = "apikey-u1-copy"
+	feedSecret(nil, stray)
 
 	keys, hashed := read(b, "ns")
 	if want := map[types.UID]string{"u1": "a1", "u2": "a2"}; !maps.Equal(keys, want) {
@@ -166,4 +169,62 @@ func TestBookWaitForKey(t *testing.T) {
 	if err := b.WaitForKey(cancelled, "ns", "acme", "u3", time.Minute); err == nil {
 		t.Error("WaitForKey with an ended context returned no error")
 	}
+}
+
+// syncedAfter is a handler registration that reports synced once its
+// channel is closed.
+type syncedAfter chan struct{}
+
+func (c syncedAfter) HasSynced() bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestBookWaitsForItsFirstLists: until the book's handlers have taken in
+// what the informers listed first, a count from it could be too low (a
+// manager just started, its hashed Secrets still arriving), so whoever
+// counts waits, and the wait ends with an error rather than a count.
+func TestBookWaitsForItsFirstLists(t *testing.T) {
+	b := NewBook("keyward-system")
+	secrets := make(syncedAfter)
+	b.regs = []interface{ HasSynced() bool }{closedRegistration(), secrets}
+	b.OnAdd(bookKey("ns", "a1", "acme", "u1"), true)
+	ctx := context.Background()
+
+	if b.Synced() {
+		t.Fatal("Synced with the Secrets' first list not taken in")
+	}
+	err := b.WaitForKey(ctx, "ns", "acme", "u1", 30*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "first lists") {
+		t.Errorf("WaitForKey before the book is synced, for a key it holds = %v, want an error saying it has not synced", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.WaitForSynced(ctx, time.Minute) }()
+	select {
+	case err := <-done:
+		t.Fatalf("WaitForSynced returned %v before the Secrets were synced", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(secrets)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitForSynced = %v once synced", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("WaitForSynced did not return once synced")
+	}
+	if err := b.WaitForKey(ctx, "ns", "acme", "u1", time.Minute); err != nil {
+		t.Errorf("WaitForKey once synced = %v", err)
+	}
+}
+
+func closedRegistration() syncedAfter {
+	c := make(syncedAfter)
+	close(c)
+	return c
 }

@@ -22,7 +22,9 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -252,10 +254,7 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	}); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return nil, err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := addChecks(mgr, book); err != nil {
 		return nil, err
 	}
 	if o.Webhooks != nil {
@@ -268,6 +267,24 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 
 // addWebhooks registers the admission webhooks and, in self-managed mode,
 // the certificate keeper; /readyz waits for both.
+// addChecks adds the manager's health and readiness checks.
+func addChecks(mgr ctrl.Manager, book *index.Book) error {
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	// Not ready, so not sent admission reviews, before the book of keys
+	// that the limits are counted from holds what the cache listed.
+	return mgr.AddReadyzCheck("book", func(*http.Request) error {
+		if !book.Synced() {
+			return errors.New("the book of APIKeys and hashed Secrets has not taken in the cache's first lists")
+		}
+		return nil
+	})
+}
+
 func addWebhooks(ctx context.Context, mgr ctrl.Manager, o webhook.Options, certs *webhook.Certs) error {
 	if err := webhook.Setup(mgr, o); err != nil {
 		return err
