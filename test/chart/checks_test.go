@@ -571,6 +571,7 @@ func shardValues() map[string]any {
 			"shards": []any{
 				map[string]any{"name": "billing", "keyGroups": []string{"billing/invoices"}},
 				map[string]any{"name": "iot", "keyGroups": []string{"iot/devices", "iot/gateways"}, "replicas": 3},
+				map[string]any{"name": "edge", "keyGroups": []string{"edge/sensors"}, "replicas": 1},
 			},
 		},
 		"networkPolicy": map[string]any{"enabled": true},
@@ -592,6 +593,7 @@ func checkShards(t *testing.T, objs []*unstructured.Unstructured) {
 		"keyward-verifier":         {"shop/orders", 2},
 		"keyward-verifier-billing": {"billing/invoices", 2},
 		"keyward-verifier-iot":     {"iot/devices,iot/gateways", 3},
+		"keyward-verifier-edge":    {"edge/sensors", 1},
 	} {
 		a := args(t, objs, name)
 		var groups []string
@@ -616,14 +618,18 @@ func checkShards(t *testing.T, objs []*unstructured.Unstructured) {
 		if sa, _, _ := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName"); sa != "keyward-verifier" {
 			t.Errorf("Deployment %s runs as %q, want the verifier's ServiceAccount", name, sa)
 		}
-		for _, kind := range []string{"Service", "PodDisruptionBudget", "NetworkPolicy"} {
+		for _, kind := range []string{"Service", "NetworkPolicy"} {
 			if find(objs, kind, name) == nil {
 				t.Errorf("no %s %s", kind, name)
 			}
 		}
+		// One replica under a PodDisruptionBudget would block every drain.
+		if pdb := find(objs, "PodDisruptionBudget", name) != nil; pdb != (want.replicas >= 2) {
+			t.Errorf("Deployment %s of %d replicas: PodDisruptionBudget rendered %v", name, want.replicas, pdb)
+		}
 	}
-	wantCount("Deployment", 4)(t, objs)
-	wantCount("ServiceMonitor", 4)(t, objs)
+	wantCount("Deployment", 5)(t, objs)
+	wantCount("ServiceMonitor", 5)(t, objs)
 	wantCount("ServiceAccount", 2)(t, objs)
 	if got := flag(args(t, objs, "keyward-manager"), "--verifier-url", ""); got != "" {
 		t.Errorf("the manager is given --verifier-url=%s; the KeyGroups' verify URL is the release's verifier Service", got)

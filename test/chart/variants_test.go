@@ -147,6 +147,9 @@ func TestShardsRefused(t *testing.T) {
 		"a name too long for a Service": {
 			map[string]any{"fullnameOverride": strings.Repeat("k", 40), "verifier": map[string]any{"shards": []any{shard(strings.Repeat("s", 10), "a/b")}}},
 			"longer than 63 characters: use a shorter shard name, or fullnameOverride"},
+		"a shard named like a metrics Service": {
+			map[string]any{"verifier": map[string]any{"shards": []any{shard("metrics", "a/b")}}},
+			`verifier.shards[0].name "metrics" would share its Service's name with a verifier's metrics Service`},
 		"a shard without KeyGroups": {
 			map[string]any{"verifier": map[string]any{"shards": []any{shard("billing")}}},
 			"values don't meet the specifications of the schema"},
