@@ -145,20 +145,9 @@ func TestBookWaitForKey(t *testing.T) {
 
 	// Another key arriving does not end the wait; this one does.
 	b.OnAdd(bookKey("ns", "a1", "acme", "u1"), false)
-	select {
-	case err := <-done:
-		t.Fatalf("WaitForKey returned %v before its key arrived", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, done, "WaitForKey, before its key arrived")
 	b.OnAdd(bookKey("ns", "a2", "acme", "u2"), false)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitForKey = %v once its key arrived", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("WaitForKey did not return once its key arrived")
-	}
+	returnsNil(t, done, "WaitForKey, once its key arrived")
 
 	err := b.WaitForKey(ctx, "ns", "acme", "u3", 10*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "u3") || !strings.Contains(err.Error(), "ns/acme") {
@@ -204,20 +193,9 @@ func TestBookWaitsForItsFirstLists(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.WaitForSynced(ctx, time.Minute) }()
-	select {
-	case err := <-done:
-		t.Fatalf("WaitForSynced returned %v before the Secrets were synced", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	stillWaiting(t, done, "WaitForSynced, before the Secrets were synced")
 	close(secrets)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("WaitForSynced = %v once synced", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("WaitForSynced did not return once synced")
-	}
+	returnsNil(t, done, "WaitForSynced, once synced")
 	if err := b.WaitForKey(ctx, "ns", "acme", "u1", time.Minute); err != nil {
 		t.Errorf("WaitForKey once synced = %v", err)
 	}
@@ -227,4 +205,27 @@ func closedRegistration() syncedAfter {
 	c := make(syncedAfter)
 	close(c)
 	return c
+}
+
+// stillWaiting fails if a wait reports on done within 50 ms.
+func stillWaiting(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("%s: returned %v", what, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// returnsNil fails unless a wait reports no error on done within a minute.
+func returnsNil(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s: did not return", what)
+	}
 }
