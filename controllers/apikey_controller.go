@@ -201,7 +201,7 @@ func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.AP
 	}
 	// A key deleted before the cache showed its hashed Secret would
 	// otherwise hold its reservation for as long as this manager runs.
-	r.reserved.remove(key.Namespace+"/"+string(key.Spec.Application), key.UID)
+	r.reserved.remove(index.ApplicationKey(key.Namespace, string(key.Spec.Application)), key.UID)
 	if !controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
 		return nil
 	}

@@ -240,7 +240,7 @@ func (r *APIKeyReconciler) issue(ctx context.Context, s *apiKeyScope) error {
 	if s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
 	}
-	app := s.key.Namespace + "/" + s.app.Name
+	app := index.ApplicationKey(s.key.Namespace, s.app.Name)
 	admitted, err := r.admit(ctx, s, app)
 	if err != nil || !admitted {
 		return err
@@ -355,7 +355,7 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 // costs no request to the API server unless it is near the limit.
 func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string) (bool, error) {
 	// Every key created before this one is in the book once this one is.
-	if err := r.book.WaitForKey(ctx, s.key.Namespace, s.app.Name, s.key.UID, bookWait); err != nil {
+	if err := r.book.WaitForKey(ctx, s.key.Namespace, s.app.Name, s.key.UID, index.SyncWait); err != nil {
 		return false, err
 	}
 	unlock := r.locks.Lock("application/" + app)
@@ -403,9 +403,6 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 func nearLimit(limit int) int {
 	return min(max(limit/10, 1), 10)
 }
-
-// bookWait is how long a decision waits for the book to show its key.
-const bookWait = 10 * time.Second
 
 // waitRequeue is how soon a key waiting for older keys looks again.
 const waitRequeue = time.Second

@@ -268,7 +268,7 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 
 // countKeys counts the application's keys that count against its limit.
 func (r *ApplicationReconciler) countKeys(ctx context.Context, app *keywardv1alpha1.Application) (int32, error) {
-	if err := r.book.WaitForSynced(ctx, bookWait); err != nil {
+	if err := r.book.WaitForSynced(ctx, index.SyncWait); err != nil {
 		return 0, err
 	}
 	var n int

@@ -98,8 +98,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 		o.Grants = grants.NewReviewer(mgr.GetClient())
 	}
 	if o.Book == nil {
-		o.Book = index.NewBook(o.Namespace)
-		if err := o.Book.Register(context.Background(), mgr.GetCache()); err != nil {
+		var err error
+		if o.Book, err = index.RegisterBook(context.Background(), mgr.GetCache(), o.Namespace); err != nil {
 			return err
 		}
 	}

@@ -383,7 +383,7 @@ func keyLimit(app *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup, n i
 // count is their number, and they are not looked at one by one. A manager
 // just started waits for its book to take in the cache's first lists.
 func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIKey, in keyContext) (int, error) {
-	if err := v.Book.WaitForSynced(ctx, bookWait); err != nil {
+	if err := v.Book.WaitForSynced(ctx, index.SyncWait); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -400,10 +400,6 @@ func (v *APIKeyValidator) countKeys(ctx context.Context, k *keywardv1alpha1.APIK
 	})
 	return n, nil
 }
-
-// bookWait is how long admission waits for a manager just started to have
-// its book of keys.
-const bookWait = 10 * time.Second
 
 // scopesEqual compares scopes as the set they are (listType=set).
 func scopesEqual(a, b []keywardv1alpha1.ScopeName) bool {

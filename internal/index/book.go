@@ -196,7 +196,18 @@ func (a *appBook) refresh(uid types.UID) {
 
 func (a *appBook) empty() bool { return len(a.keys) == 0 && len(a.hashed) == 0 }
 
-// ApplicationKey is how the book names an Application: <namespace>/<name>.
+// SyncWait is how long a count waits for a manager just started to have
+// its book (WaitForSynced, WaitForKey).
+const SyncWait = 10 * time.Second
+
+// RegisterBook returns a book fed by c's informers (NewBook, Register).
+func RegisterBook(ctx context.Context, c cache.Cache, namespace string) (*Book, error) {
+	b := NewBook(namespace)
+	return b, b.Register(ctx, c)
+}
+
+// ApplicationKey is how the book, and the controller's locks and
+// reservations, name an Application: <namespace>/<name>.
 func ApplicationKey(namespace, name string) string { return namespace + "/" + name }
 
 // Register feeds the book from c's APIKey and Secret informers. Call it
@@ -336,7 +347,7 @@ func (b *Book) WaitForKey(ctx context.Context, namespace, app string, uid types.
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			return fmt.Errorf("the manager's cache has not shown APIKey %s (uid %s) of Application %s/%s to its book after %s", namespace, uid, namespace, app, timeout)
+			return fmt.Errorf("the manager's cache has not shown the APIKey with uid %s of Application %s/%s to its book after %s", uid, namespace, app, timeout)
 		}
 	}
 }
@@ -403,8 +414,7 @@ func activeOrDisabled(k *keywardv1alpha1.APIKey) bool {
 }
 
 // hashedOf is the Application and key UID of a hashed Secret in the
-// operator's namespace, from its labels as the HashedSecretApplication
-// index reads them.
+// operator's namespace, from its labels.
 func (b *Book) hashedOf(obj any) (app string, uid types.UID, state record.State, ok bool) {
 	s, isSecret := obj.(*corev1.Secret)
 	if !isSecret || b.namespace == "" || s.Namespace != b.namespace {

@@ -39,9 +39,6 @@ const (
 	// ApplicationKeyGroup indexes Applications by spec.keyGroup, also a
 	// selectable field of the CRD.
 	ApplicationKeyGroup = "spec.keyGroup"
-	// HashedSecretApplication indexes hashed Secrets by the
-	// <namespace>/<name> of their key's Application.
-	HashedSecretApplication = "hashed.application" // #nosec G101 -- an index name, not a credential
 	// HashedSecretAPIKey indexes hashed Secrets by the <namespace>/<name>
 	// of their APIKey, to find those an APIKey left behind.
 	HashedSecretAPIKey = "hashed.apikey" // #nosec G101 -- an index name, not a credential
@@ -63,13 +60,6 @@ func Register(ctx context.Context, indexer client.FieldIndexer) error {
 		}},
 		{&keywardv1alpha1.Application{}, ApplicationKeyGroup, func(o client.Object) []string {
 			return []string{string(o.(*keywardv1alpha1.Application).Spec.KeyGroup)}
-		}},
-		{&corev1.Secret{}, HashedSecretApplication, func(o client.Object) []string {
-			l := o.GetLabels()
-			if !record.IsHashed(l) {
-				return nil
-			}
-			return []string{l[record.LabelNamespace] + "/" + l[record.LabelApplication]}
 		}},
 		{&corev1.Secret{}, HashedSecretAPIKey, func(o client.Object) []string {
 			l := o.GetLabels()

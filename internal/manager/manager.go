@@ -244,8 +244,8 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	// is checked at admission and again before minting, and in a burst
 	// of keys those reviews are the same question.
 	reviewer := grants.NewReviewer(mgr.GetClient())
-	book := index.NewBook(o.Namespace)
-	if err := book.Register(ctx, mgr.GetCache()); err != nil {
+	book, err := index.RegisterBook(ctx, mgr.GetCache(), o.Namespace)
+	if err != nil {
 		return nil, err
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
@@ -265,8 +265,6 @@ func New(ctx context.Context, cfg *rest.Config, o Options) (ctrl.Manager, error)
 	return mgr, nil
 }
 
-// addWebhooks registers the admission webhooks and, in self-managed mode,
-// the certificate keeper; /readyz waits for both.
 // addChecks adds the manager's health and readiness checks.
 func addChecks(mgr ctrl.Manager, book *index.Book) error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -285,6 +283,8 @@ func addChecks(mgr ctrl.Manager, book *index.Book) error {
 	})
 }
 
+// addWebhooks registers the admission webhooks and, in self-managed mode,
+// the certificate keeper; /readyz waits for both.
 func addWebhooks(ctx context.Context, mgr ctrl.Manager, o webhook.Options, certs *webhook.Certs) error {
 	if err := webhook.Setup(mgr, o); err != nil {
 		return err

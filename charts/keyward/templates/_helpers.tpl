@@ -68,8 +68,14 @@ sources of one setting disagree or a name Kubernetes refuses.
 
 {{/* The verifier's base URL, as KeyGroup status reports it. */}}
 {{- define "keyward.verifierURL" -}}
-http://{{ include "keyward.verifierName" . }}.{{ .Release.Namespace }}.svc
-{{- if ne (int .Values.verifier.service.httpPort) 80 }}:{{ .Values.verifier.service.httpPort }}{{ end }}
+{{ include "keyward.verifierServiceURL" (list . (include "keyward.verifierName" .)) }}
+{{- end }}
+
+{{/* The base URL of a verifier Service. Call with (list $ name). */}}
+{{- define "keyward.verifierServiceURL" -}}
+{{- $ := index . 0 -}}
+http://{{ index . 1 }}.{{ $.Release.Namespace }}.svc
+{{- if ne (int $.Values.verifier.service.httpPort) 80 }}:{{ $.Values.verifier.service.httpPort }}{{ end }}
 {{- end }}
 
 {{/*
