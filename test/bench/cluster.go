@@ -50,6 +50,9 @@ type cluster struct {
 	client     client.WithWatch
 	clientset  kubernetes.Interface // protobuf, for Secrets in bulk
 	kubeconfig string
+	// managerCfg is the manager's own connection (managerConfig), once
+	// made.
+	managerCfg *rest.Config
 }
 
 // startCluster starts the control plane with keyward's admission webhooks

@@ -74,9 +74,13 @@ type runningManager struct {
 // controllers wait for a lease that admissionOnly holds for someone else:
 // only its webhooks and caches run.
 func (b *bench) startManager(ctx context.Context, writes *writeCounter, leaderElection bool) (*runningManager, error) {
+	cfg, err := b.managerConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	wo := b.cluster.env.WebhookOptions()
-	mgr, err := manager.New(ctx, b.cluster.cfg, manager.Options{
+	mgr, err := manager.New(ctx, cfg, manager.Options{
 		Namespace: ctrlOps, WatchNamespaces: []string{ctrlOps, c1NS, c1SingleNS, c1AdmitNS, c3NS, benchTenant, e1NS},
 		LeaderElection: leaderElection, LeaseDuration: time.Hour, RenewDeadline: 50 * time.Minute, RetryPeriod: time.Minute,
 		MetricsAddr: "0", ProbeAddr: "0", NewClient: writes.newClient, Instance: testenv.NewInstance(),
