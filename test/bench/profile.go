@@ -282,9 +282,9 @@ func requestsPerKey(before, after map[string]float64, keys int) string {
 		}
 	}
 	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(b.n, a.n) })
-	parts := []string{fmt.Sprintf("%.2f in all; at least 0.05 per key:", total/float64(keys))}
+	parts := make([]string, 0, len(es))
 	for _, e := range es {
 		parts = append(parts, fmt.Sprintf("%s %.2f", e.what, e.n/float64(keys)))
 	}
-	return strings.Join(parts, ", ")
+	return fmt.Sprintf("%.2f in all; at least 0.05 per key: %s", total/float64(keys), strings.Join(parts, ", "))
 }
