@@ -18,6 +18,7 @@ package dev
 
 import (
 	"context"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -88,6 +89,12 @@ func children(t *testing.T) []string {
 func TestDev(t *testing.T) {
 	testenv.NeedControlPlane(t)
 	out := &testenv.SyncBuffer{}
+	// The HTTP servers' own error logs (a failed TLS handshake at the
+	// webhook server, for one) go to the standard logger, which keyward
+	// dev leaves on the terminal.
+	serverLog := &testenv.SyncBuffer{}
+	log.SetOutput(serverLog)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	envs := make(chan *Env, 1)
@@ -114,6 +121,14 @@ func TestDev(t *testing.T) {
 	if strings.Index(printed, "kubeconfig written") > strings.Index(printed, ReadyLine) {
 		t.Errorf("the kubeconfig must be written before the ready line")
 	}
+
+	t.Run("starting logs no failed TLS handshake", func(t *testing.T) {
+		// Polling /readyz must not dial the webhook server before it has a
+		// certificate: each try failed a handshake and printed a line.
+		if n := strings.Count(serverLog.String(), "TLS handshake error"); n > 0 {
+			t.Errorf("%d failed TLS handshakes logged while starting:\n%s", n, serverLog)
+		}
+	})
 
 	t.Run("the printed curls answer as printed", func(t *testing.T) {
 		curls := parseCurls(t, printed)

@@ -289,16 +289,27 @@ func addWebhooks(ctx context.Context, mgr ctrl.Manager, o webhook.Options, certs
 	if err := webhook.Setup(mgr, o); err != nil {
 		return err
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return err
-	}
+	started := mgr.GetWebhookServer().StartedChecker()
 	if certs == nil {
-		return nil
+		return mgr.AddReadyzCheck("webhook", started)
 	}
 	if err := certs.Setup(ctx, mgr); err != nil {
 		return err
 	}
-	return mgr.AddReadyzCheck("webhook-certs", certs.ReadyCheck)
+	if err := mgr.AddReadyzCheck("webhook-certs", certs.ReadyCheck); err != nil {
+		return err
+	}
+	// The started check dials the server over TLS. Before the certificate is
+	// in place that handshake can only fail, and the server logs each
+	// failure: a probe every 50 ms (keyward dev's) printed a screenful of
+	// "TLS handshake error" lines at every start. webhook-certs already
+	// says what is missing.
+	return mgr.AddReadyzCheck("webhook", func(req *http.Request) error {
+		if certs.ReadyCheck(req) != nil {
+			return errors.New("waiting for the serving certificate before dialing the webhook server")
+		}
+		return started(req)
+	})
 }
 
 func nonZero(d time.Duration) *time.Duration {
