@@ -38,6 +38,12 @@ import (
 // as the shipped install names it.
 const managerAccount = "keyward-manager"
 
+// The kinds of the manager's roles.
+const (
+	kindClusterRole = "ClusterRole"
+	kindRole        = "Role"
+)
+
 // managerConfig is the manager's connection as in a cluster: a token of
 // the ServiceAccount keyward-manager in the operator namespace, from the
 // TokenRequest API, authorised by the roles shipped for it
@@ -65,17 +71,17 @@ func (b *bench) managerConfig(ctx context.Context) (*rest.Config, error) {
 	objs := []client.Object{&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ctrlOps, Name: managerAccount}}}
 	for _, r := range roles {
 		switch r.GetKind() {
-		case "ClusterRole":
+		case kindClusterRole:
 			objs = append(objs, r, &rbacv1.ClusterRoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: r.GetName()},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: r.GetName()},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kindClusterRole, Name: r.GetName()},
 				Subjects:   subject,
 			})
-		case "Role":
+		case kindRole:
 			r.SetNamespace(ctrlOps)
 			objs = append(objs, r, &rbacv1.RoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ctrlOps, Name: r.GetName()},
-				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: r.GetName()},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: kindRole, Name: r.GetName()},
 				Subjects:   subject,
 			})
 		}
@@ -114,7 +120,7 @@ func managerRoles(path string) ([]*unstructured.Unstructured, error) {
 	}
 	var roles []*unstructured.Unstructured
 	for _, u := range objs {
-		if k := u.GetKind(); k == "ClusterRole" || k == "Role" {
+		if k := u.GetKind(); k == kindClusterRole || k == kindRole {
 			roles = append(roles, u)
 		}
 	}
