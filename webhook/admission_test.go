@@ -165,6 +165,17 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			field: "metadata.annotations[keyward.dev/created-by]", want: []string{"cannot be changed"},
 		},
 		{
+			// The mutating webhook looks the Application up before the
+			// schema runs; a name that cannot be looked up is the schema's
+			// to refuse, not an internal error.
+			name:  "APIKey application that is not a name",
+			setup: setupObjects(groupObj(), appObj()),
+			act: createObj(key("k", func(k *keywardv1alpha1.APIKey) {
+				k.Spec.Application = "../default/acme"
+			})),
+			field: "spec.application", want: []string{"Invalid value", "should match"},
+		},
+		{
 			name:  "APIKey application must not be revoked",
 			setup: setupObjects(groupObj(), appObj(func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })),
 			act:   createObj(key("k")),

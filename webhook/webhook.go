@@ -43,6 +43,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apipath "k8s.io/apimachinery/pkg/api/validation/path"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -132,8 +133,15 @@ type lookup struct {
 	live  client.Reader
 }
 
-// get reads obj, reporting false when it does not exist.
+// get reads obj, reporting false when it does not exist. A name that no
+// object can have (empty, "." or "..", or holding '/' or '%') names
+// nothing: the mutating webhook runs before the schema, which then refuses
+// the field by its path, where asking the API server would end in an
+// internal error.
 func (l lookup) get(ctx context.Context, key client.ObjectKey, obj client.Object) (bool, error) {
+	if key.Name == "" || len(apipath.IsValidPathSegmentName(key.Name)) > 0 {
+		return false, nil
+	}
 	err := l.cache.Get(ctx, key, obj)
 	if apierrors.IsNotFound(err) && l.live != nil {
 		err = l.live.Get(ctx, key, obj)
