@@ -34,3 +34,10 @@ var Samples embed.FS
 //
 //go:embed webhook/manifests.yaml
 var Webhooks []byte
+
+// UserRoles are the roles shipped for users (rbac/): keyward-admin,
+// keyward-editor and keyward-viewer, aggregated to the built-in admin, edit
+// and view, and keyward-responder.
+//
+//go:embed rbac/keyward_admin_role.yaml rbac/keyward_editor_role.yaml rbac/keyward_viewer_role.yaml rbac/responder_role.yaml
+var UserRoles embed.FS

@@ -255,7 +255,54 @@ func prepareCluster(ctx context.Context, te *envtest.Environment, dir string) (s
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", nil, err
 	}
+	if err := installUserRoles(ctx, c); err != nil {
+		return "", nil, err
+	}
 	return kubeconfig, c, nil
+}
+
+// installUserRoles creates the roles shipped for users (config/rbac), as
+// an install does: a user bound to the built-in edit role may then manage
+// APIKeys, through kube-controller-manager's ClusterRole aggregation.
+func installUserRoles(ctx context.Context, c client.Client) error {
+	entries, err := fs.ReadDir(config.UserRoles, "rbac")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := config.UserRoles.ReadFile("rbac/" + e.Name())
+		if err != nil {
+			return err
+		}
+		objs, err := decodeYAML(b)
+		if err != nil {
+			return fmt.Errorf("config/rbac/%s: %w", e.Name(), err)
+		}
+		for _, u := range objs {
+			if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("installing %s %s: %w", u.GetKind(), u.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// decodeYAML reads a stream of YAML documents.
+func decodeYAML(b []byte) ([]*unstructured.Unstructured, error) {
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, err
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
 }
 
 // startManager installs the webhook configurations and starts the manager,
@@ -306,18 +353,11 @@ func freePorts() (int, string, error) {
 // manager on localhost instead of through a Service. The manager injects its
 // self-managed CA into them.
 func installWebhooks(ctx context.Context, c client.Client, port int) error {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(config.Webhooks), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
+	objs, err := decodeYAML(config.Webhooks)
+	if err != nil {
+		return err
+	}
+	for _, u := range objs {
 		u.SetName("keyward-" + u.GetName())
 		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
 		for i, h := range hooks {
@@ -333,6 +373,7 @@ func installWebhooks(ctx context.Context, c client.Client, port int) error {
 			return fmt.Errorf("installing %s: %w", u.GetName(), err)
 		}
 	}
+	return nil
 }
 
 func ready(url string) bool {

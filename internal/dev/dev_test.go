@@ -18,6 +18,7 @@ package dev
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -29,7 +30,10 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
@@ -216,6 +220,44 @@ func TestDev(t *testing.T) {
 		}
 		for _, kind := range []string{"keygroups", "applications", "apikeys"} {
 			run("wait", "--for=condition=Ready", kind, "--all", "-n", "samples", "--timeout=60s")
+		}
+	})
+
+	t.Run("a user bound to the built-in edit role manages APIKeys", func(t *testing.T) {
+		// keyward's roles for users are installed, and aggregated into
+		// edit by kube-controller-manager, as in a cluster.
+		ctx := context.Background()
+		c, err := client.New(env.Config, client.Options{Scheme: kube.NewScheme()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "dev-editor"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "dev-editor"}},
+		}
+		if err := c.Create(ctx, rb); err != nil {
+			t.Fatal(err)
+		}
+		can := func(verb, resource string) (bool, error) {
+			r := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: "dev-editor",
+				ResourceAttributes: &authorizationv1.ResourceAttributes{
+					Namespace: "default", Verb: verb, Group: keywardv1alpha1.GroupVersion.Group, Resource: resource,
+				},
+			}}
+			err := c.Create(ctx, r)
+			return r.Status.Allowed, err
+		}
+		testenv.Eventually(t, time.Minute, func() error {
+			ok, err := can("create", "apikeys")
+			if err != nil || !ok {
+				return fmt.Errorf("edit may not create apikeys.keyward.dev in default (aggregation not done yet?): %v", err)
+			}
+			return nil
+		})
+		if ok, err := can("create", "keygroups"); err != nil || ok {
+			t.Errorf("edit may create keygroups.keyward.dev (%v): that is keyward-admin's", err)
 		}
 	})
 
