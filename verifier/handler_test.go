@@ -241,6 +241,28 @@ func (f *fixture) addRootedKey(t testing.TB) {
 // TestAmbiguousRequest: whatever a call states about the original request
 // must describe one request, the one judged (DESIGN §4 "The request
 // judged"); each attack next to the call it imitates.
+// TestVerifyURLIsExact: /v1/verify/{namespace}/{keygroup} is the whole
+// path. A longer one is not found, rather than judged for the group its
+// first segments name, so that a mistyped auth-url fails at once.
+func TestVerifyURLIsExact(t *testing.T) {
+	f := newFixture(t)
+	allowed := nginx(f.keys["downlinker"], "POST", "/integration/device/sendmsg")
+	if w := f.do(t, call{target: "/v1/verify/iot/devices?from=nginx", headers: allowed}); w.Code != http.StatusOK {
+		t.Fatalf("the exact URL with a query: %d, want 200 (reason %q)", w.Code, w.Header().Get("X-Auth-Reason"))
+	}
+	for _, target := range []string{
+		"/v1/verify/iot/devices/",
+		"/v1/verify/iot/devices/x/y",
+		"/v1/verify/iot/ranged/../devices",
+		"/v1/verify/iot/devices/..",
+		"/v1/verify/iot",
+	} {
+		if w := f.do(t, call{target: target, headers: allowed}); w.Code != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404 (reason %q)", target, w.Code, w.Header().Get("X-Auth-Reason"))
+		}
+	}
+}
+
 func TestAmbiguousRequest(t *testing.T) {
 	f := newFixture(t)
 	f.addRootedKey(t)

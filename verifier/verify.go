@@ -246,7 +246,14 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	if !dnsLabel(ns) || !dnsLabel(name) {
 		return req, false
 	}
-	if strings.HasPrefix(raw, envoyPrefix) {
+	envoy := strings.HasPrefix(raw, envoyPrefix)
+	if !envoy && rest != "" && rest[0] == '/' {
+		// /v1/verify/{namespace}/{keygroup} is the whole path: a longer one
+		// (a mistyped auth-url, "/devices/x", "/billing/../devices") names
+		// no group, rather than the group its first segments spell.
+		return req, false
+	}
+	if envoy {
 		req.URI = rest
 		if req.URI == "" || req.URI[0] == '?' {
 			req.URI = "/" + req.URI
