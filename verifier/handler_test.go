@@ -191,6 +191,8 @@ func TestAnswers(t *testing.T) {
 		{name: "valid key, scope covers it", target: devices, headers: nginx(k["downlinker"], "POST", "https://api.example.com/integration/device/sendmsg?x=1"), status: 200},
 		{name: "no credential", target: devices, headers: nginx("", "GET", "https://api.example.com/status"), status: 401, reason: "missing"},
 		{name: "basic auth is no credential", target: devices, headers: map[string]string{"Authorization": "Basic dXNlcjpwYXNz", "X-Original-Method": "GET", "X-Original-URL": "/status"}, status: 401, reason: "missing"},
+		{name: "two keys joined in one line, as a proxy joins two headers", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["downlinker"] + ", Bearer " + k["full"], "X-Original-Method": "POST", "X-Original-URL": "/integration/device/sendmsg"}, status: 401, reason: "malformed"},
+		{name: "an unreadable Bearer is not skipped for X-API-Key", target: devices, headers: map[string]string{"Authorization": "Bearer " + k["full"] + " x", "X-API-Key": k["downlinker"], "X-Original-Method": "POST", "X-Original-URL": "/integration/device/sendmsg"}, status: 401, reason: "malformed"},
 		{name: "bad checksum", target: devices, headers: nginx(testgen.BadChecksum(k["downlinker"]), "GET", "/status"), status: 401, reason: "malformed"},
 		{name: "not a key at all", target: devices, headers: nginx("hunter2", "GET", "/status"), status: 401, reason: "malformed"},
 		{name: "well-formed but unknown", target: devices, headers: nginx(mustKey(t, "iot"), "GET", "/status"), status: 401, reason: "unknown"},

@@ -307,10 +307,10 @@ func headerList(h http.Header, name string) string {
 // verify decides a request at now.
 func (h *Handler) verify(req *Request, now time.Time) Decision {
 	// Credential: Bearer, then rest_api_key=, then X-API-Key; more than
-	// one is malformed.
+	// one, or one that cannot be a key, is malformed.
 	plaintext, err := match.Credential(req.Authorization, req.XAPIKey)
 	switch {
-	case errors.Is(err, match.ErrAmbiguousCredential):
+	case errors.Is(err, match.ErrAmbiguousCredential), errors.Is(err, match.ErrMalformedCredential):
 		return h.deny(req, ReasonMalformed, nil)
 	case err != nil:
 		return h.deny(req, ReasonMissing, nil)

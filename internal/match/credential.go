@@ -32,6 +32,11 @@ var (
 	// X-API-Key lines, or Authorization and X-API-Key carrying different
 	// keys.
 	ErrAmbiguousCredential = errors.New("match: more than one credential")
+	// ErrMalformedCredential: a header in a credential's form whose key
+	// cannot be one ("Bearer a b", "Bearer k1, Bearer k2" as a proxy joins
+	// two lines, an X-API-Key with a blank inside), which the verifier
+	// refuses as malformed rather than skip for another header's key.
+	ErrMalformedCredential = errors.New("match: a credential that is no key")
 )
 
 // Credential extracts the API key from the lines of the Authorization and
@@ -44,9 +49,10 @@ var (
 //
 // Surrounding spaces and tabs are trimmed from header values and keys. An
 // Authorization header in any other form (Basic, "Bearer" without a key) is
-// ignored and X-API-Key is consulted. A key must be non-empty and contain no
-// space, tab or control character; a source whose key does not qualify is
-// skipped.
+// ignored and X-API-Key is consulted. A key must contain no space, tab or
+// control character: a source that holds something else where its key
+// belongs is ErrMalformedCredential, whatever the other header holds, so
+// that the key judged is never one picked over an unreadable one.
 //
 // More than one line of either header is ErrAmbiguousCredential, whatever
 // the lines hold, and so are keys in both headers unless they are the same
@@ -61,7 +67,10 @@ func Credential(authorization, xAPIKey []string) (string, error) {
 		a = authorizationKey(authorization[0])
 	}
 	if len(xAPIKey) == 1 {
-		x = apiKey(xAPIKey[0])
+		x = trimBlank(xAPIKey[0])
+	}
+	if (a != "" && !validKey(a)) || (x != "" && !validKey(x)) {
+		return "", ErrMalformedCredential
 	}
 	switch {
 	case a != "" && x != "" && a != x:
@@ -74,26 +83,15 @@ func Credential(authorization, xAPIKey []string) (string, error) {
 	return "", ErrNoCredential
 }
 
-// authorizationKey is the key an Authorization value carries, or "".
+// authorizationKey is what an Authorization value in a credential's form
+// holds where its key belongs, trimmed, or "" for any other form.
 func authorizationKey(v string) string {
 	a := trimBlank(v)
-	var k string
 	switch {
 	case len(a) > len("bearer") && strings.EqualFold(a[:len("bearer")], "bearer") && isBlank(a[len("bearer")]):
-		k = trimBlank(a[len("bearer"):])
+		return trimBlank(a[len("bearer"):])
 	case strings.HasPrefix(a, restAPIKeyPrefix):
-		k = trimBlank(a[len(restAPIKeyPrefix):])
-	}
-	if !validKey(k) {
-		return ""
-	}
-	return k
-}
-
-// apiKey is the key an X-API-Key value carries, or "".
-func apiKey(v string) string {
-	if k := trimBlank(v); validKey(k) {
-		return k
+		return trimBlank(a[len(restAPIKeyPrefix):])
 	}
 	return ""
 }

@@ -57,9 +57,14 @@ func TestCredential(t *testing.T) {
 		{"Bearer ", "kw_x", "kw_x", nil},
 		{"Bearerkw_abc", "", "", ErrNoCredential},
 		{"Bearerkw_abc", "kw_x", "kw_x", nil},
-		{"Bearer kw abc", "", "", ErrNoCredential},
-		{"Bearer kw abc", "kw_x", "kw_x", nil},
-		{"Bearer kw_\x00abc", "", "", ErrNoCredential},
+		{"Bearer kw abc", "", "", ErrMalformedCredential},
+		// An unreadable credential is not skipped for another header's key.
+		{"Bearer kw abc", "kw_x", "", ErrMalformedCredential},
+		{"Bearer kw_a, Bearer kw_b", "", "", ErrMalformedCredential},
+		{"Bearer kw_a, Bearer kw_b", "kw_a", "", ErrMalformedCredential},
+		{"rest_api_key=kw a", "kw_x", "", ErrMalformedCredential},
+		{"Bearer kw_x", "kw x", "", ErrMalformedCredential},
+		{"Bearer kw_\x00abc", "", "", ErrMalformedCredential},
 		{"Basic dXNlcjpwYXNz", "", "", ErrNoCredential},
 		{"Basic dXNlcjpwYXNz", "kw_x", "kw_x", nil},
 		{"Token kw_abc", "kw_x", "kw_x", nil},
@@ -75,8 +80,8 @@ func TestCredential(t *testing.T) {
 		{"   ", "kw_x", "kw_x", nil},
 		{"", "", "", ErrNoCredential},
 		{"", "   ", "", ErrNoCredential},
-		{"", "kw x", "", ErrNoCredential},
-		{"", "kw_x\r\n", "", ErrNoCredential},
+		{"", "kw x", "", ErrMalformedCredential},
+		{"", "kw_x\r\n", "", ErrMalformedCredential},
 		{"Bearer kw_a=b/c+d", "", "kw_a=b/c+d", nil},
 	}
 	for _, tc := range cases {

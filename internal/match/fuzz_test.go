@@ -156,7 +156,7 @@ func FuzzCredential(f *testing.F) {
 		al, xl := split(auth), split(xkey)
 		k, err := Credential(al, xl)
 		if err != nil {
-			if k != "" || !errors.Is(err, ErrAmbiguousCredential) && !errors.Is(err, ErrNoCredential) {
+			if k != "" || !errors.Is(err, ErrAmbiguousCredential) && !errors.Is(err, ErrNoCredential) && !errors.Is(err, ErrMalformedCredential) {
 				t.Fatalf("Credential(%q, %q) = %q, %v", al, xl, k, err)
 			}
 		} else if !validKey(k) || strings.ContainsAny(k, " \t") {
@@ -176,11 +176,13 @@ func FuzzCredential(f *testing.F) {
 			}
 		}
 		if len(xl) == 1 {
-			x = apiKey(xl[0])
+			x = trimBlank(xl[0])
 		}
 		var want string
 		var wantErr error
 		switch {
+		case a != "" && !validKey(a), x != "" && !validKey(x):
+			wantErr = ErrMalformedCredential
 		case a != "" && x != "" && a != x:
 			wantErr = ErrAmbiguousCredential
 		case a != "":
