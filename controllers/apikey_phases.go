@@ -186,7 +186,9 @@ func (s *apiKeyScope) decideParents() bool {
 	k := s.key
 	switch {
 	case s.app == nil:
-		s.setMissing(ReasonApplicationNotFound, fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace))
+		s.setMissing(ReasonApplicationNotFound,
+			fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace),
+			fmt.Sprintf("Application %q of namespace %s was deleted after the key was issued", k.Spec.Application, k.Namespace))
 	case s.bound.application != "" && s.bound.application != string(s.app.UID):
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationReplaced, fmt.Sprintf(
 			"Application %s was deleted and created again after the key was admitted under it; a key never moves to a new Application: create a new APIKey", s.app.Name))
@@ -199,7 +201,9 @@ func (s *apiKeyScope) decideParents() bool {
 	case s.app.Status.Phase == keywardv1alpha1.ApplicationRejected:
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationRejected, fmt.Sprintf("Application %s was rejected; none of its keys work", s.app.Name))
 	case s.group == nil:
-		s.setMissing(ReasonKeyGroupNotFound, fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name))
+		s.setMissing(ReasonKeyGroupNotFound,
+			fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name),
+			fmt.Sprintf("KeyGroup %q of Application %s was deleted after the key was issued", s.app.Spec.KeyGroup, s.app.Name))
 	case s.bound.groupUID != "" && s.bound.groupUID != string(s.group.UID):
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyGroupReplaced, fmt.Sprintf(
 			"KeyGroup %s was deleted and created again after the key was admitted under it; a key never moves to a new KeyGroup: create a new APIKey", s.group.Name))
@@ -216,12 +220,15 @@ func (s *apiKeyScope) set(p keywardv1alpha1.APIKeyPhase, reason, message string)
 // setMissing handles an Application or KeyGroup that is not there: a key not
 // yet minted waits for it (GitOps applies objects in any order), a minted
 // key is Rejected for good.
-func (s *apiKeyScope) setMissing(reason, message string) {
+func (s *apiKeyScope) setMissing(reason, missing, deleted string) {
 	if s.minted() {
-		s.set(keywardv1alpha1.APIKeyRejected, reason, message+"; the key no longer works")
+		// Rejected is terminal, so the message is kept after the parent is
+		// created again: it must still read true then.
+		s.set(keywardv1alpha1.APIKeyRejected, reason, deleted+
+			"; the key no longer works, and one created again under that name does not revive it: create a new APIKey")
 		return
 	}
-	s.set(keywardv1alpha1.APIKeyPending, reason, message+"; waiting for it")
+	s.set(keywardv1alpha1.APIKeyPending, reason, missing+"; waiting for it")
 }
 
 // lifetimeMessage says why a key breaks its group's maxKeyLifetime.

@@ -164,8 +164,14 @@ func TestReplacedApplicationNeverInheritsKeys(t *testing.T) {
 		// or, if it sees the new one first, replaced: Rejected either way.
 		recreateApplication(t, alice, ns, "production")
 		k = waitKeyPhase(t, ns, "minted", keywardv1alpha1.APIKeyRejected)
-		if r := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady).Reason; r != "ApplicationNotFound" && r != "ApplicationReplaced" {
-			t.Errorf("Rejected for %s, want ApplicationNotFound or ApplicationReplaced", r)
+		c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+		if c.Reason != "ApplicationNotFound" && c.Reason != "ApplicationReplaced" {
+			t.Errorf("Rejected for %s, want ApplicationNotFound or ApplicationReplaced", c.Reason)
+		}
+		// Rejected for good: the message, kept from then on, must read true
+		// while an Application of that name exists again.
+		if strings.Contains(c.Message, "does not exist") || !strings.Contains(c.Message, "create a new APIKey") {
+			t.Errorf("Ready message %q: the Application exists again and the key stays dead", c.Message)
 		}
 		after := hashedSecret(t, k)
 		if got := record.State(after.Data[record.DataState]); got != record.StateRejected {
