@@ -128,7 +128,7 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			name:  "KeyGroup keyPrefix is immutable (CEL)",
 			setup: setupObjects(groupObj()),
 			act:   updateObj(group(), func(g *keywardv1alpha1.KeyGroup) { g.Spec.KeyPrefix = "other" }),
-			field: "spec.keyPrefix", want: []string{"keyPrefix is immutable"},
+			field: "spec.keyPrefix", want: []string{"Forbidden: field is immutable: keys already issued carry it"},
 		},
 		{
 			name:  "KeyGroup scope paths must be ones the verifier can match",
@@ -139,13 +139,13 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			name:  "Application keyGroup is immutable (CEL)",
 			setup: setupObjects(groupObj(), appObj()),
 			act:   updateObj(app(), func(a *keywardv1alpha1.Application) { a.Spec.KeyGroup = "other" }),
-			field: "spec.keyGroup", want: []string{"keyGroup is immutable"},
+			field: "spec.keyGroup", want: []string{"Forbidden: field is immutable; create a new Application to move to another KeyGroup"},
 		},
 		{
 			name:  "Application revoked is one-way (CEL)",
 			setup: setupObjects(groupObj(), appObj(func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })),
 			act:   updateObj(app(), func(a *keywardv1alpha1.Application) { a.Spec.Revoked = false }),
-			field: "spec.revoked", want: []string{"revoked cannot be set back to false"},
+			field: "spec.revoked", want: []string{"spec.revoked: Forbidden: cannot be set back to false"},
 		},
 		{
 			name: "Application maxApplications",
@@ -221,7 +221,7 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			name:  "APIKey application is immutable (CEL)",
 			setup: setupObjects(groupObj(), appObj(), keyObj()),
 			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.Application = "other" }),
-			field: "spec.application", want: []string{"application is immutable"},
+			field: "spec.application", want: []string{"Forbidden: field is immutable; create a new APIKey for another application"},
 		},
 		{
 			name:  "APIKey scopes are immutable (CEL)",
@@ -229,19 +229,19 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			act: updateObj(key("k"), func(k *keywardv1alpha1.APIKey) {
 				k.Spec.Scopes = append(k.Spec.Scopes, "write")
 			}),
-			field: "spec.scopes", want: []string{"scopes are immutable; create a new APIKey to change scopes"},
+			field: "spec.scopes", want: []string{"spec.scopes: Forbidden: field is immutable; create a new APIKey to change scopes"},
 		},
 		{
 			name:  "APIKey secretName is immutable (CEL)",
 			setup: setupObjects(groupObj(), appObj(), keyObj(testgen.WithSecretName("a"))),
 			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.SecretName = "b" }),
-			field: "spec.secretName", want: []string{"secretName is immutable"},
+			field: "spec.secretName", want: []string{"Forbidden: field is immutable: the key was delivered to this Secret once"},
 		},
 		{
 			name:  "APIKey revoked is one-way (CEL)",
 			setup: setupObjects(groupObj(), appObj(), keyObj(func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = true })),
 			act:   updateObj(key("k"), func(k *keywardv1alpha1.APIKey) { k.Spec.Revoked = false }),
-			field: "spec.revoked", want: []string{"revoked cannot be set back to false"},
+			field: "spec.revoked", want: []string{"spec.revoked: Forbidden: cannot be set back to false"},
 		},
 		{
 			name:  "APIKey expiresAt only moves earlier (CEL)",
@@ -250,7 +250,7 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 				later := metav1.NewTime(k.Spec.ExpiresAt.Add(time.Hour))
 				k.Spec.ExpiresAt = &later
 			}),
-			field: "spec.expiresAt", want: []string{"expiresAt may move earlier, never later"},
+			field: "spec.expiresAt", want: []string{"spec.expiresAt: Forbidden: may move earlier, never later"},
 		},
 		{
 			name:  "APIKey created-by is immutable",

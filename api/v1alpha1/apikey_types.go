@@ -23,11 +23,11 @@ import (
 )
 
 // APIKeySpec describes one credential.
-// +kubebuilder:validation:XValidation:rule="self.application == oldSelf.application",message="application is immutable; create a new APIKey for another application",fieldPath=".application"
-// +kubebuilder:validation:XValidation:rule="self.scopes == oldSelf.scopes",message="scopes are immutable; create a new APIKey to change scopes",fieldPath=".scopes"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="revoked cannot be set back to false; create a new APIKey instead",fieldPath=".revoked"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.expiresAt) || (has(self.expiresAt) && self.expiresAt <= oldSelf.expiresAt)",message="expiresAt may move earlier, never later or away; create a new APIKey for a longer lifetime",fieldPath=".expiresAt"
-// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="secretName is immutable: the key was delivered to it once",fieldPath=".secretName"
+// +kubebuilder:validation:XValidation:rule="self.application == oldSelf.application",message="field is immutable; create a new APIKey for another application",fieldPath=".application",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.scopes == oldSelf.scopes",message="field is immutable; create a new APIKey to change scopes",fieldPath=".scopes",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="cannot be set back to false; create a new APIKey instead",fieldPath=".revoked",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.expiresAt) || (has(self.expiresAt) && self.expiresAt <= oldSelf.expiresAt)",message="may move earlier, never later or away; create a new APIKey for a longer lifetime",fieldPath=".expiresAt",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)",message="field is immutable: the key was delivered to this Secret once; copy the Secret if it must live elsewhere",fieldPath=".secretName",reason=FieldValueForbidden
 type APIKeySpec struct {
 	// application is the name of the Application, in the same namespace,
 	// that holds this key. Immutable.

@@ -34,8 +34,8 @@ const (
 )
 
 // ApplicationSpec describes a consumer of a KeyGroup's API.
-// +kubebuilder:validation:XValidation:rule="self.keyGroup == oldSelf.keyGroup",message="keyGroup is immutable; create a new Application to move to another group",fieldPath=".keyGroup"
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="revoked cannot be set back to false; create a new Application instead",fieldPath=".revoked"
+// +kubebuilder:validation:XValidation:rule="self.keyGroup == oldSelf.keyGroup",message="field is immutable; create a new Application to move to another KeyGroup",fieldPath=".keyGroup",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.revoked) || !oldSelf.revoked || (has(self.revoked) && self.revoked)",message="cannot be set back to false; create a new Application instead",fieldPath=".revoked",reason=FieldValueForbidden
 type ApplicationSpec struct {
 	// keyGroup is the name of the KeyGroup, in the same namespace, whose API
 	// this application consumes. Immutable.

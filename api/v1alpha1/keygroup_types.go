@@ -135,7 +135,7 @@ type DeletionProtection struct {
 }
 
 // KeyGroupSpec describes an API that keys protect.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.keyPrefix) || (has(self.keyPrefix) && self.keyPrefix == oldSelf.keyPrefix)",message="keyPrefix is immutable: keys already issued carry it",fieldPath=".keyPrefix"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.keyPrefix) || (has(self.keyPrefix) && self.keyPrefix == oldSelf.keyPrefix)",message="field is immutable: keys already issued carry it; create a new KeyGroup for another prefix",fieldPath=".keyPrefix",reason=FieldValueForbidden
 type KeyGroupSpec struct {
 	// description says what API this group protects.
 	// +optional

@@ -271,15 +271,15 @@ func TestUpdateRejectsForbiddenChanges(t *testing.T) {
 		mutate func()
 		want   cause
 	}{
-		{"key prefix", group, func() { group.Spec.KeyPrefix = "other" }, cause{"spec.keyPrefix", "keyPrefix is immutable"}},
-		{"application key group", app, func() { app.Spec.KeyGroup = "other" }, cause{"spec.keyGroup", "keyGroup is immutable"}},
-		{"application un-revoked", app, func() { app.Spec.Revoked = false }, cause{"spec.revoked", "revoked cannot be set back to false"}},
-		{"key application", key, func() { key.Spec.Application = "other" }, cause{"spec.application", "application is immutable"}},
-		{"key scopes", key, func() { key.Spec.Scopes = append(key.Spec.Scopes, "write") }, cause{"spec.scopes", "create a new APIKey to change scopes"}},
-		{"key un-revoked", key, func() { key.Spec.Revoked = false }, cause{"spec.revoked", "revoked cannot be set back to false"}},
+		{"key prefix", group, func() { group.Spec.KeyPrefix = "other" }, cause{"spec.keyPrefix", "field is immutable: keys already issued carry it; create a new KeyGroup"}},
+		{"application key group", app, func() { app.Spec.KeyGroup = "other" }, cause{"spec.keyGroup", "field is immutable; create a new Application"}},
+		{"application un-revoked", app, func() { app.Spec.Revoked = false }, cause{"spec.revoked", "cannot be set back to false; create a new Application"}},
+		{"key application", key, func() { key.Spec.Application = "other" }, cause{"spec.application", "field is immutable; create a new APIKey"}},
+		{"key scopes", key, func() { key.Spec.Scopes = append(key.Spec.Scopes, "write") }, cause{"spec.scopes", "field is immutable; create a new APIKey to change scopes"}},
+		{"key un-revoked", key, func() { key.Spec.Revoked = false }, cause{"spec.revoked", "cannot be set back to false; create a new APIKey"}},
 		{"key expiry later", key, func() { t := metav1.NewTime(expires.Add(time.Hour)); key.Spec.ExpiresAt = &t }, cause{"spec.expiresAt", "may move earlier, never later"}},
 		{"key expiry removed", key, func() { key.Spec.ExpiresAt = nil }, cause{"spec.expiresAt", "may move earlier, never later or away"}},
-		{"key secret name", key, func() { key.Spec.SecretName = "elsewhere" }, cause{"spec.secretName", "secretName is immutable"}},
+		{"key secret name", key, func() { key.Spec.SecretName = "elsewhere" }, cause{"spec.secretName", "field is immutable: the key was delivered to this Secret once"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +302,11 @@ func TestUpdateRejectsForbiddenChanges(t *testing.T) {
 				t.Fatalf("the API server accepted the change; want rejection at %s", tt.want.field)
 			}
 			expectRejected(t, err, tt.want)
+			// As DESIGN's example has it: "spec.scopes: Forbidden: field is
+			// immutable; create a new APIKey to change scopes".
+			if want := tt.want.field + ": Forbidden: "; !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not read %q...: %v", want, err)
+			}
 		})
 	}
 
