@@ -43,7 +43,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apipath "k8s.io/apimachinery/pkg/api/validation/path"
+	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -139,7 +139,7 @@ type lookup struct {
 // the field by its path, where asking the API server would end in an
 // internal error.
 func (l lookup) get(ctx context.Context, key client.ObjectKey, obj client.Object) (bool, error) {
-	if key.Name == "" || len(apipath.IsValidPathSegmentName(key.Name)) > 0 {
+	if key.Name == "" || len(content.IsPathSegmentName(key.Name)) > 0 {
 		return false, nil
 	}
 	err := l.cache.Get(ctx, key, obj)
