@@ -23,8 +23,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -36,7 +34,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/dev"
@@ -329,7 +326,7 @@ func (st *suite) fixtures(t *testing.T) {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsX}},
 	)
-	st.shippedRoles(t)
+	// keyward dev installed the roles shipped for users (config/rbac).
 	create(st.admin,
 		binding(ns, "ClusterRole", "keyward-editor", mallory),
 		role(ns, "mallory-grants", grantRule("api.read", "other.admin", "lim.read", "net.read", "life.read", "mv2.read", "rk.read")),
@@ -482,28 +479,6 @@ func withLabel[T client.Object](o T, value string) T {
 func withKey(k *keywardv1alpha1.APIKey, f func(*keywardv1alpha1.APIKey)) *keywardv1alpha1.APIKey {
 	f(k)
 	return k
-}
-
-// shippedRoles installs config/rbac's ClusterRoles, as webhook's tests do.
-func (st *suite) shippedRoles(t *testing.T) {
-	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"keyward_admin_role.yaml", "keyward_editor_role.yaml", "keyward_viewer_role.yaml"} {
-		b, err := os.ReadFile(filepath.Join(root, "config", "rbac", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := &rbacv1.ClusterRole{}
-		if err := yaml.UnmarshalStrict(b, r); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.admin.Create(context.Background(), r); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // waitIssued waits until the key is Ready and returns its plaintext.
