@@ -274,7 +274,7 @@ func installUserRoles(ctx context.Context, c client.Client) error {
 		if err != nil {
 			return err
 		}
-		objs, err := decodeYAML(b)
+		objs, err := kube.DecodeYAML(b)
 		if err != nil {
 			return fmt.Errorf("config/rbac/%s: %w", e.Name(), err)
 		}
@@ -285,24 +285,6 @@ func installUserRoles(ctx context.Context, c client.Client) error {
 		}
 	}
 	return nil
-}
-
-// decodeYAML reads a stream of YAML documents.
-func decodeYAML(b []byte) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
 }
 
 // startManager installs the webhook configurations and starts the manager,
@@ -353,7 +335,7 @@ func freePorts() (int, string, error) {
 // manager on localhost instead of through a Service. The manager injects its
 // self-managed CA into them.
 func installWebhooks(ctx context.Context, c client.Client, port int) error {
-	objs, err := decodeYAML(config.Webhooks)
+	objs, err := kube.DecodeYAML(config.Webhooks)
 	if err != nil {
 		return err
 	}

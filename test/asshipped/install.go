@@ -18,11 +18,9 @@ package asshipped
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +31,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/keyward/keyward/internal/kube"
 )
 
 // Kustomize renders a kustomization directory with kubectl's kustomize, as
@@ -47,7 +46,7 @@ func Kustomize(dir string) ([]*unstructured.Unstructured, error) {
 		}
 		return nil, err
 	}
-	return Decode(out)
+	return kube.DecodeYAML(out)
 }
 
 // HelmTemplate renders a chart with its default values, as "helm install"
@@ -61,25 +60,7 @@ func HelmTemplate(helm, chart, release, namespace string) ([]*unstructured.Unstr
 		}
 		return nil, err
 	}
-	return Decode(out)
-}
-
-// Decode reads a stream of YAML documents.
-func Decode(b []byte) ([]*unstructured.Unstructured, error) {
-	var objs []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
+	return kube.DecodeYAML(out)
 }
 
 // Rule names one verb of one RBAC rule of a shipped role.

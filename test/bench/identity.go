@@ -31,7 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/keyward/keyward/test/asshipped"
+	"github.com/keyward/keyward/internal/kube"
 )
 
 // managerAccount is the ServiceAccount the bench's manager runs as, named
@@ -114,7 +114,7 @@ func managerRoles(path string) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs, err := asshipped.Decode(data)
+	objs, err := kube.DecodeYAML(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

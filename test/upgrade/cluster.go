@@ -17,37 +17,16 @@ limitations under the License.
 package upgrade
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// decodeYAML splits a multi-document YAML stream into objects, skipping
-// empty documents.
-func decodeYAML(b []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			if errors.Is(err, io.EOF) {
-				return objs, nil
-			}
-			return nil, err
-		}
-		if len(u.Object) > 0 {
-			objs = append(objs, u)
-		}
-	}
-}
+	"github.com/keyward/keyward/internal/kube"
+)
 
 // applyWebhookConfigurations creates, or replaces, a release's generated
 // webhook configurations (config/webhook/manifests.yaml) under the names a
@@ -56,7 +35,7 @@ func decodeYAML(b []byte) ([]*unstructured.Unstructured, error) {
 // keyward dev does. They hold no CA bundle: the manager's self-managed
 // certificate keeper injects it.
 func applyWebhookConfigurations(ctx context.Context, c client.Client, manifests []byte, port string) error {
-	objs, err := decodeYAML(manifests)
+	objs, err := kube.DecodeYAML(manifests)
 	if err != nil {
 		return err
 	}
@@ -102,7 +81,7 @@ func createOrReplace(ctx context.Context, c client.Client, u *unstructured.Unstr
 
 // parseObjects decodes YAML documents of keyward objects into namespace ns.
 func parseObjects(ns, docs string) ([]*unstructured.Unstructured, error) {
-	objs, err := decodeYAML([]byte(strings.TrimSpace(docs)))
+	objs, err := kube.DecodeYAML([]byte(strings.TrimSpace(docs)))
 	if err != nil {
 		return nil, err
 	}
