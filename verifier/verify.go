@@ -218,6 +218,7 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	var req Request
 	raw := r.RequestURI
 	var rest string
+	envoy := false
 	switch {
 	case strings.HasPrefix(raw, verifyPrefix):
 		rest = raw[len(verifyPrefix):]
@@ -229,6 +230,7 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 		// the group in the request's own path, and the method is its own.
 		rest = raw[len(envoyPrefix):]
 		req.Method = r.Method
+		envoy = true
 	default:
 		return req, false
 	}
@@ -246,7 +248,6 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	if !dnsLabel(ns) || !dnsLabel(name) {
 		return req, false
 	}
-	envoy := strings.HasPrefix(raw, envoyPrefix)
 	if !envoy && rest != "" && rest[0] == '/' {
 		// /v1/verify/{namespace}/{keygroup} is the whole path: a longer one
 		// (a mistyped auth-url, "/devices/x", "/billing/../devices") names
