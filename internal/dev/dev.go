@@ -335,22 +335,11 @@ func freePorts() (int, string, error) {
 // manager on localhost instead of through a Service. The manager injects its
 // self-managed CA into them.
 func installWebhooks(ctx context.Context, c client.Client, port int) error {
-	objs, err := kube.DecodeYAML(config.Webhooks)
+	objs, err := kube.LocalWebhookConfigurations(config.Webhooks, port)
 	if err != nil {
 		return err
 	}
 	for _, u := range objs {
-		u.SetName("keyward-" + u.GetName())
-		hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
-		for i, h := range hooks {
-			hook := h.(map[string]any)
-			path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
-			hook["clientConfig"] = map[string]any{"url": fmt.Sprintf("https://localhost:%d%s", port, path)}
-			hooks[i] = hook
-		}
-		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
-			return err
-		}
 		if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("installing %s: %w", u.GetName(), err)
 		}

@@ -29,34 +29,14 @@ import (
 )
 
 // applyWebhookConfigurations creates, or replaces, a release's generated
-// webhook configurations (config/webhook/manifests.yaml) under the names a
-// deployment gives them (keyward-<name>), calling the manager on
-// https://localhost:<port> instead of through the webhook Service, as
-// keyward dev does. They hold no CA bundle: the manager's self-managed
-// certificate keeper injects it.
-func applyWebhookConfigurations(ctx context.Context, c client.Client, manifests []byte, port string) error {
-	objs, err := kube.DecodeYAML(manifests)
+// webhook configurations as keyward dev installs them
+// (kube.LocalWebhookConfigurations: calling the manager on localhost).
+func applyWebhookConfigurations(ctx context.Context, c client.Client, manifests []byte, port int) error {
+	objs, err := kube.LocalWebhookConfigurations(manifests, port)
 	if err != nil {
 		return err
 	}
 	for _, u := range objs {
-		u.SetName("keyward-" + u.GetName())
-		hooks, _, err := unstructured.NestedSlice(u.Object, "webhooks")
-		if err != nil {
-			return err
-		}
-		for i, h := range hooks {
-			hook, ok := h.(map[string]any)
-			if !ok {
-				return fmt.Errorf("%s: a webhook that is not an object", u.GetName())
-			}
-			path, _, _ := unstructured.NestedString(hook, "clientConfig", "service", "path")
-			hook["clientConfig"] = map[string]any{"url": "https://localhost:" + port + path}
-			hooks[i] = hook
-		}
-		if err := unstructured.SetNestedSlice(u.Object, hooks, "webhooks"); err != nil {
-			return err
-		}
 		if err := createOrReplace(ctx, c, u); err != nil {
 			return fmt.Errorf("applying %s %s: %w", u.GetKind(), u.GetName(), err)
 		}

@@ -273,7 +273,7 @@ func (s *scenario) runOldRelease() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := applyWebhookConfigurations(s.ctx, env.Client, manifests, port(webhookAddr)); err != nil {
+	if err := applyWebhookConfigurations(s.ctx, env.Client, manifests, portNumber(t, webhookAddr)); err != nil {
 		t.Fatal(err)
 	}
 	s.oldManager = startProcess(t, "old manager", old.Binary, "manager",
@@ -344,7 +344,7 @@ func (s *scenario) replaceManager() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := applyWebhookConfigurations(s.ctx, env.Client, manifests, port(webhookAddr)); err != nil {
+	if err := applyWebhookConfigurations(s.ctx, env.Client, manifests, portNumber(t, webhookAddr)); err != nil {
 		t.Fatal(err)
 	}
 	testenv.StartManager(t, env.Config, manager.Options{
