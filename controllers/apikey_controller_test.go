@@ -526,6 +526,79 @@ func TestApplicationLimit(t *testing.T) {
 	})
 }
 
+// TestReplacedKeyGroupAdmitsApplicationsAgain: a KeyGroup deleted and
+// created again under the same name, with fewer slots, while no manager
+// watched (so the controller never sees it missing), is a new group. The
+// applications Active in the old one are admitted to it again, oldest
+// first, against its maxApplications, instead of staying Active beyond
+// its limit; a rejected one's new key is never issued.
+func TestReplacedKeyGroupAdmitsApplicationsAgain(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ctx := context.Background()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	m := startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(3, 10)))
+	for i := range 3 {
+		create(t, testgen.Application(ns, fmt.Sprintf("app-%d", i), "things"))
+	}
+	oldGroup := &keywardv1alpha1.KeyGroup{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "things"}, oldGroup); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if a := waitAppPhase(t, ns, fmt.Sprintf("app-%d", i), keywardv1alpha1.ApplicationActive); a.Status.KeyGroupUID != oldGroup.UID {
+			t.Fatalf("Application %s: status.keyGroupUID %q, want the group's %q", a.Name, a.Status.KeyGroupUID, oldGroup.UID)
+		}
+	}
+
+	m.stop()
+	if err := env.Client.Delete(ctx, oldGroup); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(oldGroup), &keywardv1alpha1.KeyGroup{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("KeyGroup still there (%v)", err)
+		}
+		return nil
+	})
+	newGroup := testgen.KeyGroup(ns, "things", testgen.WithLimits(1, 10))
+	create(t, newGroup)
+	startManager(t, ops, []string{ns})
+
+	testenv.Eventually(t, 20*time.Second, func() error {
+		a := &keywardv1alpha1.Application{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "app-0"}, a); err != nil {
+			return err
+		}
+		if a.Status.Phase != keywardv1alpha1.ApplicationActive || a.Status.KeyGroupUID != newGroup.UID {
+			return fmt.Errorf("app-0: phase %q in group %q, want Active in the new group %q", a.Status.Phase, a.Status.KeyGroupUID, newGroup.UID)
+		}
+		return nil
+	})
+	for _, name := range []string{"app-1", "app-2"} {
+		a := waitAppPhase(t, ns, name, keywardv1alpha1.ApplicationRejected)
+		if c := meta.FindStatusCondition(a.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || !strings.Contains(c.Message, "1/1 active applications") {
+			t.Errorf("%s: condition %+v, want the new group's limit 1/1", name, c)
+		}
+	}
+	create(t, testgen.APIKey(ns, "k0", "app-0"), testgen.APIKey(ns, "k1", "app-1"))
+	waitPhase(t, ns, "k0", keywardv1alpha1.APIKeyActive)
+	if k := waitPhase(t, ns, "k1", keywardv1alpha1.APIKeyRejected); k.Status.KeyID != "" {
+		t.Errorf("k1 of a rejected application was issued (key id %q)", k.Status.KeyID)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		g := &keywardv1alpha1.KeyGroup{}
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(newGroup), g); err != nil {
+			return err
+		}
+		if g.Status.Applications != 1 {
+			return fmt.Errorf("KeyGroup status.applications %d, want 1", g.Status.Applications)
+		}
+		return nil
+	})
+}
+
 // TestResyncIsQuiet restarts the manager over 100 Active keys: every key is
 // reconciled again, and nothing is written.
 func TestResyncIsQuiet(t *testing.T) {

@@ -146,7 +146,7 @@ func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
 		s.set(keywardv1alpha1.APIKeyExpired, ReasonExpired, "the key expired at "+expiresAt.UTC().Format(time.RFC3339))
 	case !s.minted() && !rules.KeyLifetime(k, s.group, s.now).OK():
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonLifetimeExceeded, lifetimeMessage(s.group, rules.KeyLifetime(k, s.group, s.now)))
-	case !s.minted() && s.app.Status.Phase != keywardv1alpha1.ApplicationActive:
+	case !s.minted() && !rules.ApplicationAdmittedTo(s.app, s.group):
 		s.set(keywardv1alpha1.APIKeyPending, ReasonApplicationPending, fmt.Sprintf("waiting for Application %s to become Active", s.app.Name))
 	case k.Spec.Disabled:
 		s.set(keywardv1alpha1.APIKeyDisabled, ReasonDisabled, "spec.disabled is true; set it to false to switch the key on")

@@ -121,6 +121,9 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	}
 
 	app.Status.Phase = phase
+	if phase == keywardv1alpha1.ApplicationActive {
+		app.Status.KeyGroupUID = group.UID
+	}
 	app.Status.ActiveKeys = activeKeys
 	app.Status.CreatedBy = app.Annotations[keywardv1alpha1.AnnotationCreatedBy]
 	app.Status.ObservedGeneration = app.Generation
@@ -154,12 +157,19 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	return res, waitForCache(ctx, r.Client, app, orig.ResourceVersion)
 }
 
+// needsAdmission says whether the application waits for a slot of its
+// group: it is neither decided (rejected, revoked) nor Active in this very
+// group. One Active in a group of the same name that was deleted since is
+// admitted again.
 func (r *ApplicationReconciler) needsAdmission(app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) bool {
-	switch app.Status.Phase {
-	case keywardv1alpha1.ApplicationActive, keywardv1alpha1.ApplicationRejected, keywardv1alpha1.ApplicationRevoked:
+	if group == nil || app.Spec.Revoked {
 		return false
 	}
-	return group != nil && !app.Spec.Revoked
+	switch app.Status.Phase {
+	case keywardv1alpha1.ApplicationRejected, keywardv1alpha1.ApplicationRevoked:
+		return false
+	}
+	return !rules.ApplicationAdmittedTo(app, group)
 }
 
 func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (keywardv1alpha1.ApplicationPhase, string, string, error) {
@@ -184,7 +194,7 @@ func (r *ApplicationReconciler) decide(ctx context.Context, app *keywardv1alpha1
 	case group == nil:
 		return keywardv1alpha1.ApplicationPending, ReasonKeyGroupNotFound,
 			fmt.Sprintf("KeyGroup %q does not exist in namespace %s; waiting for it", app.Spec.KeyGroup, app.Namespace), nil
-	case app.Status.Phase == keywardv1alpha1.ApplicationActive:
+	case rules.ApplicationAdmittedTo(app, group):
 		return keywardv1alpha1.ApplicationActive, ReasonActive, "the application may hold keys", nil
 	}
 	active, waiting, err := r.occupiedSlots(ctx, app, group)
@@ -245,9 +255,10 @@ func (r *ApplicationReconciler) holdersOfExternalID(ctx context.Context, o clien
 }
 
 // occupiedSlots counts the group's applications that hold a slot against
-// maxApplications, the application itself aside: Active ones, and ones
-// created before it that still wait their turn. It reads the API server, not
-// the cache, so that it sees the decisions made just before it.
+// maxApplications, the application itself aside: those Active in this very
+// group (rules.ApplicationAdmittedTo), and ones created before it that still
+// wait their turn. It reads the API server, not the cache, so that it sees
+// the decisions made just before it.
 func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv1alpha1.Application, group *keywardv1alpha1.KeyGroup) (active, waiting int, err error) {
 	var list keywardv1alpha1.ApplicationList
 	if err := r.APIReader.List(ctx, &list, client.InNamespace(app.Namespace), client.MatchingFields{index.ApplicationKeyGroup: group.Name}); err != nil {
@@ -257,7 +268,7 @@ func (r *ApplicationReconciler) occupiedSlots(ctx context.Context, app *keywardv
 		o := &list.Items[i]
 		switch {
 		case o.UID == app.UID || !rules.ApplicationOccupiesSlot(o):
-		case o.Status.Phase == keywardv1alpha1.ApplicationActive:
+		case rules.ApplicationAdmittedTo(o, group):
 			active++
 		case rules.ApplicationCreatedBefore(o, app):
 			waiting++

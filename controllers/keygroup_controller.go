@@ -63,7 +63,7 @@ func (r *KeyGroupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	g.Status.Applications, g.Status.ActiveKeys = 0, 0
 	for i := range apps.Items {
-		if apps.Items[i].Status.Phase == keywardv1alpha1.ApplicationActive {
+		if rules.ApplicationAdmittedTo(&apps.Items[i], g) {
 			g.Status.Applications++
 			g.Status.ActiveKeys += apps.Items[i].Status.ActiveKeys
 		}

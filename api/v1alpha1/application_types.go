@@ -18,6 +18,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // ApplicationType says what kind of consumer an Application stands for.
@@ -106,6 +107,13 @@ type ApplicationStatus struct {
 	// keyward.dev/created-by annotation.
 	// +optional
 	CreatedBy string `json:"createdBy,omitempty"`
+
+	// keyGroupUID is the UID of the KeyGroup the application was admitted
+	// to (made Active in). A KeyGroup deleted and created again under the
+	// same name is a new group: the application is admitted to it again,
+	// against its maxApplications, before any key of it is issued there.
+	// +optional
+	KeyGroupUID types.UID `json:"keyGroupUID,omitempty"`
 }
 
 // Application is a consumer of a KeyGroup's API that holds keys: a program

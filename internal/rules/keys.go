@@ -133,6 +133,14 @@ func ApplicationUsable(a *keywardv1alpha1.Application) bool {
 	return !ApplicationRevoked(a) && a.Status.Phase != keywardv1alpha1.ApplicationRejected && a.DeletionTimestamp.IsZero()
 }
 
+// ApplicationAdmittedTo says whether an application is Active in this
+// group: made Active in it, not in one of the same name that was deleted
+// since. An application made Active before keyward recorded the group's UID
+// counts as admitted to the group that exists.
+func ApplicationAdmittedTo(a *keywardv1alpha1.Application, g *keywardv1alpha1.KeyGroup) bool {
+	return a.Status.Phase == keywardv1alpha1.ApplicationActive && (a.Status.KeyGroupUID == "" || a.Status.KeyGroupUID == g.UID)
+}
+
 // ApplicationOccupiesSlot says whether an application counts against its
 // group's maxApplications: Active ones, and ones not decided on yet, unless
 // revoked or being deleted.

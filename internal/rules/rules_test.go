@@ -22,6 +22,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/test/testgen"
@@ -74,6 +75,32 @@ func TestExternalIDHolders(t *testing.T) {
 	}
 	if got := ExternalIDHolders(testgen.Application("ns", "d", "g"), siblings); got != nil {
 		t.Errorf("an empty externalID is held by %v", got)
+	}
+}
+
+func TestApplicationAdmittedTo(t *testing.T) {
+	group := testgen.KeyGroup("ns", "g")
+	group.UID = "new"
+	tests := []struct {
+		name  string
+		phase keywardv1alpha1.ApplicationPhase
+		uid   string
+		want  bool
+	}{
+		{name: "active in this group", phase: keywardv1alpha1.ApplicationActive, uid: "new", want: true},
+		{name: "active in a deleted group of the name", phase: keywardv1alpha1.ApplicationActive, uid: "old"},
+		{name: "active before the group was recorded", phase: keywardv1alpha1.ApplicationActive, want: true},
+		{name: "pending", phase: keywardv1alpha1.ApplicationPending, uid: "new"},
+		{name: "rejected", phase: keywardv1alpha1.ApplicationRejected, uid: "new"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := testgen.Application("ns", "a", "g")
+			a.Status.Phase, a.Status.KeyGroupUID = tt.phase, types.UID(tt.uid)
+			if got := ApplicationAdmittedTo(a, group); got != tt.want {
+				t.Errorf("ApplicationAdmittedTo = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 
