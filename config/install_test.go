@@ -294,13 +294,14 @@ func TestShippedRBAC(t *testing.T) {
 			want                           bool
 		}{
 			{"create", "", "secrets", "", tenant, true},           // delivery Secrets
-			{"get", "", "secrets", "", tenant, true},              // recovering an interrupted issuance
+			{"get", "", "secrets", "", tenant, true},              // reading a delivery Secret back
+			{"update", "", "secrets", "", tenant, true},           // a rotation rewrites the delivery Secret in place
+			{"delete", "", "secrets", "", tenant, true},           // replacing an immutable delivery Secret
 			{"patch", "", "secrets", "", "keyward-system", true},  // hashed Secrets
 			{"delete", "", "secrets", "", "keyward-system", true}, // finalizer
 			{"watch", "", "secrets", "", "keyward-system", true},  // its cache of hashed Secrets
 			{"list", "", "secrets", "", tenant, false},            // never lists tenants' Secrets
 			{"watch", "", "secrets", "", "", false},
-			{"delete", "", "secrets", "", tenant, false},
 			{"patch", "", "secrets", "", tenant, false},
 			{"patch", "keyward.dev", "apikeys", "status", tenant, true}, // status
 			{"update", "keyward.dev", "apikeys", "finalizers", tenant, true},

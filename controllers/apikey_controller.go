@@ -130,10 +130,11 @@ func (s *apiKeyScope) hashedRecord() (*record.Record, error) {
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=keyward.dev,resources=apikeys/finalizers,verbs=update
 // +kubebuilder:rbac:groups=keyward.dev,resources=applications;keygroups,verbs=get;list;watch
-// Delivery Secrets, in any namespace, are created and, after an interrupted
-// issuance, read back; nothing lists or watches them. Hashed Secrets live in
-// the operator's namespace only.
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create
+// Delivery Secrets, in any namespace, are created, read back, rewritten in
+// place by a rotation (update) and, when they cannot be rewritten (an
+// immutable one of an earlier release), replaced (delete); nothing lists or
+// watches them. Hashed Secrets live in the operator's namespace only.
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;delete
 // +kubebuilder:rbac:groups="",namespace=keyward-system,resources=secrets,verbs=get;list;watch;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // The grant of a key's scopes, asked again just before it is minted.

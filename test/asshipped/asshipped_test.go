@@ -81,6 +81,7 @@ const (
 	stepIssued      = "key issued"
 	stepVerified    = "key verified by the verifier, as ingress-nginx asks"
 	stepLastUse     = "last use written by the verifier"
+	stepRotated     = "key rotated: the new one delivered, both working"
 	stepRevoked     = "key revoked: 401 after"
 	stepWebhook     = "an invalid APIKey refused by the validating webhook"
 	stepCredentials = "each component authenticated as its own ServiceAccount, never refused"
@@ -96,6 +97,7 @@ func (in *install) steps() []step {
 		{stepIssued, in.issued},
 		{stepVerified, in.verified},
 		{stepLastUse, in.lastUse},
+		{stepRotated, in.rotated},
 		{stepRevoked, in.revoked},
 		{stepWebhook, in.webhookRefuses},
 		{stepCredentials, in.credentials},
@@ -519,6 +521,37 @@ func (in *install) lastUse(ctx context.Context) error {
 	})
 }
 
+// rotated asks for a rotation as kubectl keyward rotate does and waits for
+// the successor in the delivery Secret (rewritten in place by the manager)
+// to verify, the previous key working through its overlap.
+func (in *install) rotated(ctx context.Context) error {
+	k := &keywardv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: in.tenant, Name: "acme-dashboard-downlinks"}}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"as-shipped"}}}`, keywardv1alpha1.AnnotationRotate)
+	if err := env.Client.Patch(ctx, k, client.RawPatch("application/merge-patch+json", []byte(patch))); err != nil {
+		return err
+	}
+	previous := in.key
+	err := in.await(ctx, "the successor delivered and verified", func() error {
+		var s corev1.Secret
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: in.tenant, Name: "acme-dashboard-downlinks-key"}, &s); err != nil {
+			return err
+		}
+		next := string(s.Data["api-key"])
+		if next == previous || len(s.Data["api-key-next"]) > 0 {
+			return errors.New("api-key not rotated yet")
+		}
+		if err := expectAnswer(ctx, in.verifyAt, next, http.StatusOK, ""); err != nil {
+			return err
+		}
+		in.key = next
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return expectAnswer(ctx, in.verifyAt, previous, http.StatusOK, "")
+}
+
 // revoked revokes the key and waits for the verifier to refuse it.
 func (in *install) revoked(ctx context.Context) error {
 	k := &keywardv1alpha1.APIKey{ObjectMeta: metav1.ObjectMeta{Namespace: in.tenant, Name: "acme-dashboard-downlinks"}}
@@ -664,6 +697,8 @@ func TestRuleRemoved(t *testing.T) {
 		step string
 	}{
 		{Rule{Kind: "ClusterRole", Name: "keyward-verifier", APIGroup: "keyward.dev", Resource: "apikeys/status", Verb: "patch"}, stepLastUse},
+		// A rotation rewrites the delivery Secret in place.
+		{Rule{Kind: "ClusterRole", Name: "keyward-manager", APIGroup: "", Resource: "secrets", Verb: "update"}, stepRotated},
 		// The manager injects its CA into the webhook configurations.
 		// The manager creates the Secret of its webhook certificate.
 		{Rule{Kind: "ClusterRole", Name: "keyward-manager", APIGroup: "", Resource: "secrets", Verb: "create"}, stepCerts},
