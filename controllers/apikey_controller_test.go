@@ -214,6 +214,32 @@ func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
 	}
 }
 
+// TestDeletedHashedSecretIsNeverRevived: the hashed Secret is the only
+// record that makes a key valid. Deleted (an administrator's last resort
+// when the manager is down), the key is lost for good: the plaintext still
+// in the delivery Secret is never hashed again, and no other key is minted.
+func TestDeletedHashedSecretIsNeverRevived(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	key := issueOne(t, ns)
+	plaintext := string(deliverySecret(t, key).Data[record.DeliveryAPIKey])
+	if err := env.Client.Delete(context.Background(), hashedSecret(t, ops, key)); err != nil {
+		t.Fatal(err)
+	}
+	k := waitPhase(t, ns, key.Name, keywardv1alpha1.APIKeyRejected)
+	if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || c.Reason != "KeyLost" {
+		t.Errorf("Ready condition %+v, want reason KeyLost", c)
+	}
+	if h := hashedSecret(t, ops, k); h != nil {
+		t.Errorf("a hashed Secret was written again (the delivered key revived %v)", string(h.Data[record.DataDigest]) == keys.DigestOf(plaintext).String())
+	}
+	if s := deliverySecret(t, k); s == nil || string(s.Data[record.DeliveryAPIKey]) != plaintext {
+		t.Error("the delivery Secret was rewritten: a second key was minted")
+	}
+}
+
 // TestLimitHoldsUnderConcurrentCreation creates 50 keys at once for an
 // application allowed 10, with no webhook to turn any away: the controller
 // alone must admit exactly 10, every time.

@@ -234,7 +234,7 @@ func (s *apiKeyScope) setMissing(reason, missing, deleted string) {
 // lifetimeMessage says why a key breaks its group's maxKeyLifetime.
 func lifetimeMessage(g *keywardv1alpha1.KeyGroup, l rules.Lifetime) string {
 	if l.Unset {
-		return fmt.Sprintf("KeyGroup %s sets maxKeyLifetime %s; set spec.expiresAt within it", g.Name, l.Max)
+		return fmt.Sprintf("KeyGroup %s sets maxKeyLifetime %s; set spec.expiresAt within it, or spec.rotation so that each key works at most that long", g.Name, l.Max)
 	}
 	return fmt.Sprintf("spec.expiresAt is more than maxKeyLifetime %s of KeyGroup %s after the key's creation; create a new APIKey that expires sooner", l.Max, g.Name)
 }

@@ -44,6 +44,8 @@ const (
 	ReasonRotationGrantRevoked   = "GrantRevoked"
 	ReasonRotationSecretConflict = "DeliverySecretConflict"
 	ReasonRotationKeyLost        = "SuccessorLost"
+	ReasonRotationWaiting        = "PreviousKeyInOverlap"
+	EventRotationWaiting         = "RotationWaiting"
 )
 
 // DeliveryNextKey is the delivery Secret's data key holding a rotation's
@@ -57,8 +59,10 @@ const DefaultPromoteAfter = 2 * time.Second
 
 // A rotation, in order, each step resuming from what the last one left:
 //
-//  1. stage: the successor's plaintext goes to the delivery Secret as
-//     api-key-next (generated once; a staged one is reused);
+//  1. stage: a new successor's plaintext goes to the delivery Secret as
+//     api-key-next, replacing anything there (a successor staged by an
+//     interrupted rotation never worked, and one written by someone else
+//     must never become a key);
 //  2. commit: the hashed Secret makes the successor current and keeps the
 //     previous key until the end of the overlap, marked rotating, with the
 //     trigger handled; one write, after which the trigger never fires again;
@@ -66,8 +70,9 @@ const DefaultPromoteAfter = 2 * time.Second
 //     api-key-next becomes api-key in the delivery Secret, and the hashed
 //     Secret stops being marked rotating.
 //
-// A consumer reading api-key thus never sees a key that does not verify,
-// and a crash between any two steps leaves one successor: the staged one.
+// A consumer reading api-key thus never sees a key that does not verify, and
+// a crash between any two steps leaves at most one successor that works:
+// the one committed.
 func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if !s.minted() || (s.phase != keywardv1alpha1.APIKeyActive && s.phase != keywardv1alpha1.APIKeyDisabled) {
 		return nil
@@ -81,6 +86,19 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	}
 	request, due := rotationDue(s, rec)
 	if !due {
+		return nil
+	}
+	if p := rec.Previous; p != nil && s.now.Before(p.EndsAt) {
+		// The record holds one previous key. Rotating now would end this
+		// one before the time its rotation announced, cutting off the
+		// consumers that have not moved yet: the rotation waits.
+		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationWaiting, Message: fmt.Sprintf(
+			"key %s works until %s, as its rotation announced; the rotation requested starts then. To stop every key of this APIKey now, set spec.revoked",
+			p.KeyID, p.EndsAt.UTC().Format(time.RFC3339))}
+		if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != ReasonRotationWaiting {
+			r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotationWaiting, "Rotate", "%s", s.rotation.Message)
+		}
+		s.requeueBy(p.EndsAt)
 		return nil
 	}
 	if ok, why, err := r.creatorMayGrant(ctx, s); err != nil || !ok {
@@ -152,9 +170,10 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted, and the current key keeps working", name)}
 		return nil, nil
 	}
-	if k, err := keys.Parse(string(secret.Data[DeliveryNextKey])); err == nil && k.Prefix() == s.group.Prefix() {
-		return &k, nil // staged before a crash: the one successor
-	}
+	// Whatever api-key-next holds is replaced, never reused: a successor
+	// staged by a rotation interrupted before its commit never worked, and
+	// one written by anyone else must never become a key. Only the key
+	// generated here is committed (by its digest) and promoted.
 	k, err := keys.Generate(s.group.Prefix())
 	if err != nil {
 		return nil, err
@@ -175,21 +194,28 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 // once restarted: the kubelet never refreshes an immutable one.
 func (r *APIKeyReconciler) replaceImmutable(ctx context.Context, s *apiKeyScope, old *corev1.Secret, next keys.Key) error {
 	name := old.Name
-	if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion}); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting immutable delivery Secret %s/%s to replace it: %w", old.Namespace, name, err)
-	}
 	data := map[string][]byte{DeliveryNextKey: []byte(next.Plaintext())}
 	for _, k := range []string{record.DeliveryAPIKey, record.DeliveryKeyID} {
 		if v, ok := old.Data[k]; ok {
 			data[k] = v
 		}
 	}
-	if err := r.createDelivery(ctx, s, data, next.Plaintext()); err != nil {
+	if err := r.recreateDelivery(ctx, s, old, data, next.Plaintext()); err != nil {
 		return err
 	}
 	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventDeliverySecretReplaced, "Rotate",
 		"Delivery Secret %s was immutable, which the kubelet never refreshes; replaced by a mutable one: restart pods that mount it to see rotated keys", name)
 	return nil
+}
+
+// recreateDelivery replaces the delivery Secret old, which cannot be
+// rewritten in place (immutable, or of another type), by a new one holding
+// data. The delete is made only if old is still what was read.
+func (r *APIKeyReconciler) recreateDelivery(ctx context.Context, s *apiKeyScope, old *corev1.Secret, data map[string][]byte, plaintext string) error {
+	if err := r.Delete(ctx, old, client.Preconditions{UID: &old.UID, ResourceVersion: &old.ResourceVersion}); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting delivery Secret %s/%s to replace it: %w", old.Namespace, old.Name, err)
+	}
+	return r.createDelivery(ctx, s, data, plaintext)
 }
 
 // createDelivery creates the delivery Secret with data; plaintext is
@@ -210,6 +236,9 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *reco
 		return err
 	}
 	end := s.now.Add(s.key.RotationOverlap()).Truncate(time.Second)
+	if exp := s.key.Spec.ExpiresAt; exp != nil && exp.Time.Before(end) {
+		end = exp.Time // no key of it works past the APIKey's expiry
+	}
 	want.Previous = &record.Previous{Digest: rec.Digest, KeyID: rec.KeyID, EndsAt: end}
 	want.Digest, want.KeyID, want.IssuedAt, want.Rotating = next.Digest(), next.ID(), s.now.Truncate(time.Second), true
 	if request != "" {

@@ -150,8 +150,10 @@ func crashingClient(at crashAt, crashed chan struct{}) testenv.NewClientFunc {
 
 // TestRotationSurvivesCrashes kills the manager right after each step of a
 // rotation and starts another: the rotation completes with exactly one
-// successor, the one staged first, and the delivery Secret's key is the
-// one the hashed record makes current.
+// successor, and the delivery Secret's key is the one the hashed record
+// makes current. Once committed, the successor is the one staged before the
+// crash; killed before the commit, the staged successor never worked and a
+// new one replaces it.
 func TestRotationSurvivesCrashes(t *testing.T) {
 	env.Need(t)
 	for _, step := range rotationSteps {
@@ -183,8 +185,11 @@ func TestRotationSurvivesCrashes(t *testing.T) {
 
 			m := startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
 			now := waitRotated(t, ops, k, original)
-			if now != staged {
-				t.Errorf("the rotation completed with another successor than the one staged before the crash: a second key was minted")
+			switch {
+			case step.name == "staged" && now == staged:
+				t.Errorf("the rotation promoted the successor staged before the crash, which was never committed: a plaintext found in the Secret became a key")
+			case step.name != "staged" && now != staged:
+				t.Errorf("the rotation completed with another successor than the one committed before the crash: a second key was minted")
 			}
 			m.allIdle(t, counts{})
 			if got, _ := delivered(t, k); got != now {
@@ -205,6 +210,139 @@ func keyID(t *testing.T, plaintext string) string {
 		t.Fatal(err)
 	}
 	return k.ID()
+}
+
+// TestPlantedSuccessorNeverBecomesAKey: whoever may write the delivery
+// Secret (every tenant who may edit Secrets in the namespace) writes a key
+// of their choosing, of the group's prefix and with a valid checksum, as
+// api-key-next, then asks for a rotation. The rotation mints its own
+// successor; the planted plaintext never verifies.
+func TestPlantedSuccessorNeverBecomesAKey(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k := testgen.APIKey(ns, "k", "acme")
+	create(t, k)
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+	planted := plantedKey(t, original[:strings.IndexByte(original, '_')])
+
+	update(t, deliverySecret(t, k), func(s *corev1.Secret) { s.Data[controllers.DeliveryNextKey] = []byte(planted) })
+	requestRotation(t, k, "after-planting")
+	now := waitRotated(t, ops, k, original)
+	if now == planted {
+		t.Fatal("the planted api-key-next was promoted: a plaintext the tenant chose is a key")
+	}
+	if rec := hashedRecord(t, ops, k); rec.Digest == keys.DigestOf(planted) || (rec.Previous != nil && rec.Previous.Digest == keys.DigestOf(planted)) {
+		t.Error("the hashed record holds the planted key's digest")
+	}
+}
+
+// TestPlantedDeliverySecretNeverBecomesAKey: before a key is issued (its
+// Application does not exist yet), a tenant creates its delivery Secret,
+// made the APIKey's by an owner reference they may set, holding a key of
+// their choosing. The key issued is a new one, written over the planted
+// plaintext, which never verifies.
+func TestPlantedDeliverySecretNeverBecomesAKey(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	group := testgen.KeyGroup(ns, "things")
+	create(t, group)
+	startManager(t, ops, []string{ns})
+	k := testgen.APIKey(ns, "k", "acme")
+	create(t, k)
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyPending)
+	planted := plantedKey(t, group.Prefix())
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: k.DeliverySecretName(),
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(k, keywardv1alpha1.GroupVersion.WithKind("APIKey"))}},
+		Data: map[string][]byte{record.DeliveryAPIKey: []byte(planted), controllers.DeliveryNextKey: []byte(planted)},
+	})
+	create(t, testgen.Application(ns, "acme", "things"))
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	if got := hashedRecord(t, ops, k).Digest; got == keys.DigestOf(planted) {
+		t.Fatal("the planted plaintext was hashed: a key the tenant chose works")
+	}
+	cur, next := delivered(t, k)
+	if rec := hashedRecord(t, ops, k); cur == planted || rec.Digest != keys.DigestOf(cur) || next != "" {
+		t.Errorf("delivery Secret: the planted key kept %v, holds the issued key %v, api-key-next left %v", cur == planted, rec.Digest == keys.DigestOf(cur), next != "")
+	}
+}
+
+// plantedKey is a key of the given prefix with a valid checksum: what a
+// tenant can write.
+func plantedKey(t *testing.T, prefix string) string {
+	t.Helper()
+	k, err := keys.Generate(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Plaintext()
+}
+
+// TestSecondRotationWaitsForTheOverlap: a rotation asked for while the key
+// a rotation replaced still works does not cut that key off before the end
+// its rotation announced: it waits, and says so.
+func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
+	create(t, k)
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+	requestRotation(t, k, "first")
+	second := waitRotated(t, ops, k, original)
+	first := hashedRecord(t, ops, k)
+
+	requestRotation(t, k, "second")
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Reason != controllers.ReasonRotationWaiting || !strings.Contains(c.Message, first.Previous.EndsAt.UTC().Format(time.RFC3339)) {
+			return fmt.Errorf("Rotated condition %+v, want %s naming the end of the previous key", c, controllers.ReasonRotationWaiting)
+		}
+		return nil
+	})
+	rec := hashedRecord(t, ops, k)
+	if rec.Digest != first.Digest || rec.Previous == nil || rec.Previous.Digest != keys.DigestOf(original) || !rec.Previous.EndsAt.Equal(first.Previous.EndsAt) {
+		t.Errorf("the second rotation changed the record: current kept %v, previous kept %v", rec.Digest == first.Digest, rec.Previous != nil && rec.Previous.Digest == keys.DigestOf(original))
+	}
+	if cur, next := delivered(t, k); cur != second || next != "" {
+		t.Errorf("delivery Secret changed: api-key kept %v, staged %v", cur == second, next != "")
+	}
+}
+
+// TestRotationOverlapEndsByExpiry: a key rotated less than its overlap
+// before it expires reports its previous key working until the expiry, not
+// beyond, as the verifier holds it.
+func TestRotationOverlapEndsByExpiry(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	expiry := time.Now().Add(30 * time.Minute).Truncate(time.Second)
+	k := testgen.APIKey(ns, "k", "acme", testgen.WithExpiry(expiry))
+	create(t, k)
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+	requestRotation(t, k, "near-expiry")
+	waitRotated(t, ops, k, original)
+	if end := hashedRecord(t, ops, k).Previous.EndsAt; !end.Equal(expiry) {
+		t.Errorf("the previous key ends at %s, want the key's expiry %s", end, expiry)
+	}
+	testenv.Eventually(t, 10*time.Second, func() error {
+		r := getKey(t, ns, "k").Status.Rotation
+		if r == nil || r.PreviousKeyExpiresAt == nil || !r.PreviousKeyExpiresAt.Time.Equal(expiry) {
+			return fmt.Errorf("status.rotation %+v, want previousKeyExpiresAt %s", r, expiry)
+		}
+		return nil
+	})
 }
 
 // TestNothingRotatesByAccident: a deleted delivery Secret, a manager

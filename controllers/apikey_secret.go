@@ -39,23 +39,24 @@ import (
 
 // Event reasons.
 const (
-	EventIssued    = "Issued"
-	EventRecovered = "Recovered"
-	EventDisabled  = "Disabled"
-	EventEnabled   = "Enabled"
-	EventRevoked   = "Revoked"
-	EventExpired   = "Expired"
-	EventRejected  = "Rejected"
+	EventIssued   = "Issued"
+	EventDisabled = "Disabled"
+	EventEnabled  = "Enabled"
+	EventRevoked  = "Revoked"
+	EventExpired  = "Expired"
+	EventRejected = "Rejected"
 )
 
-// mint makes the key exist: the plaintext goes to the delivery Secret first,
-// then its digest to the hashed Secret. In that order a crash between the two
-// loses nothing: the next reconcile finds the delivery Secret, owned by this
-// APIKey, and hashes the key it holds instead of minting another. Once the
-// hashed Secret exists the key is never minted again.
+// mint makes the key exist: a new key goes to the delivery Secret first,
+// then its digest to the hashed Secret. Only a key this reconcile generated
+// is ever hashed: a plaintext found in a Secret is not, whoever wrote it (the
+// owner reference that makes a Secret this key's can be set by anyone who
+// may write Secrets in the namespace). A crash between the two writes leaves
+// a plaintext that never worked; the next reconcile replaces it with a new
+// key. Once the hashed Secret exists the key is never minted again.
 func (r *APIKeyReconciler) mint(ctx context.Context, s *apiKeyScope) error {
 	log := logf.FromContext(ctx)
-	key, recovered, err := r.deliver(ctx, s)
+	key, err := r.deliver(ctx, s)
 	if err != nil || key == nil {
 		return err
 	}
@@ -71,65 +72,75 @@ func (r *APIKeyReconciler) mint(ctx context.Context, s *apiKeyScope) error {
 	}
 	s.hashed = secret
 	if existed {
-		// Minted by an earlier reconcile the cache had not shown yet.
-		log.V(1).Info("Hashed Secret exists already", "keyID", want.KeyID, "secret", secret.Name)
-		return nil
+		log.V(1).Info("Hashed Secret existed already; the key just delivered is its key", "keyID", want.KeyID, "secret", secret.Name)
 	}
-	if recovered {
-		log.Info("Hashed key recovered from its delivery Secret", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
-		r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRecovered, "Issue",
-			"Key %s hashed from delivery Secret %s", want.KeyID, s.key.DeliverySecretName())
-	} else {
-		log.Info("Key issued", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
-		r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventIssued, "Issue",
-			"Key %s issued to Secret %s", want.KeyID, s.key.DeliverySecretName())
-	}
+	log.Info("Key issued", "keyID", want.KeyID, "secret", s.key.DeliverySecretName())
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventIssued, "Issue",
+		"Key %s issued to Secret %s", want.KeyID, s.key.DeliverySecretName())
 	return nil
 }
 
-// deliver writes a new key to the delivery Secret, or reads back the key a
-// previous, interrupted reconcile wrote there. It returns a nil key, with
-// the reason in s, when a Secret of that name belongs to someone else.
+// deliver writes a new key to the delivery Secret. It returns a nil key
+// when there is nothing to mint (the key was minted a moment ago, by a
+// reconcile the cache has not caught up with, and s.hashed now holds it) or,
+// with the reason in s, when the key cannot be issued.
 //
-// The delivery Secret is created, not applied: the plaintext is written
-// exactly once, and must never be merged into a Secret someone else made.
-// A key never minted tries the create first, and reads the Secret back only
-// when one exists already; a key minted before (status.keyID set) never
-// gets a new one.
-func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (key *keys.Key, recovered bool, err error) {
+// The delivery Secret is created, not applied: the plaintext must never be
+// merged into a Secret someone else made. One that exists already and is
+// this key's, holding no key keyward recorded, gets a new key in place of
+// whatever it holds (rewriteDelivery); a key minted before (status.keyID
+// set) whose hashed Secret is gone never gets a new one.
+func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (*keys.Key, error) {
 	name := s.key.DeliverySecretName()
-	if s.key.Status.KeyID == "" {
-		k, err := r.createDeliverySecret(ctx, s)
-		if err == nil {
-			return k, false, nil
+	if s.key.Status.KeyID != "" {
+		if minted, err := r.mintedLive(ctx, s); err != nil || minted {
+			return nil, err
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return nil, false, err
-		}
+		// The hashed Secret was the only record that made the key valid,
+		// and it was deleted: never mint a second key for the same APIKey.
+		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyLost, fmt.Sprintf(
+			"key %s was issued, but its hashed Secret, the record that made it valid, was deleted; the key no longer works: create a new APIKey", s.key.Status.KeyID))
+		return nil, nil
+	}
+	k, err := r.createDeliverySecret(ctx, s)
+	if err == nil || !apierrors.IsAlreadyExists(err) {
+		return k, err
 	}
 	existing := &corev1.Secret{}
-	switch err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, existing); {
-	case apierrors.IsNotFound(err) && s.key.Status.KeyID != "":
-		// Minted before, but both the hashed Secret and the delivery
-		// Secret are gone: never mint a second key for the same APIKey.
-		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyLost, fmt.Sprintf(
-			"key %s was issued, but its hashed Secret and its delivery Secret %s were both deleted; create a new APIKey", s.key.Status.KeyID, name))
-		return nil, false, nil
-	case err != nil:
-		return nil, false, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.key.Namespace, Name: name}, existing); err != nil {
+		return nil, fmt.Errorf("getting delivery Secret %s/%s: %w", s.key.Namespace, name, err)
 	}
 	if !metav1.IsControlledBy(existing, s.key) {
 		s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
 			"Secret %s exists and does not belong to this APIKey; delete it, or create a new APIKey with another spec.secretName", name))
-		return nil, false, nil
+		return nil, nil
 	}
-	k, perr := keys.Parse(string(existing.Data[record.DeliveryAPIKey]))
-	if perr != nil || k.Prefix() != s.group.Prefix() {
-		s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
-			"Secret %s belongs to this APIKey but holds no valid %s_ key; delete it to have a new key issued", name, s.group.Prefix()))
-		return nil, false, nil
+	if minted, err := r.mintedLive(ctx, s); err != nil || minted {
+		return nil, err
 	}
-	return &k, true, nil
+	return r.rewriteDelivery(ctx, s, existing)
+}
+
+// rewriteDelivery puts a new key in a delivery Secret of this key's that
+// holds no key keyward recorded: one an interrupted reconcile wrote, which
+// never worked, or one someone else wrote, which must never become a key.
+// Everything it held is replaced.
+func (r *APIKeyReconciler) rewriteDelivery(ctx context.Context, s *apiKeyScope, existing *corev1.Secret) (*keys.Key, error) {
+	k, err := keys.Generate(s.group.Prefix())
+	if err != nil {
+		return nil, fmt.Errorf("generating a key for APIKey %s/%s: %w", s.key.Namespace, s.key.Name, err)
+	}
+	data := map[string][]byte{record.DeliveryAPIKey: []byte(k.Plaintext()), record.DeliveryKeyID: []byte(k.ID())}
+	want := deliverySecret(s, data)
+	if (existing.Immutable != nil && *existing.Immutable) || existing.Type != want.Type {
+		return &k, r.recreateDelivery(ctx, s, existing, data, k.Plaintext())
+	}
+	existing.Labels = want.Labels
+	existing.Data, existing.StringData = data, nil
+	if err := r.Update(ctx, existing, client.FieldOwner(FieldManager)); err != nil {
+		return nil, fmt.Errorf("writing a new key to delivery Secret %s/%s: %w", existing.Namespace, existing.Name, redactPlaintext(err, k.Plaintext()))
+	}
+	return &k, nil
 }
 
 // createDeliverySecret mints a key and creates the delivery Secret holding
