@@ -206,6 +206,12 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			field: "spec.rotation.every", want: []string{"is shorter than 1h0m0s", "--min-rotation-every"},
 		},
 		{
+			name:  "APIKey rotation overlap not negative",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createObj(key("k", testgen.WithRotation(2*time.Hour, -time.Hour))),
+			field: "spec.rotation.overlap", want: []string{`Invalid value: "-1h0m0s": is shorter than 1m0s`},
+		},
+		{
 			name:  "APIKey rotation overlap shorter than every (CEL)",
 			setup: setupObjects(groupObj(), appObj()),
 			act:   createObj(key("k", testgen.WithRotation(2*time.Hour, 3*time.Hour))),

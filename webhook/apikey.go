@@ -311,7 +311,8 @@ func validateLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, no
 	p := specPath.Child("expiresAt")
 	switch {
 	case l.Unset:
-		return field.ErrorList{field.Required(p, fmt.Sprintf("KeyGroup %q sets maxKeyLifetime %s: set expiresAt, no later than %s", g.Name, l.Max, latest))}
+		return field.ErrorList{field.Required(p, fmt.Sprintf(
+			"KeyGroup %q sets maxKeyLifetime %s: set expiresAt, no later than %s, or set spec.rotation so that each key works at most that long", g.Name, l.Max, latest))}
 	case l.TooLate:
 		return field.ErrorList{field.Invalid(p, k.Spec.ExpiresAt.UTC().Format(time.RFC3339), fmt.Sprintf(
 			"is more than maxKeyLifetime %s of KeyGroup %q after the key's creation; set it no later than %s", l.Max, g.Name, latest))}
@@ -327,12 +328,30 @@ func validateLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, no
 // manager's --min-rotation-every allows.
 func validateRotation(k *keywardv1alpha1.APIKey, minEvery time.Duration) field.ErrorList {
 	rot := k.Spec.Rotation
-	if rot == nil || rot.Every.Duration >= minEvery {
+	if rot == nil {
 		return nil
 	}
-	return field.ErrorList{field.Invalid(specPath.Child("rotation", "every"), rot.Every.Duration.String(), fmt.Sprintf(
-		"is shorter than %s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often", minEvery))}
+	var errs field.ErrorList
+	every := specPath.Child("rotation", "every")
+	switch {
+	case rot.Every.Duration == 0:
+		errs = append(errs, field.Required(every, "set how long each key works before its successor is minted, such as 2160h for 90 days"))
+	case rot.Every.Duration < minEvery:
+		errs = append(errs, field.Invalid(every, rot.Every.Duration.String(), fmt.Sprintf(
+			"is shorter than %s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often", minEvery)))
+	}
+	if o := rot.Overlap; o != nil && o.Duration < MinRotationOverlap {
+		errs = append(errs, field.Invalid(specPath.Child("rotation", "overlap"), o.Duration.String(), fmt.Sprintf(
+			"is shorter than %s: the previous key keeps working this long after a rotation, for consumers to pick up the new one; omit it for %s",
+			MinRotationOverlap, keywardv1alpha1.DefaultRotationOverlap)))
+	}
+	return errs
 }
+
+// MinRotationOverlap is the shortest spec.rotation.overlap allowed: a
+// rotation's successor is promoted to api-key a moment after it is live,
+// and consumers need time to read it before the previous key ends.
+const MinRotationOverlap = time.Minute
 
 // validateAPIKeyDelete asks for the confirmation annotation when the key's
 // group protects it: always, or when it was used within recentUseWindow.

@@ -366,7 +366,7 @@ func TestValidateAPIKey(t *testing.T) {
 		{name: "within maxKeyLifetime", new: key(at(30 * 24 * time.Hour)), in: with(func(c *keyContext) { c.group = lifetime })},
 		{
 			name: "no expiry under maxKeyLifetime", new: key(), in: with(func(c *keyContext) { c.group = lifetime }),
-			errs: field.ErrorList{field.Required(spec.Child("expiresAt"), `KeyGroup "things" sets maxKeyLifetime 720h0m0s: set expiresAt, no later than 2026-07-01T12:00:00Z`)},
+			errs: field.ErrorList{field.Required(spec.Child("expiresAt"), `KeyGroup "things" sets maxKeyLifetime 720h0m0s: set expiresAt, no later than 2026-07-01T12:00:00Z, or set spec.rotation so that each key works at most that long`)},
 		},
 		{
 			name: "beyond maxKeyLifetime", new: key(at(31 * 24 * time.Hour)), in: with(func(c *keyContext) { c.group = lifetime }),
@@ -431,6 +431,20 @@ func TestValidateAPIKey(t *testing.T) {
 			name: "rotation changed to more often than allowed", old: key(testgen.WithRotation(2*time.Hour, time.Minute)), new: key(testgen.WithRotation(59*time.Minute, time.Minute)), in: in,
 			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "every"), "59m0s",
 				"is shorter than 1h0m0s, the shortest rotation this keyward allows (the manager's --min-rotation-every); rotate less often")},
+		},
+		{
+			name: "a rotation without every", new: key(testgen.WithRotation(0, time.Hour)), in: in,
+			errs: field.ErrorList{field.Required(spec.Child("rotation", "every"), "set how long each key works before its successor is minted, such as 2160h for 90 days")},
+		},
+		{
+			name: "a negative overlap", new: key(testgen.WithRotation(2*time.Hour, -time.Hour)), in: in,
+			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "overlap"), "-1h0m0s",
+				"is shorter than 1m0s: the previous key keeps working this long after a rotation, for consumers to pick up the new one; omit it for 24h0m0s")},
+		},
+		{
+			name: "no overlap", old: key(testgen.WithRotation(2*time.Hour, time.Hour)), new: key(testgen.WithRotation(2*time.Hour, 0)), in: in,
+			errs: field.ErrorList{field.Invalid(spec.Child("rotation", "overlap"), "0s",
+				"is shorter than 1m0s: the previous key keeps working this long after a rotation, for consumers to pick up the new one; omit it for 24h0m0s")},
 		},
 		{
 			name: "a rotation request records who asked", in: in,
