@@ -166,6 +166,19 @@ func TestRotate(t *testing.T) {
 	if r := p.run("", "rotate", "missing", "-n", ns); r.err == nil || !strings.Contains(r.err.Error(), "not found") {
 		t.Errorf("rotate of a missing key: %v", r.err)
 	}
+	if r := p.ok("", "rotate", "acme-key", "-n", ns); !strings.Contains(r.errOut, "has no key yet; nothing rotates") {
+		t.Errorf("rotate of a key not issued yet says nothing of it: stderr %q", r.errOut)
+	}
+
+	// A key in a final phase never rotates: the request is refused as such.
+	revoked := getKey(t, ns, "acme-key")
+	revoked.Status.Phase, revoked.Status.KeyID = keywardv1alpha1.APIKeyRevoked, "kt_abcd"
+	if err := env.Client.Status().Update(context.Background(), revoked); err != nil {
+		t.Fatal(err)
+	}
+	if r := p.run("", "rotate", "acme-key", "-n", ns); r.err == nil || !strings.Contains(r.err.Error(), "is Revoked, which is final: it will not rotate") || r.out != "" {
+		t.Errorf("rotate of a revoked key: %v, stdout %q", r.err, r.out)
+	}
 }
 
 func TestRevokeByName(t *testing.T) {

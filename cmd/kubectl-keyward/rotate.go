@@ -19,6 +19,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
@@ -60,8 +61,26 @@ spec.rotation.overlap says otherwise).`,
 			if err := acc.wrap(cl.client.Patch(commandContext(cmd), key, client.RawPatch(types.MergePatchType, b))); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.streams.Out, "apikey.keyward.dev/%s rotation requested (%s=%s)\n", name, keywardv1alpha1.AnnotationRotate, value)
-			return nil
+			return rotationRequested(o, key, value)
 		},
 	}
+}
+
+// rotationRequested reports a request, from the APIKey as the patch left
+// it: a key in a final phase never rotates, which is an error; one not
+// issued yet, or whose previous key is still in its overlap, gets a note.
+func rotationRequested(o *options, key *keywardv1alpha1.APIKey, value string) error {
+	switch p := key.Status.Phase; p {
+	case keywardv1alpha1.APIKeyRevoked, keywardv1alpha1.APIKeyExpired, keywardv1alpha1.APIKeyRejected:
+		return fmt.Errorf("apikey %s is %s, which is final: it will not rotate; create a new APIKey for a working key", key.Name, p)
+	}
+	fmt.Fprintf(o.streams.Out, "apikey.keyward.dev/%s rotation requested (%s=%s)\n", key.Name, keywardv1alpha1.AnnotationRotate, value)
+	switch r := key.Status.Rotation; {
+	case key.Status.KeyID == "":
+		fmt.Fprintf(o.streams.ErrOut, "note: apikey %s has no key yet; nothing rotates, and its first key is issued as usual\n", key.Name)
+	case r != nil && r.PreviousKeyExpiresAt != nil && o.now().Before(r.PreviousKeyExpiresAt.Time):
+		fmt.Fprintf(o.streams.ErrOut, "note: key %s, replaced by the last rotation, works until %s; this rotation starts then\n",
+			r.PreviousKeyID, r.PreviousKeyExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
