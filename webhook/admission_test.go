@@ -34,6 +34,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
+	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/test/testenv"
 	"github.com/keyward/keyward/test/testgen"
 )
@@ -69,6 +70,19 @@ func updateObj[T client.Object](obj T, change func(T)) func(context.Context, cli
 		o := obj.DeepCopyObject().(T)
 		o.SetNamespace(ns)
 		return update(ctx, c, o, change, dry(dryRun, client.UpdateOption(client.DryRunAll))...)
+	}
+}
+
+// createYAML creates an object as kubectl would send it, with values that
+// keyward's Go types cannot hold (a duration of "1d").
+func createYAML(doc string) func(context.Context, client.Client, string, bool) error {
+	return func(ctx context.Context, c client.Client, ns string, dryRun bool) error {
+		objs, err := kube.DecodeYAML([]byte(doc))
+		if err != nil || len(objs) != 1 {
+			return fmt.Errorf("decoding %q: %d objects, %v", doc, len(objs), err)
+		}
+		objs[0].SetNamespace(ns)
+		return c.Create(ctx, objs[0], dry(dryRun, client.CreateOption(client.DryRunAll))...)
 	}
 }
 
@@ -206,10 +220,33 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			field: "spec.rotation.every", want: []string{"is shorter than 1h0m0s", "--min-rotation-every"},
 		},
 		{
+			name:  "APIKey rotation every written in days",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createYAML("{apiVersion: keyward.dev/v1alpha1, kind: APIKey, metadata: {name: k}, spec: {application: acme, scopes: [read], rotation: {every: 30d}}}"),
+			field: "spec.rotation.every", want: []string{"must be a positive duration in hours, minutes or seconds, such as 2160h", "not 30d"},
+		},
+		{
+			name:  "APIKey rotation without every",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createYAML("{apiVersion: keyward.dev/v1alpha1, kind: APIKey, metadata: {name: k}, spec: {application: acme, scopes: [read], rotation: {overlap: 1h}}}"),
+			field: "spec.rotation.every", want: []string{"Required value"},
+		},
+		{
+			name:  "KeyGroup maxKeyLifetime that is no duration",
+			act:   createYAML("{apiVersion: keyward.dev/v1alpha1, kind: KeyGroup, metadata: {name: g}, spec: {maxKeyLifetime: xyz}}"),
+			field: "spec.maxKeyLifetime", want: []string{"must be a positive duration in hours, minutes or seconds, such as 8760h", "not xyz"},
+		},
+		{
 			name:  "APIKey rotation overlap not negative",
 			setup: setupObjects(groupObj(), appObj()),
 			act:   createObj(key("k", testgen.WithRotation(2*time.Hour, -time.Hour))),
-			field: "spec.rotation.overlap", want: []string{`Invalid value: "-1h0m0s": is shorter than 1m0s`},
+			field: "spec.rotation.overlap", want: []string{`Invalid value: "-1h0m0s": must be a positive duration`},
+		},
+		{
+			name:  "APIKey rotation overlap at least a minute",
+			setup: setupObjects(groupObj(), appObj()),
+			act:   createObj(key("k", testgen.WithRotation(2*time.Hour, time.Second))),
+			field: "spec.rotation.overlap", want: []string{`Invalid value: "1s": is shorter than 1m0s`},
 		},
 		{
 			name:  "APIKey rotation overlap shorter than every (CEL)",

@@ -44,10 +44,12 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/grants"
@@ -115,14 +117,53 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.Application{}).
 			WithValidator(&ApplicationValidator{lookup: l, Clock: o.Clock}).
-			WithDefaulter(&CreatedByDefaulter[*keywardv1alpha1.Application]{}).
 			Complete(),
 		ctrl.NewWebhookManagedBy(mgr, &keywardv1alpha1.APIKey{}).
 			WithValidator(&APIKeyValidator{lookup: l, Grants: o.Grants, Book: o.Book, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
-			WithDefaulter(&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l}).
 			Complete(),
 	}
+	registerDefaulter(mgr, MutatingPathApplication, &keywardv1alpha1.Application{},
+		&CreatedByDefaulter[*keywardv1alpha1.Application]{})
+	registerDefaulter(mgr, MutatingPathAPIKey, &keywardv1alpha1.APIKey{},
+		&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l})
 	return errors.Join(errs...)
+}
+
+// The mutating webhooks' paths, as the webhook configurations name them.
+const (
+	MutatingPathApplication = "/mutate-keyward-dev-v1alpha1-application"
+	MutatingPathAPIKey      = "/mutate-keyward-dev-v1alpha1-apikey"
+)
+
+// registerDefaulter serves d at path. A mutating webhook runs before the
+// API server checks the object against its schema, and decoding it can
+// fail where the schema has the better answer: "spec.rotation.every:
+// Invalid value: ... must be a positive duration ... not 1d", where the
+// decoder says only "time: invalid duration". An object that does not
+// decode is let through unchanged: the schema refuses it with its field,
+// and should the schema let it pass, the validating webhook, which decodes
+// it too, refuses it. Nothing is stored without both.
+func registerDefaulter[T runtime.Object](mgr ctrl.Manager, path string, prototype T, d admission.Defaulter[T]) {
+	hook := admission.WithDefaulter(mgr.GetScheme(), d)
+	hook.Handler = decodedFirst{Handler: hook.Handler, decoder: admission.NewDecoder(mgr.GetScheme()), prototype: prototype}
+	mgr.GetWebhookServer().Register(path, hook)
+}
+
+// decodedFirst lets an object that cannot be decoded through unchanged,
+// and hands the others to the defaulter.
+type decodedFirst struct {
+	admission.Handler
+	decoder   admission.Decoder
+	prototype runtime.Object
+}
+
+func (h decodedFirst) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if len(req.Object.Raw) > 0 {
+		if err := h.decoder.DecodeRaw(req.Object, h.prototype.DeepCopyObject()); err != nil {
+			return admission.Allowed("not decodable: left to the schema and the validating webhook")
+		}
+	}
+	return h.Handler.Handle(ctx, req)
 }
 
 // lookup reads the objects a decision depends on: from the manager's cache,

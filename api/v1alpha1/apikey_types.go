@@ -72,8 +72,9 @@ type APIKeySpec struct {
 	// +listType=set
 	AllowedSourceRanges []CIDR `json:"allowedSourceRanges,omitempty"`
 
-	// secretName is the Secret, in this namespace, that receives the key
-	// once: "api-key" holds the plaintext and "key-id" its public id.
+	// secretName is the Secret, in this namespace, that receives the key:
+	// "api-key" holds the plaintext and "key-id" its public id. Written
+	// when the key is issued and rewritten in place only by a rotation.
 	// Default "<name>-key". Immutable.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
@@ -94,11 +95,17 @@ type APIKeyRotation struct {
 	// 2160h for 90 days. The manager's --min-rotation-every (default 1h)
 	// is the shortest allowed.
 	// +required
-	Every metav1.Duration `json:"every"`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",messageExpression="'must be a positive duration in hours, minutes or seconds, such as 2160h (units h, m, s, ms; no d), not ' + self"
+	Every metav1.Duration `json:"every,omitzero"`
 
 	// overlap is how long the previous key keeps working after a
 	// rotation, for consumers to pick up the new one. Default 24h.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",messageExpression="'must be a positive duration in hours, minutes or seconds, such as 168h (units h, m, s, ms; no d), not ' + self"
 	Overlap *metav1.Duration `json:"overlap,omitempty"`
 }
 
@@ -203,9 +210,10 @@ type APIKeyRotationStatus struct {
 	// +optional
 	PreviousKeyLastUsedTime *metav1.Time `json:"previousKeyLastUsedTime,omitempty"`
 
-	// lastRotateRequest is the last value of the keyward.dev/rotate
-	// annotation handled: it rotated the key, or was there when the key
-	// was minted.
+	// lastRotateRequest is the current value of the keyward.dev/rotate
+	// annotation once keyward has handled it: it rotated the key, was there
+	// when the key was minted, or was handled before (a value applied
+	// again never rotates again).
 	// +optional
 	LastRotateRequest string `json:"lastRotateRequest,omitempty"`
 }

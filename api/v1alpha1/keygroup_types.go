@@ -130,7 +130,8 @@ type DeletionProtection struct {
 	// +optional
 	// +kubebuilder:default="72h"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 72h"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",messageExpression="'must be a positive duration in hours, minutes or seconds, such as 72h (units h, m, s, ms; no d), not ' + self"
 	RecentUseWindow *metav1.Duration `json:"recentUseWindow,omitempty"`
 }
 
@@ -175,7 +176,8 @@ type KeyGroupSpec struct {
 	// maxKeyLifetime must set expiresAt. Unset means no limit.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration such as 8760h"
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|ms|s|m|h))+$') && duration(self) > duration('0s')",messageExpression="'must be a positive duration in hours, minutes or seconds, such as 8760h (units h, m, s, ms; no d), not ' + self"
 	MaxKeyLifetime *metav1.Duration `json:"maxKeyLifetime,omitempty"`
 
 	// deletionProtection says when deleting a key needs confirmation.
