@@ -143,6 +143,28 @@ func TestGetKeyRefuses(t *testing.T) {
 	if r.out != minted.Plaintext()+"\n" {
 		t.Errorf("get-key during a rotation printed %d bytes, not api-key", len(r.out))
 	}
+
+	// Something in api-key-next that is no key was not staged by a
+	// rotation: --forget goes ahead. A key that does not work says so.
+	junk := testgen.APIKey(ns, "junk", "acme")
+	create(t, junk)
+	junk.Status.Phase, junk.Status.KeyID = keywardv1alpha1.APIKeyRevoked, minted.ID()
+	if err := env.Client.Status().Update(ctx, junk); err != nil {
+		t.Fatal(err)
+	}
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "junk-key", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: keywardv1alpha1.GroupVersion.String(), Kind: "APIKey", Name: junk.Name, UID: junk.UID, Controller: ptr.To(true),
+		}}},
+		Data: map[string][]byte{record.DeliveryAPIKey: []byte(minted.Plaintext()), deliveryAPIKeyNext: []byte("not a key")},
+	})
+	r = p.ok("", "get-key", "junk", "-n", ns, "--forget")
+	if r.out != minted.Plaintext()+"\n" || !strings.Contains(r.errOut, "apikey junk is Revoked: this key does not work now") {
+		t.Errorf("get-key --forget of a revoked key with junk in api-key-next: stdout %d bytes, stderr %q", len(r.out), r.errOut)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "junk-key"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the delivery Secret was not deleted: %v", err)
+	}
 }
 
 func TestRotate(t *testing.T) {
@@ -295,7 +317,8 @@ func TestIdentifyTellsLookAlikes(t *testing.T) {
 	}
 	noPlaintext(t, r, unknown.Plaintext())
 
-	for in, want := range map[string]error{"": errEmptyInput, "  \n": errEmptyInput, strings.Repeat("x", maxKeyInput+1): errLongInput, "hello world": keys.ErrMalformed} {
+	for in, want := range map[string]error{"": errEmptyInput, "  \n": errEmptyInput, strings.Repeat("x", maxKeyInput+1): errLongInput, "hello": keys.ErrMalformed,
+		"hello world": errManyKeys, unknown.Plaintext() + "\n" + unknown.Plaintext() + "\n": errManyKeys} {
 		if r := p.run(in, "identify", "--operator-namespace", ops); !errors.Is(r.err, want) {
 			t.Errorf("identify of %d bytes: %v, want %v", len(in), r.err, want)
 		}

@@ -78,11 +78,17 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 	if err := keys.CheckFormat(plaintext); err != nil {
 		return fmt.Errorf("the delivery Secret %s/%s holds no valid key under %q: %w", s.Namespace, s.Name, record.DeliveryAPIKey, err)
 	}
-	if _, staged := s.Data[deliveryAPIKeyNext]; staged && forget {
+	// Only a key staged by keyward can be in api-key-next mid-rotation;
+	// anything else there is no key and no rotation waits on it.
+	if keys.CheckFormat(string(s.Data[deliveryAPIKeyNext])) == nil && forget {
 		return errRotating
 	}
 	if _, err := fmt.Fprintln(o.streams.Out, plaintext); err != nil {
 		return err
+	}
+	switch p := key.Status.Phase; p {
+	case keywardv1alpha1.APIKeyRevoked, keywardv1alpha1.APIKeyExpired, keywardv1alpha1.APIKeyRejected, keywardv1alpha1.APIKeyDisabled:
+		fmt.Fprintf(o.streams.ErrOut, "note: apikey %s is %s: this key does not work now.\n", key.Name, p)
 	}
 	if !forget {
 		fmt.Fprintf(o.streams.ErrOut, "The key is still in secret/%s: delete it once its consumer has it (get-key --forget).\n", s.Name)

@@ -65,8 +65,12 @@ func (f *listFlags) add(cmd *cobra.Command, name, def, usage string) {
 func newExpiringCommand(o *options) *cobra.Command {
 	f := &listFlags{}
 	cmd := &cobra.Command{
-		Use:     "expiring",
-		Short:   "List the keys that expire within a window (default 30d)",
+		Use:   "expiring",
+		Short: "List the keys that expire within a window (default 30d)",
+		Long: `Lists Active and Disabled keys whose expiry (status.expiresAt, or
+spec.expiresAt before the key is issued) falls within --within from now,
+soonest first: the keys to replace before their consumers lose access. A
+rotating key's next rotation is in status.rotation.nextRotationAt.`,
 		Example: "  kubectl keyward expiring --within 30d -A",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -35,6 +35,7 @@ const maxKeyInput = 4096
 var (
 	errEmptyInput = errors.New("stdin holds no key: pipe the key in, e.g. `pbpaste | kubectl keyward identify`")
 	errLongInput  = fmt.Errorf("stdin holds more than %d bytes: pass exactly one key", maxKeyInput)
+	errManyKeys   = errors.New("stdin holds more than one word: pass exactly one key, alone")
 	// errLookAlike is a string shaped like a key whose checksum is wrong:
 	// not a keyward key, whatever a scanner says.
 	errLookAlike = errors.New("not a keyward key: it has the shape of one but its checksum does not match (a look-alike, or a key mistyped or cut short); no key was looked up")
@@ -51,6 +52,9 @@ func readKey(in io.Reader, prompt io.Writer) (keys.Key, error) {
 	s := strings.TrimSpace(string(b))
 	if s == "" {
 		return keys.Key{}, errEmptyInput
+	}
+	if strings.ContainsAny(s, " \t\r\n") {
+		return keys.Key{}, errManyKeys
 	}
 	k, err := keys.Parse(s)
 	switch {
