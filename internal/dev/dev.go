@@ -86,6 +86,9 @@ type Env struct {
 	Config     *rest.Config
 	Kubeconfig string
 	Verifier   string // http://host:port
+	// VerifierGRPC is the address of the verifier's Envoy ext_authz
+	// Check, empty when not served.
+	VerifierGRPC string
 	// DemoKey is the plaintext of the sample key the printed curl uses.
 	DemoKey string
 }
@@ -148,7 +151,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 		return errors.New("the verifier or the manager's webhooks did not become ready within a minute")
 	}
 
-	env := &Env{Config: cfg, Kubeconfig: kubeconfig, Verifier: "http://" + v.Addr}
+	env := &Env{Config: cfg, Kubeconfig: kubeconfig, Verifier: "http://" + v.Addr, VerifierGRPC: v.GRPCAddr}
 	if o.Samples {
 		if env.DemoKey, err = applySamples(ctx, c); err != nil {
 			return err
@@ -377,6 +380,12 @@ A key was issued to Secret default/%s-key. Ask the verifier as ingress-nginx wou
     -H 'Authorization: Bearer %s' \
     -H 'X-Original-Method: DELETE' -H 'X-Original-URL: https://api.example.com/integration/device/onboard/x'
 `, demoKey, url, env.DemoKey, url, env.DemoKey)
+	if env.VerifierGRPC != "" {
+		fmt.Fprintf(out, `
+Envoy's ext_authz (gRPC) is served at %s: a route's context extensions
+%s=default and %s=%s name the group (docs/envoy.md).
+`, env.VerifierGRPC, verifier.ExtensionNamespace, verifier.ExtensionKeyGroup, demoGroup)
+	}
 }
 
 // applySamples creates every sample in namespace default and returns the

@@ -30,6 +30,10 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -39,6 +43,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/kube"
 	"github.com/keyward/keyward/test/testenv"
+	"github.com/keyward/keyward/verifier"
 )
 
 func freeAddr(t *testing.T) string {
@@ -105,7 +110,7 @@ func TestDev(t *testing.T) {
 	done := make(chan error, 1)
 	dir := t.TempDir()
 	go func() {
-		done <- Run(ctx, Options{Dir: dir, VerifierListen: freeAddr(t), Samples: true, Assets: assets(t), Out: out}, func(e *Env) { envs <- e })
+		done <- Run(ctx, Options{Dir: dir, VerifierListen: freeAddr(t), VerifierGRPCListen: freeAddr(t), Samples: true, Assets: assets(t), Out: out}, func(e *Env) { envs <- e })
 	}()
 	var env *Env
 	select {
@@ -148,6 +153,27 @@ func TestDev(t *testing.T) {
 			if resp.StatusCode != want {
 				t.Errorf("curl %d: %d, want %d (reason %q)", i+1, resp.StatusCode, want, resp.Header.Get("X-Auth-Reason"))
 			}
+		}
+	})
+
+	t.Run("the printed gRPC address answers Envoy's Check", func(t *testing.T) {
+		if env.VerifierGRPC == "" || !strings.Contains(printed, "served at "+env.VerifierGRPC) {
+			t.Fatalf("the gRPC address %q is not printed:\n%s", env.VerifierGRPC, printed)
+		}
+		conn, err := grpc.NewClient(env.VerifierGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+			ContextExtensions: map[string]string{verifier.ExtensionNamespace: "default", verifier.ExtensionKeyGroup: demoGroup},
+			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+				Method: "POST", Path: "/integration/device/sendmsg", Host: "api.example.com",
+				Headers: map[string]string{"authorization": "Bearer " + env.DemoKey},
+			}},
+		}})
+		if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Errorf("Check with the sample key as printed: %v, status %v", err, resp.GetStatus())
 		}
 	})
 
