@@ -49,7 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keyward_verifier_invalid_records_total",
-			Help: "Hashed Secrets that could not be decoded and were left out.",
+			Help: "Hashed Secrets that could not be decoded and were left out, and keys found in two hashed Secrets (refused as revoked).",
 		}),
 	}
 	// Requests for groups that do not exist are counted together, so that

@@ -358,11 +358,22 @@ func (s *Store) putKey(obj any) {
 	// of its record, and a key that a rotation made the previous one
 	// keeps its own.
 	src, prevSrc := t.byDigest(e.digest), t.byDigest(prev.digestOrZero())
+	// keyward mints every key once, so a digest that another hashed Secret
+	// holds too means a record was copied or forged: neither is picked,
+	// and the key is refused as revoked until only one record holds it and
+	// that one is written again (or relisted). The other's name keeps a
+	// dead entry, which its delete ignores.
+	if t.heldElsewhere(e.digest, name, prevName) {
+		e.refusal = ReasonRevoked
+		s.metrics.badRecords.Inc()
+	}
+	if prev != nil && t.heldElsewhere(prev.digest, name, prevName) {
+		prev.refusal = ReasonRevoked
+		s.metrics.badRecords.Inc()
+	}
 	s.mu.Lock()
 	t.unindex(name)
 	t.unindex(prevName)
-	// Should another Secret hold the same digest, the newer record wins;
-	// the other's name keeps a dead entry, which its delete ignores.
 	t.index[e.digest], t.byName[name] = pos, pos
 	if prev != nil {
 		t.index[prev.digest], t.byName[prevName] = prevPos, prevPos
@@ -374,6 +385,19 @@ func (s *Store) putKey(obj any) {
 		carryUsage(prev, prevSrc)
 	}
 	s.compactIfSparse()
+}
+
+// heldElsewhere reports whether the live entry of d belongs to a hashed
+// Secret other than the one whose entries are named name and prevName.
+// Only writers call it.
+func (t *keyTable) heldElsewhere(d keys.Digest, name, prevName nameKey) bool {
+	p, ok := t.index[d]
+	if !ok {
+		return false
+	}
+	own, ok1 := t.byName[name]
+	ownPrev, ok2 := t.byName[prevName]
+	return (!ok1 || own != p) && (!ok2 || ownPrev != p)
 }
 
 // byDigest returns the live entry holding d, with its usage carried into

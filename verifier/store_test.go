@@ -247,25 +247,45 @@ func TestStoreCompactionKeepsEveryRefusal(t *testing.T) {
 	}
 }
 
-// Two hashed Secrets should never hold one digest; if they do, the newer
-// answers, and deleting the older does not take the newer with it.
+// Two hashed Secrets should never hold one digest: keyward mints each key
+// once. If they do (a record copied or forged), the key is refused,
+// whichever was written last, never answered for one of them; once only
+// one holds it and that one is written again, it answers.
 func TestStoreOneDigestInTwoSecrets(t *testing.T) {
 	f := newFixture(t)
 	ks := keyStore{f.store}
 	older := newStoreKey(t, "older")
 	_ = ks.Add(older.secret())
+	if msg := verifyKey(f.handler, older, ReasonOK); msg != "" {
+		t.Fatal(msg)
+	}
 	newer := *older
 	newer.rec.APIKey, newer.rec.ExternalID = "newer", "ext-newer"
 	_ = ks.Add(newer.secret())
-	if msg := verifyKey(f.handler, &newer, ReasonOK); msg != "" {
-		t.Fatal(msg)
+	if msg := verifyKey(f.handler, &newer, ReasonRevoked); msg != "" {
+		t.Fatalf("held by two Secrets: %s", msg)
+	}
+	_ = ks.Update(older.secret())
+	if msg := verifyKey(f.handler, older, ReasonRevoked); msg != "" {
+		t.Fatalf("held by two Secrets, the older written again: %s", msg)
+	}
+	// A rotation's previous key held elsewhere is refused the same way.
+	rotated := newer.rotate(t, time.Now().Add(time.Hour))
+	_ = ks.Update(rotated.secret())
+	if msg := verifyKey(f.handler, older, ReasonRevoked); msg != "" {
+		t.Fatalf("as a rotation's previous key, held by another Secret too: %s", msg)
+	}
+	if msg := verifyKey(f.handler, rotated, ReasonOK); msg != "" {
+		t.Fatalf("the rotation's new key: %s", msg)
+	}
+
+	_ = ks.Delete(rotated.secret())
+	_ = ks.Update(older.secret())
+	if msg := verifyKey(f.handler, older, ReasonOK); msg != "" {
+		t.Fatalf("held by one Secret again, written again: %s", msg)
 	}
 	_ = ks.Delete(older.secret())
-	if msg := verifyKey(f.handler, &newer, ReasonOK); msg != "" {
-		t.Fatalf("after the older Secret was deleted: %s", msg)
-	}
-	_ = ks.Delete(newer.secret())
-	if msg := verifyKey(f.handler, &newer, ReasonUnknown); msg != "" {
+	if msg := verifyKey(f.handler, older, ReasonUnknown); msg != "" {
 		t.Fatal(msg)
 	}
 }
