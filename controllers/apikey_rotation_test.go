@@ -220,13 +220,7 @@ func keyID(t *testing.T, plaintext string) string {
 func TestPlantedSuccessorNeverBecomesAKey(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
-	ops, ns := env.Namespace(t), env.Namespace(t)
-	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
-	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
-	k := testgen.APIKey(ns, "k", "acme")
-	create(t, k)
-	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
-	original, _ := delivered(t, k)
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return testgen.APIKey(ns, "k", "acme") })
 	planted := plantedKey(t, original[:strings.IndexByte(original, '_')])
 
 	update(t, deliverySecret(t, k), func(s *corev1.Secret) { s.Data[controllers.DeliveryNextKey] = []byte(planted) })
@@ -272,6 +266,22 @@ func TestPlantedDeliverySecretNeverBecomesAKey(t *testing.T) {
 	}
 }
 
+// issuedForRotation starts a manager that promotes a successor at once,
+// over a new namespace with KeyGroup things and Application acme, creates
+// the key newKey makes there and waits for it to be issued. It returns the
+// operator's namespace, the key and its plaintext.
+func issuedForRotation(t *testing.T, newKey func(ns string) *keywardv1alpha1.APIKey) (ops string, k *keywardv1alpha1.APIKey, plaintext string) {
+	t.Helper()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k = newKey(ns)
+	create(t, k)
+	k = waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyActive)
+	plaintext, _ = delivered(t, k)
+	return ops, k, plaintext
+}
+
 // plantedKey is a key of the given prefix with a valid checksum: what a
 // tenant can write.
 func plantedKey(t *testing.T, prefix string) string {
@@ -289,13 +299,8 @@ func plantedKey(t *testing.T, prefix string) string {
 func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
-	ops, ns := env.Namespace(t), env.Namespace(t)
-	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
-	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
-	k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
-	create(t, k)
-	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
-	original, _ := delivered(t, k)
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return rotatingKey(ns, "k", 24*time.Hour, time.Hour) })
+	ns := k.Namespace
 	requestRotation(t, k, "first")
 	second := waitRotated(t, ops, k, original)
 	first := hashedRecord(t, ops, k)
@@ -323,14 +328,11 @@ func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
 func TestRotationOverlapEndsByExpiry(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
-	ops, ns := env.Namespace(t), env.Namespace(t)
-	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
-	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
 	expiry := time.Now().Add(30 * time.Minute).Truncate(time.Second)
-	k := testgen.APIKey(ns, "k", "acme", testgen.WithExpiry(expiry))
-	create(t, k)
-	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
-	original, _ := delivered(t, k)
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey {
+		return testgen.APIKey(ns, "k", "acme", testgen.WithExpiry(expiry))
+	})
+	ns := k.Namespace
 	requestRotation(t, k, "near-expiry")
 	waitRotated(t, ops, k, original)
 	if end := hashedRecord(t, ops, k).Previous.EndsAt; !end.Equal(expiry) {
