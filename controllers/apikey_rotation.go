@@ -92,23 +92,15 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 		// The record holds one previous key. Rotating now would end this
 		// one before the time its rotation announced, cutting off the
 		// consumers that have not moved yet: the rotation waits.
-		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationWaiting, Message: fmt.Sprintf(
+		r.hold(s, ReasonRotationWaiting, corev1.EventTypeNormal, EventRotationWaiting, fmt.Sprintf(
 			"key %s works until %s, as its rotation announced; the rotation requested starts then. To stop every key of this APIKey now, set spec.revoked",
-			p.KeyID, p.EndsAt.UTC().Format(time.RFC3339))}
-		if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != ReasonRotationWaiting {
-			r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotationWaiting, "Rotate", "%s", s.rotation.Message)
-		}
-		s.requeueBy(p.EndsAt)
+			p.KeyID, p.EndsAt.UTC().Format(time.RFC3339)), p.EndsAt)
 		return nil
 	}
 	if ok, why, err := r.creatorMayGrant(ctx, s); err != nil || !ok {
 		if err == nil {
-			s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationGrantRevoked,
-				Message: why + "; the rotation is refused and the current key keeps working to its end"}
-			if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != ReasonRotationGrantRevoked {
-				r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
-			}
-			s.requeueBy(s.now.Add(time.Minute))
+			r.hold(s, ReasonRotationGrantRevoked, corev1.EventTypeWarning, EventRotationRefused,
+				why+"; the rotation is refused and the current key keeps working to its end", s.now.Add(time.Minute))
 		}
 		return err
 	}
@@ -117,6 +109,17 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 		return err
 	}
 	return r.commit(ctx, s, rec, next, request)
+}
+
+// hold keeps a due rotation from starting: the Rotated condition says why,
+// an event says it once (not again while the reason stays), and the key is
+// looked at again at until.
+func (r *APIKeyReconciler) hold(s *apiKeyScope, reason, eventType, event, message string, until time.Time) {
+	s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: reason, Message: message}
+	if c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated); c == nil || c.Reason != reason {
+		r.Recorder.Eventf(s.key, nil, eventType, event, "Rotate", "%s", message)
+	}
+	s.requeueBy(until)
 }
 
 // rotationDue says whether a rotation is due: on request (a

@@ -43,9 +43,10 @@ import (
 	"github.com/keyward/keyward/test/testgen"
 )
 
-// rotatingKey returns an APIKey with a rotation schedule.
-func rotatingKey(ns, name string, every, overlap time.Duration) *keywardv1alpha1.APIKey {
-	k := testgen.APIKey(ns, name, "acme")
+// rotatingKey returns APIKey k of application acme with a rotation
+// schedule.
+func rotatingKey(ns string, every, overlap time.Duration) *keywardv1alpha1.APIKey {
+	k := testgen.APIKey(ns, "k", "acme")
 	k.Spec.Rotation = &keywardv1alpha1.APIKeyRotation{Every: metav1.Duration{Duration: every}, Overlap: &metav1.Duration{Duration: overlap}}
 	return k
 }
@@ -163,7 +164,7 @@ func TestRotationSurvivesCrashes(t *testing.T) {
 			crashed := make(chan struct{})
 			c := crashingClient(step, crashed)
 			first := startManager(t, ops, []string{ns}, func(o *manager.Options) { o.NewClient, o.PromoteAfter = client.NewClientFunc(c), time.Millisecond })
-			k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
+			k := rotatingKey(ns, 24*time.Hour, time.Hour)
 			create(t, k)
 			waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
 			original, _ := delivered(t, k)
@@ -299,7 +300,7 @@ func plantedKey(t *testing.T, prefix string) string {
 func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
-	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return rotatingKey(ns, "k", 24*time.Hour, time.Hour) })
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return rotatingKey(ns, 24*time.Hour, time.Hour) })
 	ns := k.Namespace
 	requestRotation(t, k, "first")
 	second := waitRotated(t, ops, k, original)
@@ -355,7 +356,7 @@ func TestNothingRotatesByAccident(t *testing.T) {
 	ops, ns := env.Namespace(t), env.Namespace(t)
 	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
 	m := startManager(t, ops, []string{ns})
-	k := rotatingKey(ns, "k", 24*time.Hour, time.Hour)
+	k := rotatingKey(ns, 24*time.Hour, time.Hour)
 	k.Annotations[keywardv1alpha1.AnnotationRotate] = "there-at-creation"
 	create(t, k)
 	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
@@ -389,7 +390,7 @@ func TestScheduledRotation(t *testing.T) {
 	create(t, testgen.KeyGroup(ns, "things", testgen.WithMaxKeyLifetime(100*time.Hour)), testgen.Application(ns, "acme", "things"))
 	startManager(t, ops, []string{ns}, withClock(fake), func(o *manager.Options) { o.PromoteAfter = time.Second })
 	// Under maxKeyLifetime, a rotating key needs no expiresAt.
-	k := rotatingKey(ns, "k", 48*time.Hour, 24*time.Hour)
+	k := rotatingKey(ns, 48*time.Hour, 24*time.Hour)
 	create(t, k)
 	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
 	original, _ := delivered(t, k)

@@ -130,6 +130,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 }
 
 // The mutating webhooks' paths, as the webhook configurations name them.
+//
+//nolint:gosec // G101: URL paths, not credentials
 const (
 	MutatingPathApplication = "/mutate-keyward-dev-v1alpha1-application"
 	MutatingPathAPIKey      = "/mutate-keyward-dev-v1alpha1-apikey"
