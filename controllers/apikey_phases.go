@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -342,6 +343,34 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 				user.Username, s.app.Name, by), nil
 		}
 	}
+	return r.mayGrantScopes(ctx, s, user, who, "create a new APIKey as a user who may")
+}
+
+// rotationMayGrant asks, before a rotation, what creatorMayGrant asks and
+// also whether the user who asked for the rotation (recorded by the
+// mutating webhook in keyward.dev/rotation-requested-by) may grant each of
+// the key's scopes: a rotation issues a new key, and one asked for by a
+// user who may read the delivery Secret would otherwise hand them a key of
+// scopes they may not grant.
+func (r *APIKeyReconciler) rotationMayGrant(ctx context.Context, s *apiKeyScope) (ok bool, why string, err error) {
+	if ok, why, err := r.creatorMayGrant(ctx, s); err != nil || !ok {
+		return ok, why, err
+	}
+	v, asked := s.key.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy]
+	if _, created := s.key.Annotations[keywardv1alpha1.AnnotationGrantCheck]; !asked || !created {
+		return true, "", nil // none asked, or creatorMayGrant asked them
+	}
+	user, err := grants.ParseIdentity(v)
+	if err != nil {
+		return false, fmt.Sprintf("annotation %s does not hold an identity; ask for the rotation again", keywardv1alpha1.AnnotationRotationRequestedBy), nil
+	}
+	return r.mayGrantScopes(ctx, s, user, "who asked for the rotation", "ask for the rotation as a user who may, or revoke the key and create a new one")
+}
+
+// mayGrantScopes asks whether user (described as who) may grant each of
+// the key's scopes of its KeyGroup; if not, why names the permission and
+// ends with what to do.
+func (r *APIKeyReconciler) mayGrantScopes(ctx context.Context, s *apiKeyScope, user authenticationv1.UserInfo, who, todo string) (ok bool, why string, err error) {
 	group := s.group.Name
 	for _, sc := range s.key.Spec.Scopes {
 		ok, err := r.grants.CanGrant(ctx, user, s.key.Namespace, group, string(sc))
@@ -349,9 +378,8 @@ func (r *APIKeyReconciler) creatorMayGrant(ctx context.Context, s *apiKeyScope) 
 			return false, "", err
 		}
 		if !ok {
-			return false, fmt.Sprintf(
-				"user %q, %s, may not grant scope %q of KeyGroup %s: needs %s; create a new APIKey as a user who may",
-				user.Username, who, sc, group, grants.Permission(s.key.Namespace, group, string(sc))), nil
+			return false, fmt.Sprintf("user %q, %s, may not grant scope %q of KeyGroup %s: needs %s; %s",
+				user.Username, who, sc, group, grants.Permission(s.key.Namespace, group, string(sc)), todo), nil
 		}
 	}
 	return true, "", nil

@@ -97,7 +97,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 			p.KeyID, p.EndsAt.UTC().Format(time.RFC3339)), p.EndsAt)
 		return nil
 	}
-	if ok, why, err := r.creatorMayGrant(ctx, s); err != nil || !ok {
+	if ok, why, err := r.rotationMayGrant(ctx, s); err != nil || !ok {
 		if err == nil {
 			r.hold(s, ReasonRotationGrantRevoked, corev1.EventTypeWarning, EventRotationRefused,
 				why+"; the rotation is refused and the current key keeps working to its end", s.now.Add(time.Minute))

@@ -492,6 +492,56 @@ func TestRotationNeedsTheGrant(t *testing.T) {
 	waitRotated(t, ops, k, original)
 }
 
+// TestRotationNeedsTheRequestersGrant: a rotation issues a new key, so the
+// user who asked for it (keyward.dev/rotation-requested-by, which the
+// mutating webhook records) must be able to grant the key's scopes too,
+// not only its creator: otherwise a user who may read the delivery Secret
+// but not grant the scopes would get a new key of them by asking.
+func TestRotationNeedsTheRequestersGrant(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	app := testgen.Application(ns, "acme", "things")
+	app.Annotations[keywardv1alpha1.AnnotationCreatedBy] = "admin" // and the key, below
+	create(t, testgen.KeyGroup(ns, "things"), app)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granter"}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{keywardv1alpha1.GroupVersion.Group}, Resources: []string{"scopes"}, Verbs: []string{"grant"}, ResourceNames: []string{"things.read"},
+	}}}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "granter"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "granter"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "bob"}}}
+	create(t, role, binding)
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = time.Millisecond })
+	k := testgen.APIKey(ns, "k", "acme")
+	k.Annotations[keywardv1alpha1.AnnotationGrantCheck] = `{"username":"admin","groups":["system:masters","system:authenticated"]}`
+	create(t, k)
+	waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+
+	// alice may grant nothing; she asks for a rotation.
+	update(t, k, func(k *keywardv1alpha1.APIKey) {
+		k.Annotations[keywardv1alpha1.AnnotationRotate] = "by-alice"
+		k.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy] = `{"username":"alice","groups":["system:authenticated"]}`
+	})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Reason != controllers.ReasonRotationGrantRevoked || !strings.Contains(c.Message, `user "alice", who asked for the rotation, may not grant scope "read"`) {
+			return fmt.Errorf("Rotated condition %+v, want the rotation refused for alice", c)
+		}
+		return nil
+	})
+	if cur, staged := delivered(t, k); cur != original || staged != "" {
+		t.Errorf("a rotation alice may not ask for changed the delivery Secret")
+	}
+
+	// bob may grant read, the key's scope: his request goes through.
+	update(t, k, func(k *keywardv1alpha1.APIKey) {
+		k.Annotations[keywardv1alpha1.AnnotationRotate] = "by-bob"
+		k.Annotations[keywardv1alpha1.AnnotationRotationRequestedBy] = `{"username":"bob","groups":["system:authenticated"]}`
+	})
+	waitRotated(t, ops, k, original)
+}
+
 // TestImmutableDeliverySecretReplaced: a delivery Secret created immutable
 // (by keyward before rotation existed) is replaced at the first rotation,
 // with an event.

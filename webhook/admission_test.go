@@ -382,6 +382,45 @@ func TestEleventhKeyRejected(t *testing.T) {
 	rejected(t, env.Client.Create(context.Background(), in(ns, key("k11"))[0], client.DryRunAll), "spec.application", "10/10")
 }
 
+// TestRotationNeedsTheRequestersGrant: a rotation issues a new key of the
+// key's scopes. A user who may edit APIKeys (and read the delivery Secret)
+// but not grant those scopes is refused when asking for one, by the
+// annotation or by spec.rotation, and told which permission is missing.
+func TestRotationNeedsTheRequestersGrant(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	shippedRoles(t)
+	ns := env.Namespace(t)
+	create(t, in(ns, group(), app(), key("w", testgen.WithScopes("write")))...)
+	waitKeyPhase(t, ns, "w", keywardv1alpha1.APIKeyActive)
+	alice := as(t, "alice", "")
+	bind(t, ns, "keyward-editor", aliceSubject)
+	ctx := context.Background()
+	k := in(ns, key("w"))[0].(*keywardv1alpha1.APIKey)
+
+	var err error
+	testenv.Eventually(t, 30*time.Second, func() error {
+		err = update(ctx, alice, k, func(k *keywardv1alpha1.APIKey) {
+			k.Annotations[keywardv1alpha1.AnnotationRotate] = "by-alice"
+		})
+		if apierrors.IsForbidden(err) && !strings.Contains(err.Error(), "admission webhook") {
+			return err // not yet allowed to update APIKeys at all
+		}
+		return nil
+	})
+	rejected(t, err, "metadata.annotations[keyward.dev/rotate]",
+		`Forbidden: a rotation issues a new key of the key's scopes, and user "alice" may not grant scope "write" of KeyGroup "things": needs verb "grant" on scopes.keyward.dev named "things.write"`)
+	err = update(ctx, alice, k, func(k *keywardv1alpha1.APIKey) {
+		k.Spec.Rotation = &keywardv1alpha1.APIKeyRotation{Every: metav1.Duration{Duration: 2 * time.Hour}}
+	})
+	rejected(t, err, "spec.rotation", `user "alice" may not grant scope "write"`)
+
+	// Switching the key off needs no grant.
+	if err := update(ctx, alice, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = true }); err != nil {
+		t.Errorf("alice may not disable the key: %v", err)
+	}
+}
+
 // TestGrantNeedsRBAC: a user bound to the shipped keyward-editor role can
 // create keys, but only with scopes they hold "grant" on; they are told
 // which permission is missing. A Role granting one scope, or keyward-admin,

@@ -141,7 +141,25 @@ func (v *APIKeyValidator) ValidateUpdate(ctx context.Context, old, k *keywardv1a
 		}
 	}
 	in.now, in.minRotationEvery, in.user = v.Clock.Now(), v.minRotationEvery(), requestUser(ctx)
-	return result(kindAPIKey, k.Name, validateAPIKey(old, k, in))
+	val := validateAPIKey(old, k, in)
+	if RotationRequested(old, k) && in.user != nil && v.Grants != nil {
+		// A rotation issues a new key of the key's scopes: who asks for
+		// one must be able to grant them, as who creates a key must.
+		if in.app == nil {
+			var err error
+			if in.app, in.group, err = v.applicationAndGroup(ctx, k.Namespace, string(k.Spec.Application)); err != nil {
+				return nil, internalError(err)
+			}
+		}
+		if in.app != nil {
+			errs, err := checkRotationGrants(ctx, v.Grants, old, k, in)
+			if err != nil {
+				return nil, internalError(err)
+			}
+			val.errs = append(val.errs, errs...)
+		}
+	}
+	return result(kindAPIKey, k.Name, val)
 }
 
 // ValidateDelete asks for the keyward.dev/confirm-delete annotation when
