@@ -39,8 +39,16 @@ var switchOffFields = []string{"disabled", "revoked"}
 
 // ignoredMetadata are the metadata fields the API server itself changes on
 // an update (managedFields before admission, generation before validation)
-// or that only carry the request's precondition.
-var ignoredMetadata = []string{"managedFields", "resourceVersion", "generation"}
+// or that only carry the request's precondition. Annotations are compared
+// apart, but for ignoredAnnotations.
+var ignoredMetadata = []string{"managedFields", "resourceVersion", "generation", "annotations"}
+
+// ignoredAnnotations may change along with a switch-off: kubectl apply
+// rewrites its last-applied-configuration with every change it applies (and
+// kubectl apply --server-side removes it when it takes over the fields), and
+// keyward never reads it. Without it, a switch-off committed to Git and
+// applied would be refused while the webhook is down.
+var ignoredAnnotations = []string{"kubectl.kubernetes.io/last-applied-configuration"}
 
 // MatchConditions returns the matchConditions of the APIKey webhooks.
 func MatchConditions() []admissionregistrationv1.MatchCondition {
@@ -55,17 +63,21 @@ func switchOffOnly() string {
 	set := func(obj, f string) string {
 		return "(has(" + obj + ".spec." + f + ") && " + obj + ".spec." + f + " == true)"
 	}
-	// unchanged says that every key of obj.part but those in skip is in
-	// old.part with the same value, and that old.part has no other key.
-	unchanged := func(part, skip string) string {
-		return "object." + part + ".all(k, k in " + skip + " || (k in oldObject." + part + " && object." + part + "[k] == oldObject." + part + "[k])) && " +
-			"oldObject." + part + ".all(k, k in " + skip + " || k in object." + part + ")"
+	// unchanged says that every key of the map now but those in skip is
+	// in the map was with the same value, and that was has no other key.
+	unchanged := func(now, was, skip string) string {
+		return now + ".all(k, k in " + skip + " || (k in " + was + " && " + now + "[k] == " + was + "[k])) && " +
+			was + ".all(k, k in " + skip + " || k in " + now + ")"
+	}
+	annotations := func(obj string) string {
+		return "(has(" + obj + ".metadata.annotations) ? " + obj + ".metadata.annotations : {})"
 	}
 	terms := []string{
 		"request.operation == 'UPDATE'",
 		"has(object.spec) && has(oldObject.spec)",
-		unchanged("metadata", quote(ignoredMetadata)),
-		unchanged("spec", quote(switchOffFields)),
+		unchanged("object.metadata", "oldObject.metadata", quote(ignoredMetadata)),
+		unchanged(annotations("object"), annotations("oldObject"), quote(ignoredAnnotations)),
+		unchanged("object.spec", "oldObject.spec", quote(switchOffFields)),
 	}
 	var turned []string
 	for _, f := range switchOffFields {

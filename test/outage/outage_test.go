@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,7 +165,7 @@ func TestSwitchOffWhileWebhookDown(t *testing.T) {
 	base := "http://" + testenv.StartVerifier(t, env.Config, verifier.Options{Namespace: ops}).Addr
 
 	// With the webhooks up: a group, an application, three working keys.
-	names := []string{"incident", "combined", "other"}
+	names := []string{"incident", "combined", "other", "applied", "server-side"}
 	plaintext := issue(t, base, ns, names...)
 
 	// The webhook endpoint goes away; the controllers go on.
@@ -198,6 +199,39 @@ func TestSwitchOffWhileWebhookDown(t *testing.T) {
 		}
 		// Switching it back on is not a switch-off.
 		unreachable(t, patchKey(ctx, ns, "incident", func(k *keywardv1alpha1.APIKey) { k.Spec.Disabled = false }))
+	})
+
+	t.Run("kubectl apply of a switch-off, client-side and server-side", func(t *testing.T) {
+		// GitOps commits the switch-off and applies the manifest: kubectl
+		// apply rewrites its last-applied-configuration annotation with
+		// it, which the switch-off may carry.
+		kubectl, err := exec.LookPath("kubectl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+		if err := testenv.WriteKubeconfig(env.Config, kubeconfig); err != nil {
+			t.Fatal(err)
+		}
+		apply := func(name, field string, args ...string) {
+			t.Helper()
+			manifest := fmt.Sprintf("apiVersion: keyward.dev/v1alpha1\nkind: APIKey\nmetadata: {name: %s, namespace: %s}\nspec: {application: acme, scopes: [read], %s: true}\n", name, ns, field)
+			cmd := exec.Command(kubectl, append([]string{"--kubeconfig", kubeconfig, "apply", "-f", "-"}, args...)...) // #nosec G204 -- the test's own arguments
+			cmd.Stdin = strings.NewReader(manifest)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("kubectl apply %v of %s: true with the webhook down: %v\n%s", args, field, err, out)
+			}
+		}
+		start := time.Now()
+		apply("applied", "disabled")
+		refusedWithin(t, base, ns, plaintext["applied"], "disabled", start)
+		start = time.Now()
+		apply("server-side", "revoked", "--server-side", "--force-conflicts")
+		refusedWithin(t, base, ns, plaintext["server-side"], "revoked", start)
+		// The annotation alone, or with any other change, is no switch-off.
+		unreachable(t, patchKey(ctx, ns, "combined", func(k *keywardv1alpha1.APIKey) {
+			k.Annotations["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+		}))
 	})
 
 	t.Run("anything else is refused", func(t *testing.T) {
