@@ -218,6 +218,8 @@ func TestAnswers(t *testing.T) {
 		{name: "group source range, client inside", target: "/v1/verify/iot/ranged", headers: nginx(k["reader"], "GET", "/v1/things/1"), remote: "203.0.113.9:5555", status: 200},
 		{name: "X-Real-IP from an untrusted peer is ignored", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "203.0.113.9"), remote: "192.0.2.1:5555", status: 403, reason: "source"},
 		{name: "X-Real-IP from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "203.0.113.9"), remote: "10.1.2.3:5555", status: 200},
+		{name: "X-Real-IP from a trusted proxy that is no address is refused, not passed over for X-Forwarded-For", target: "/v1/verify/iot/ranged",
+			headers: withHeader(withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Real-IP", "garbage"), "X-Forwarded-For", "203.0.113.9"), remote: "10.1.2.3:5555", status: 403, reason: "source"},
 		{name: "X-Forwarded-For: nearest untrusted hop from a trusted proxy", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Forwarded-For", "203.0.113.9, 10.9.9.9"), remote: "10.1.2.3:5555", status: 200},
 		{name: "X-Forwarded-For: a forged left end is not believed", target: "/v1/verify/iot/ranged", headers: withHeader(nginx(k["reader"], "GET", "/v1/things/1"), "X-Forwarded-For", "203.0.113.9, 192.0.2.1, 10.9.9.9"), remote: "10.1.2.3:5555", status: 403, reason: "source"},
 		{name: "key's own range narrows the group's", target: "/v1/verify/iot/ranged", headers: nginx(k["own-range"], "GET", "/v1/things/1"), remote: "203.0.113.10:5555", status: 403, reason: "source"},

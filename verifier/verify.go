@@ -265,7 +265,7 @@ func (h *Handler) parse(r *http.Request) (Request, bool) {
 	// checking and canonicalising each name again.
 	req.Authorization = r.Header["Authorization"]
 	req.XAPIKey = r.Header["X-Api-Key"]
-	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerValue(r.Header, "X-Real-Ip"), headerList(r.Header, "X-Forwarded-For"))
+	req.Client, _ = h.trusted.ClientAddr(r.RemoteAddr, headerList(r.Header, "X-Real-Ip"), headerList(r.Header, "X-Forwarded-For"))
 	return req, true
 }
 

@@ -103,13 +103,15 @@ func (t *TrustedProxies) Prefixes() []string {
 
 // ClientAddr returns the client address of a request. remoteAddr is the
 // connecting peer ("host:port", "[v6]:port" or a bare IP). When the peer is
-// a trusted proxy the result is X-Real-IP if it parses, else the nearest
+// a trusted proxy the result is X-Real-IP when it is sent, else the nearest
 // untrusted X-Forwarded-For hop (the nearest hop when all are trusted); in
-// every other case (untrusted peer, headers absent or garbage) it is the
-// peer's own address. Addresses are returned unmapped ("::ffff:1.2.3.4"
-// is 1.2.3.4) and without zone. ok is false only when the address that
-// would be used does not parse, which includes an unparseable peer: headers
-// are never believed from a peer whose address is unknown.
+// every other case (untrusted peer, headers absent, a garbage hop) it is
+// the peer's own address. Addresses are returned unmapped
+// ("::ffff:1.2.3.4" is 1.2.3.4) and without zone. ok is false only when the
+// address that would be used does not parse, which includes an unparseable
+// peer (headers are never believed from a peer whose address is unknown)
+// and an X-Real-IP that a trusted proxy sent but that is no address (or
+// two header lines of it, joined).
 //
 // Each proxy appends the peer it saw to X-Forwarded-For, and the client
 // writes whatever it likes at the left. So the list is read from the right:
@@ -126,8 +128,11 @@ func (t *TrustedProxies) ClientAddr(remoteAddr string, xRealIP, xForwardedFor st
 	if !t.Trusts(peer) {
 		return peer, true
 	}
-	if a, ok := parseAddr(xRealIP); ok {
-		return a, true
+	if trimBlank(xRealIP) != "" {
+		// A trusted proxy that sends X-Real-IP names the client there;
+		// one that does not parse is refused, not passed over for
+		// X-Forwarded-For, which the client writes the left of.
+		return parseAddr(xRealIP)
 	}
 	var nearest netip.Addr
 	for rest := xForwardedFor; rest != ""; {

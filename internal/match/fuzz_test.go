@@ -202,9 +202,10 @@ func FuzzCredential(f *testing.F) {
 }
 
 // FuzzClientAddr checks that ClientAddr never panics, returns unmapped,
-// zone-less, valid addresses, ignores the headers of untrusted peers, and
-// believes the nearest untrusted X-Forwarded-For hop over the ones a client
-// can forge to its left.
+// zone-less, valid addresses, ignores the headers of untrusted peers,
+// refuses a trusted peer's X-Real-IP that is no address, and believes the
+// nearest untrusted X-Forwarded-For hop over the ones a client can forge to
+// its left.
 func FuzzClientAddr(f *testing.F) {
 	tp, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8"})
 	if err != nil {
@@ -226,8 +227,12 @@ func FuzzClientAddr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, remote, xri, xff string) {
 		a, ok := tp.ClientAddr(remote, xri, xff)
 		peer, peerOK := parseAddr(remote)
-		if ok != peerOK {
-			t.Fatalf("ClientAddr(%q, %q, %q) ok = %v, peer parses = %v", remote, xri, xff, ok, peerOK)
+		// Not ok: the peer does not parse, or a trusted peer sent an
+		// X-Real-IP that does not.
+		_, xriOK := parseAddr(xri)
+		wantOK := peerOK && (!tp.Trusts(peer) || trimBlank(xri) == "" || xriOK)
+		if ok != wantOK {
+			t.Fatalf("ClientAddr(%q, %q, %q) ok = %v, want %v (peer parses %v, X-Real-IP parses %v)", remote, xri, xff, ok, wantOK, peerOK, xriOK)
 		}
 		if !ok {
 			if a.IsValid() {
@@ -243,7 +248,7 @@ func FuzzClientAddr(f *testing.F) {
 		}
 		// The hop nearest the proxy wins over anything a client wrote to
 		// its left.
-		if _, xriOK := parseAddr(xri); tp.Trusts(peer) && !xriOK {
+		if tp.Trusts(peer) && trimBlank(xri) == "" {
 			last := xff
 			if i := strings.LastIndexByte(xff, ','); i >= 0 {
 				last = xff[i+1:]
