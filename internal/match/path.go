@@ -212,6 +212,12 @@ func normalizeSlow(p string) (string, error) {
 			return "", ErrUnsafePath
 		}
 		seg := out[mark+1:]
+		if dot := len(seg) == 1 && seg[0] == '.' || len(seg) == 2 && seg[0] == '.' && seg[1] == '.'; dot && strings.IndexByte(p[i:j], '%') >= 0 {
+			// A dot segment only once decoded ("%2e%2e"): an upstream
+			// that routes on the path as sent sees no dot segment there,
+			// and would serve another path than the one judged.
+			return "", ErrUnsafePath
+		}
 		switch {
 		case len(seg) == 0 || len(seg) == 1 && seg[0] == '.':
 			out = out[:mark]

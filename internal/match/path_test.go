@@ -61,17 +61,20 @@ var pathCases = []struct {
 	{"/...", "/..."},
 	{"/a/.../b", "/a/.../b"},
 	{"/.a/..b/b..", "/.a/..b/b.."},
-	// encoded dots are dots
+	// a dot segment only once decoded is refused: an upstream routing on
+	// the path as sent ("/a/%2e%2e/b" under "/a/*") would serve another
+	// path than the one judged; encoded dots elsewhere are dots
 	{"/%2e%2e", bad},
-	{"/a/%2e%2e/b", "/b"},
-	{"/a/%2E%2e/b", "/b"},
-	{"/a/%2E%2E/b", "/b"},
-	{"/a/.%2e/b", "/b"},
-	{"/a/%2e./b", "/b"},
-	{"/a/%2e/b", "/a/b"},
-	{"/a/b/%2e%2e/%2e%2e", "/"},
-	{"/a/b/%2e%2e/%2e%2e/%2e%2e", bad},
+	{"/a/%2e%2e/b", bad},
+	{"/a/%2E%2e/b", bad},
+	{"/a/%2E%2E/b", bad},
+	{"/a/.%2e/b", bad},
+	{"/a/%2e./b", bad},
+	{"/a/%2e/b", bad},
+	{"/a/b/%2e%2e/%2e%2e", bad},
 	{"/a/%2e%2e%2e", "/a/..."},
+	{"/a/%2ejson", "/a/.json"},
+	{"/a/b%2e%2e", "/a/b.."},
 	// decode once: %25 is a literal percent afterwards, refused where it
 	// would read as an escape (double encoding)
 	{"/%252e%252e/admin", bad},
@@ -155,7 +158,8 @@ var pathCases = []struct {
 	{"/" + strings.Repeat("a", MaxPathLength), bad},
 	{"/" + strings.Repeat("a", MaxPathLength-1) + "?" + strings.Repeat("q", 100), "/" + strings.Repeat("a", MaxPathLength-1)},
 	{"/" + strings.Repeat("%61", 2000), "/" + strings.Repeat("a", 2000)},
-	{strings.Repeat("/a", 600) + "/%2e", strings.Repeat("/a", 600) + "/"},
+	{strings.Repeat("/a", 600) + "/%2e", bad},
+	{strings.Repeat("/a", 600) + "/.", strings.Repeat("/a", 600) + "/"},
 	// absolute URLs (PathFromURL only): the authority ends only at the
 	// first '/' and holds only RFC 3986 authority characters; a URL
 	// without a path is refused (nginx's $request_uri always has one).
@@ -271,6 +275,9 @@ func refNormalize(raw string) (string, bool) {
 		d, err := url.PathUnescape(s)
 		if err != nil {
 			return "", false
+		}
+		if (d == "." || d == "..") && d != s {
+			return "", false // a dot segment only once decoded
 		}
 		for i := 0; i < len(d); i++ {
 			if c := d[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ';' {

@@ -271,7 +271,6 @@ func TestNoBypass(t *testing.T) {
 		{"POST", "/integration/device/", "device"},
 		{"POST", "/integration/device", "device"},
 		{"POST", "/integration/device/a/../b", "device"},
-		{"POST", "/integration/device/a/%2e%2e/b", "device"},
 		{"POST", "/integration/device/x/..", "device"},
 		{"POST", "/integration//device///x", "device"},
 		{"POST", "/integration/%64evice/x", "device"},
@@ -304,6 +303,10 @@ func TestNoBypass(t *testing.T) {
 		"/integration/device/..%5c..%5cadmin",
 		// Double encoding: a backend that decodes again would climb out.
 		"/integration/device/%252e%252e/%252e%252e/admin",
+		// A dot segment only once decoded: a backend routing on the path
+		// as sent would serve /integration/device/a/%2e%2e/... as device.
+		"/integration/device/a/%2e%2e/b",
+		"/admin/%2e%2e/integration/device/a",
 	} {
 		if _, err := PathFromURL(raw); !errors.Is(err, ErrUnsafePath) {
 			t.Errorf("PathFromURL(%q) error = %v, want ErrUnsafePath", raw, err)

@@ -174,9 +174,12 @@ func requestProbes() []probe {
 		{"path", "dot segments leave the scope's prefix", through(front, func() request {
 			return get("/public/../admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
-		{"path", "percent-encoded dot segments leave the scope's prefix", through(front, func() request {
+		{"path", "percent-encoded dot segments are refused, leaving the scope's prefix", through(front, func() request {
 			return get("/public/%2e%2e/admin/x", bearer(read()))
-		}, http.StatusForbidden, "scope")},
+		}, http.StatusForbidden, "path")},
+		{"path", "percent-encoded dot segments are refused, entering the scope's prefix (an upstream routing on the raw path serves /admin)", through(front, func() request {
+			return get("/admin/%2e%2e/public/x", bearer(read()))
+		}, http.StatusForbidden, "path")},
 		{"path", "double slash before a dot segment", through(front, func() request {
 			return get("/public//../admin/x", bearer(read()))
 		}, http.StatusForbidden, "scope")},
