@@ -68,6 +68,10 @@ func variants() []variant {
 				"manager":  map[string]any{"replicas": 3, "podDisruptionBudget": map[string]any{"enabled": false}},
 				"verifier": map[string]any{"replicas": 5, "podDisruptionBudget": map[string]any{"minAvailable": "60%"}}},
 			check: checkReplicas},
+		// One replica under a PodDisruptionBudget would block every drain.
+		{name: "one replica each, no PodDisruptionBudget", release: "keyward", namespace: "keyward-system",
+			values: map[string]any{"manager": map[string]any{"replicas": 1}, "verifier": map[string]any{"replicas": 1}},
+			check:  wantCount("PodDisruptionBudget", 0)},
 		{name: "trusted proxies and Service ports", release: "keyward", namespace: "keyward-system",
 			values: map[string]any{"verifier": map[string]any{
 				"trustedProxies": []string{"10.0.0.0/8", "fd00::/8"}, "lastUsedInterval": "5m",
@@ -113,7 +117,11 @@ func TestSchemaRefuses(t *testing.T) {
 		"unknown key":    {"verifier": map[string]any{"replica": 2}},
 		"unknown mode":   {"webhook": map[string]any{"certificates": map[string]any{"mode": "vault"}}},
 		"not a CIDR":     {"verifier": map[string]any{"trustedProxies": []string{"10.0.0.1"}}},
+		"a /33":          {"verifier": map[string]any{"trustedProxies": []string{"10.0.0.0/33"}}},
+		"an IPv6 /129":   {"verifier": map[string]any{"trustedProxies": []string{"fd00::/129"}}},
 		"negative count": {"manager": map[string]any{"replicas": -1}},
+		"a duration in days": {"webhook": map[string]any{"certificates": map[string]any{"mode": "cert-manager",
+			"certManager": map[string]any{"duration": "90d"}}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cmd := []string{"template", "keyward", chartDir(), "-f", valuesFile(t, values)}
