@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/controllers"
@@ -47,4 +48,25 @@ func TestDuplicateExternalIDRejectsTheNewer(t *testing.T) {
 		t.Errorf("a key of the rejected application was issued (%s)", k.Status.KeyID)
 	}
 	waitAppPhase(t, ns, "first", keywardv1alpha1.ApplicationActive)
+}
+
+// TestRejectedApplicationFreesItsExternalID: an Application Rejected for
+// its group's limit never holds a working key again; the new Application
+// its message asks for may take its externalID.
+func TestRejectedApplicationFreesItsExternalID(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ops, ns})
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithLimits(1, 10)), testgen.Application(ns, "first", "things"))
+	waitAppPhase(t, ns, "first", keywardv1alpha1.ApplicationActive)
+	create(t, testgen.Application(ns, "over", "things", testgen.WithExternalID("CUST-1")))
+	waitAppPhase(t, ns, "over", keywardv1alpha1.ApplicationRejected)
+
+	update(t, testgen.KeyGroup(ns, "things"), func(g *keywardv1alpha1.KeyGroup) { g.Spec.Limits.MaxApplications = ptr.To(int32(2)) })
+	create(t, testgen.Application(ns, "successor", "things", testgen.WithExternalID("CUST-1")))
+	waitAppPhase(t, ns, "successor", keywardv1alpha1.ApplicationActive)
+	if a := waitAppPhase(t, ns, "over", keywardv1alpha1.ApplicationRejected); meta.FindStatusCondition(a.Status.Conditions, keywardv1alpha1.ConditionReady).Reason != controllers.ReasonLimitExceeded {
+		t.Errorf("the rejected Application's reason changed: %+v", a.Status.Conditions)
+	}
 }

@@ -31,9 +31,11 @@ import (
 
 // ExternalIDHolders returns the applications among siblings (the other
 // Applications of a's KeyGroup) that hold a's non-empty externalID and are
-// not being deleted. An externalID is the customer's identity at the
-// backends (X-Auth-External-ID): two applications of one group must never
-// share it.
+// neither being deleted nor Rejected. An externalID is the customer's
+// identity at the backends (X-Auth-External-ID): two applications of one
+// group that could hold working keys must never share it. A Rejected one
+// never holds a working key again, so its externalID is free for the new
+// Application its message asks for.
 func ExternalIDHolders(a *keywardv1alpha1.Application, siblings []keywardv1alpha1.Application) []*keywardv1alpha1.Application {
 	if a.Spec.ExternalID == "" {
 		return nil
@@ -41,7 +43,8 @@ func ExternalIDHolders(a *keywardv1alpha1.Application, siblings []keywardv1alpha
 	var out []*keywardv1alpha1.Application
 	for i := range siblings {
 		o := &siblings[i]
-		if o.UID != a.UID && o.Name != a.Name && o.Spec.ExternalID == a.Spec.ExternalID && o.DeletionTimestamp.IsZero() {
+		if o.UID != a.UID && o.Name != a.Name && o.Spec.ExternalID == a.Spec.ExternalID && o.DeletionTimestamp.IsZero() &&
+			o.Status.Phase != keywardv1alpha1.ApplicationRejected {
 			out = append(out, o)
 		}
 	}

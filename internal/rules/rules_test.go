@@ -69,7 +69,9 @@ func TestExternalIDHolders(t *testing.T) {
 	gone := testgen.Application("ns", "gone", "g", testgen.WithExternalID("X"))
 	now := metav1.Now()
 	gone.DeletionTimestamp = &now
-	siblings := []keywardv1alpha1.Application{*a, *b, *c, *gone}
+	rejected := testgen.Application("ns", "rejected", "g", testgen.WithExternalID("X"))
+	rejected.Status.Phase = keywardv1alpha1.ApplicationRejected
+	siblings := []keywardv1alpha1.Application{*a, *b, *c, *gone, *rejected}
 	if got := ExternalIDHolders(a, siblings); len(got) != 1 || got[0].Name != "b" {
 		t.Errorf("holders of X besides a = %v, want [b]", got)
 	}
