@@ -240,6 +240,35 @@ func TestDeletedHashedSecretIsNeverRevived(t *testing.T) {
 	}
 }
 
+// TestNarrowedGroupRangesShowInReady: a KeyGroup whose allowedSourceRanges
+// are narrowed after a key was admitted holds the key to both lists; the
+// key's Ready message says from where it no longer works, instead of "the
+// key works".
+func TestNarrowedGroupRangesShowInReady(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithGroupSourceRanges("0.0.0.0/0")), testgen.Application(ns, "acme", "things"))
+	waitAppPhase(t, ns, "acme", keywardv1alpha1.ApplicationActive)
+	create(t, testgen.APIKey(ns, "k", "acme", testgen.WithSourceRanges("198.51.100.0/24", "203.0.113.0/24")))
+	k := waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	if c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady); c == nil || c.Message != "the key works" {
+		t.Fatalf("Ready %+v, want the key works", c)
+	}
+	update(t, testgen.KeyGroup(ns, "things"), func(g *keywardv1alpha1.KeyGroup) {
+		g.Spec.AllowedSourceRanges = []keywardv1alpha1.CIDR{"203.0.113.0/24"}
+	})
+	testenv.Eventually(t, 20*time.Second, func() error {
+		k := getKey(t, ns, "k")
+		c := meta.FindStatusCondition(k.Status.Conditions, keywardv1alpha1.ConditionReady)
+		if k.Status.Phase != keywardv1alpha1.APIKeyActive || c == nil || !strings.Contains(c.Message, "198.51.100.0/24 is not within them") {
+			return fmt.Errorf("phase %s, Ready %+v: want Active, naming the range outside the group's", k.Status.Phase, c)
+		}
+		return nil
+	})
+}
+
 // TestLimitHoldsUnderConcurrentCreation creates 50 keys at once for an
 // application allowed 10, with no webhook to turn any away: the controller
 // alone must admit exactly 10, every time.

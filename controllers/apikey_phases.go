@@ -152,7 +152,7 @@ func (r *APIKeyReconciler) decide(_ context.Context, s *apiKeyScope) error {
 	case k.Spec.Disabled:
 		s.set(keywardv1alpha1.APIKeyDisabled, ReasonDisabled, "spec.disabled is true; set it to false to switch the key on")
 	default:
-		s.set(keywardv1alpha1.APIKeyActive, ReasonActive, "the key works")
+		s.set(keywardv1alpha1.APIKeyActive, ReasonActive, activeMessage(k, s.group))
 	}
 	if expiresAt != nil && !s.phase.Terminal() {
 		s.requeue = expiresAt.Sub(s.now)
@@ -230,6 +230,22 @@ func (s *apiKeyScope) setMissing(reason, missing, deleted string) {
 		return
 	}
 	s.set(keywardv1alpha1.APIKeyPending, reason, missing+"; waiting for it")
+}
+
+// activeMessage is an Active key's Ready message: it works, and, when the
+// group's allowedSourceRanges were narrowed since the key was admitted,
+// from where it does not (the verifier holds it to both lists).
+func activeMessage(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup) string {
+	outside := rules.SourceRangesOutside(k.Spec.AllowedSourceRanges, g.Spec.AllowedSourceRanges)
+	if len(outside) == 0 {
+		return "the key works"
+	}
+	ranges := make([]string, len(outside))
+	for i, j := range outside {
+		ranges[i] = string(k.Spec.AllowedSourceRanges[j])
+	}
+	return fmt.Sprintf("the key works only where its spec.allowedSourceRanges meet KeyGroup %s's allowedSourceRanges, which were narrowed since: %s is not within them, and requests from outside them are refused (403 source); set the key's ranges within the group's",
+		g.Name, strings.Join(ranges, ", "))
 }
 
 // lifetimeMessage says why a key breaks its group's maxKeyLifetime.
