@@ -284,14 +284,6 @@ func dnsLabel(s string) bool {
 	return true
 }
 
-// headerValue is h.Get(name) for a name in canonical form.
-func headerValue(h http.Header, name string) string {
-	if v := h[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
 // headerList is a list-valued header, its lines joined in order (RFC 9110
 // 5.3), for a name in canonical form.
 func headerList(h http.Header, name string) string {
