@@ -184,6 +184,9 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 	if secret.Immutable != nil && *secret.Immutable {
 		return &k, r.replaceImmutable(ctx, s, secret, k)
 	}
+	if secret.Data == nil {
+		secret.Data = map[string][]byte{} // emptied by someone: nothing to keep
+	}
 	secret.Data[DeliveryNextKey] = []byte(k.Plaintext())
 	if err := r.Update(ctx, secret, client.FieldOwner(FieldManager)); err != nil {
 		return nil, fmt.Errorf("staging the successor in delivery Secret %s/%s: %w", s.key.Namespace, name, redactPlaintext(err, k.Plaintext()))

@@ -235,6 +235,18 @@ func TestPlantedSuccessorNeverBecomesAKey(t *testing.T) {
 	}
 }
 
+// TestRotationIntoAnEmptiedSecret: a delivery Secret emptied of all its
+// data (by anyone who may write it) still receives the rotation's
+// successor.
+func TestRotationIntoAnEmptiedSecret(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return testgen.APIKey(ns, "k", "acme") })
+	update(t, deliverySecret(t, k), func(s *corev1.Secret) { s.Data = nil })
+	requestRotation(t, k, "into-empty")
+	waitRotated(t, ops, k, original)
+}
+
 // TestPlantedDeliverySecretNeverBecomesAKey: before a key is issued (its
 // Application does not exist yet), a tenant creates its delivery Secret,
 // made the APIKey's by an owner reference they may set, holding a key of
