@@ -40,6 +40,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,10 +123,8 @@ func Setup(mgr ctrl.Manager, o Options) error {
 			WithValidator(&APIKeyValidator{lookup: l, Grants: o.Grants, Book: o.Book, Clock: o.Clock, MinRotationEvery: o.MinRotationEvery}).
 			Complete(),
 	}
-	registerDefaulter(mgr, MutatingPathApplication, &keywardv1alpha1.Application{},
-		&CreatedByDefaulter[*keywardv1alpha1.Application]{})
-	registerDefaulter(mgr, MutatingPathAPIKey, &keywardv1alpha1.APIKey{},
-		&APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l})
+	registerDefaulter(mgr, MutatingPathApplication, &CreatedByDefaulter[*keywardv1alpha1.Application]{})
+	registerDefaulter(mgr, MutatingPathAPIKey, &APIKeyDefaulter{CreatedByDefaulter: CreatedByDefaulter[*keywardv1alpha1.APIKey]{Finalizer: keywardv1alpha1.Finalizer}, lookup: l})
 	return errors.Join(errs...)
 }
 
@@ -145,27 +144,24 @@ const (
 // decode is let through unchanged: the schema refuses it with its field,
 // and should the schema let it pass, the validating webhook, which decodes
 // it too, refuses it. Nothing is stored without both.
-func registerDefaulter[T runtime.Object](mgr ctrl.Manager, path string, prototype T, d admission.Defaulter[T]) {
+func registerDefaulter[T runtime.Object](mgr ctrl.Manager, path string, d admission.Defaulter[T]) {
 	hook := admission.WithDefaulter(mgr.GetScheme(), d)
-	hook.Handler = decodedFirst{Handler: hook.Handler, decoder: admission.NewDecoder(mgr.GetScheme()), prototype: prototype}
+	hook.Handler = undecodableAllowed{hook.Handler}
 	mgr.GetWebhookServer().Register(path, hook)
 }
 
-// decodedFirst lets an object that cannot be decoded through unchanged,
-// and hands the others to the defaulter.
-type decodedFirst struct {
-	admission.Handler
-	decoder   admission.Decoder
-	prototype runtime.Object
-}
+// undecodableAllowed lets an object the defaulter could not decode through
+// unchanged. controller-runtime's defaulter answers 400 Bad Request for that
+// and for nothing else (its own failures are 500, a refusal 403), so the
+// object is decoded once, by the defaulter, not again here.
+type undecodableAllowed struct{ admission.Handler }
 
-func (h decodedFirst) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if len(req.Object.Raw) > 0 {
-		if err := h.decoder.DecodeRaw(req.Object, h.prototype.DeepCopyObject()); err != nil {
-			return admission.Allowed("not decodable: left to the schema and the validating webhook")
-		}
+func (h undecodableAllowed) Handle(ctx context.Context, req admission.Request) admission.Response {
+	resp := h.Handler.Handle(ctx, req)
+	if !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusBadRequest {
+		return admission.Allowed("not decodable: left to the schema and the validating webhook")
 	}
-	return h.Handler.Handle(ctx, req)
+	return resp
 }
 
 // lookup reads the objects a decision depends on: from the manager's cache,
