@@ -177,6 +177,51 @@ func TestShardsRefused(t *testing.T) {
 	}
 }
 
+// TestNotesWarnOfNoReplicas: a release whose manager or verifier (or a
+// shard) runs no pod installs, since scaling to zero can be meant, but its
+// notes say what stops working and which value to set; with replicas, they
+// say nothing of it.
+func TestNotesWarnOfNoReplicas(t *testing.T) {
+	shards := []any{map[string]any{"name": "eu", "keyGroups": []string{"billing/invoices"}, "replicas": 0},
+		map[string]any{"name": "us", "keyGroups": []string{"billing/refunds"}}}
+	for name, tt := range map[string]struct {
+		values         map[string]any
+		want, wantNone []string
+	}{
+		"manager": {values: map[string]any{"manager": map[string]any{"replicas": 0}},
+			want: []string{"manager.replicas is 0: no manager runs", "Set manager.replicas to 1 or more"}, wantNone: []string{"has 0 replicas"}},
+		"verifier": {values: map[string]any{"verifier": map[string]any{"replicas": 0}},
+			want: []string{"keyward-verifier has 0 replicas: every key check your ingress sends it fails", "Set verifier.replicas to 1 or more"}, wantNone: []string{"manager.replicas is 0"}},
+		"one shard of two": {values: map[string]any{"verifier": map[string]any{"shards": shards}},
+			want: []string{"keyward-verifier-eu has 0 replicas", "Set the replicas of shard eu in verifier.shards to 1 or more"}, wantNone: []string{"keyward-verifier has 0", "keyward-verifier-us has 0"}},
+		"replicas everywhere": {values: map[string]any{},
+			wantNone: []string{"has 0 replicas", "replicas is 0"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// A client-side dry run renders the notes without a cluster.
+			out, err := helmOutput(t, []string{"KUBECONFIG=" + os.DevNull}, "install", "keyward", chartDir(), "--namespace", "keyward-system",
+				"--dry-run=client", "-f", valuesFile(t, tt.values))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, notes, ok := strings.Cut(string(out), "\nNOTES:\n")
+			if !ok {
+				t.Fatalf("helm install --dry-run=client printed no notes:\n%s", out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(notes, w) {
+					t.Errorf("the notes do not say %q:\n%s", w, notes)
+				}
+			}
+			for _, w := range tt.wantNone {
+				if strings.Contains(notes, w) {
+					t.Errorf("the notes say %q:\n%s", w, notes)
+				}
+			}
+		})
+	}
+}
+
 // TestDryRun sends every variant's render to the API server (server-side
 // apply, dry run, strict field validation), with cert-manager's and
 // prometheus-operator's CRDs installed from their modules.
