@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -739,3 +740,39 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(c int)           { d.code = c }
+
+// TestRefusalsCountedUnderTheirGroup: a call without a key, or with one
+// that cannot be a key, is counted under the KeyGroup it names, so that a
+// flood of garbage shows on that group's dashboard; only calls naming no
+// KeyGroup that exists are counted under the empty labels.
+func TestRefusalsCountedUnderTheirGroup(t *testing.T) {
+	f := newFixture(t)
+	count := func(ns, group, reason string) float64 {
+		var m dto.Metric
+		if err := f.store.metrics.requests.WithLabelValues(ns, group, reason).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	malformed := testgen.BadChecksum(f.keys["downlinker"])
+	for _, c := range []struct {
+		target, key, reason string
+		ns, group           string
+	}{
+		{target: "/v1/verify/iot/devices", reason: "missing", ns: "iot", group: "devices"},
+		{target: "/v1/verify/iot/devices", key: malformed, reason: "malformed", ns: "iot", group: "devices"},
+		{target: "/v1/verify/iot/devices", key: "not-a-key", reason: "malformed", ns: "iot", group: "devices"},
+		{target: "/v1/envoy/iot/devices/status", reason: "missing", ns: "iot", group: "devices"},
+		{target: "/v1/verify/iot/nothing", reason: "missing"},
+		{target: "/v1/verify/iot/nothing", key: malformed, reason: "malformed"},
+	} {
+		before := count(c.ns, c.group, c.reason)
+		h := nginx(c.key, "GET", "https://api.example.com/status")
+		if w := f.do(t, call{target: c.target, headers: h}); w.Header().Get("X-Auth-Reason") != c.reason {
+			t.Fatalf("%s: %d %q, want %s", c.target, w.Code, w.Header().Get("X-Auth-Reason"), c.reason)
+		}
+		if got := count(c.ns, c.group, c.reason); got != before+1 {
+			t.Errorf("%s, %s: counted %v times under namespace %q, keygroup %q, want once", c.target, c.reason, got-before, c.ns, c.group)
+		}
+	}
+}

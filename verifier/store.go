@@ -251,6 +251,14 @@ func (s *Store) lookup(d keys.Digest, namespace, name string) (*entry, *group) {
 	return e, g
 }
 
+// group returns the KeyGroup namespace/name, or nil.
+func (s *Store) group(namespace, name string) *group {
+	s.mu.RLock()
+	g := s.groups[groupKey(namespace, name)]
+	s.mu.RUnlock()
+	return g
+}
+
 func groupKey(namespace, name string) string { return namespace + "/" + name }
 
 func intern(s string) string { return unique.Make(s).Value() }

@@ -304,18 +304,18 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 	plaintext, err := match.Credential(req.Authorization, req.XAPIKey)
 	switch {
 	case errors.Is(err, match.ErrAmbiguousCredential), errors.Is(err, match.ErrMalformedCredential):
-		return h.deny(req, ReasonMalformed, nil)
+		return h.deny(req, ReasonMalformed)
 	case err != nil:
-		return h.deny(req, ReasonMissing, nil)
+		return h.deny(req, ReasonMissing)
 	}
 	// Checksum before any lookup: garbage costs a CRC, not a hash.
 	if keys.CheckFormat(plaintext) != nil {
-		return h.deny(req, ReasonMalformed, nil)
+		return h.deny(req, ReasonMalformed)
 	}
 	// Digest and lookup. A key of another group is as unknown as no key.
 	e, g := h.store.lookup(keys.DigestOf(plaintext), req.Namespace, req.KeyGroup)
 	if e == nil || g == nil || e.profile.namespace != req.Namespace || e.profile.group != req.KeyGroup {
-		return h.deny(req, ReasonUnknown, g)
+		return Decision{Reason: ReasonUnknown, group: g}
 	}
 	// State, with expiry judged by the clock too: the controller's update
 	// may lag expiresAt by a moment.
@@ -365,8 +365,10 @@ func stateReason(e *entry, now time.Time) Reason {
 	return e.refusal
 }
 
-func (h *Handler) deny(_ *Request, reason Reason, g *group) Decision {
-	return Decision{Reason: reason, group: g}
+// deny refuses a request before any key is found: counted, and answered
+// with its realm, under the group it names if that exists.
+func (h *Handler) deny(req *Request, reason Reason) Decision {
+	return Decision{Reason: reason, group: h.store.group(req.Namespace, req.KeyGroup)}
 }
 
 // sourceAllowed: the key's own ranges, within the group's. A key's ranges
