@@ -19,6 +19,7 @@ package verifier
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -34,7 +35,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -74,6 +77,12 @@ type authorization struct {
 // headers from its header map, the client from the source address.
 func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := a.h
+	if !h.store.Synced() {
+		// As the HTTP dialects' 503: Envoy counts it a failure of the
+		// service (status_on_error), where a denial would tell the client
+		// its valid key is unknown.
+		return nil, errStarting
+	}
 	now := h.now()
 	attrs := in.GetAttributes()
 	ext := attrs.GetContextExtensions()
@@ -84,6 +93,9 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 	}
 	hr := attrs.GetRequest().GetHttp()
 	hdr := hr.GetHeaders()
+	if hm := hr.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		hdr = mergeHeaderMap(hdr, hm)
+	}
 	req.Method, req.URI = hr.GetMethod(), hr.GetPath()
 	// The header lines live on this stack: nothing of req outlives the
 	// call (ns and kg, which the answer keeps, are copied out of it).
@@ -112,6 +124,40 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 	resp := checkResponse(ns, kg, d, hdr)
 	h.store.metrics.observe(d.group, d.Reason, time.Since(now))
 	return resp, nil
+}
+
+// errStarting answers every check until the store has synced.
+var errStarting = status.Error(codes.Unavailable, "the verifier is starting: its caches have not synced")
+
+// mergeHeaderMap is the request's headers as one map, however Envoy sent
+// them: with encode_raw_headers it fills header_map, one entry per line,
+// and not headers. Lines of one name are joined by commas, as Envoy joins
+// them in headers, so two credentials or two different overrides are
+// refused as they are there. A check that carries both (Envoy never sends
+// one) is read as one request whose lines are all of them; an entry whose
+// value and raw_value differ gives both lines.
+func mergeHeaderMap(headers map[string]string, entries []*corev3.HeaderValue) map[string]string {
+	out := make(map[string]string, len(headers)+len(entries))
+	maps.Copy(out, headers)
+	add := func(k, v string) {
+		if prev, ok := out[k]; ok {
+			v = prev + "," + v
+		}
+		out[k] = v
+	}
+	for _, e := range entries {
+		raw := string(e.GetRawValue())
+		switch v := e.GetValue(); {
+		case raw == "":
+			add(e.GetKey(), v)
+		case v == "" || v == raw:
+			add(e.GetKey(), raw)
+		default:
+			add(e.GetKey(), v)
+			add(e.GetKey(), raw)
+		}
+	}
+	return out
 }
 
 // noGroup answers a check whose route names no valid group: 404, as the
@@ -290,6 +336,9 @@ func appendEntryHead(b []byte, key string, value int) []byte {
 	return protowire.AppendVarint(b, uint64(value)) // #nosec G115 -- a length
 }
 
+// grpcIdleTimeout is how long a gRPC connection may carry no call.
+var grpcIdleTimeout = 2 * time.Minute
+
 // grpcServer serves Check, health and reflection on one listener, h2c. A
 // nil *grpcServer is a verifier without gRPC: its methods do nothing.
 type grpcServer struct {
@@ -304,7 +353,19 @@ func newGRPCServer(addr string, s *Server, certs *certFiles) (*grpcServer, error
 	if err != nil {
 		return nil, fmt.Errorf("--grpc-listen: %w", err)
 	}
-	var opts []grpc.ServerOption
+	opts := []grpc.ServerOption{
+		// A connection without a check in flight for this long is closed
+		// (GOAWAY, which Envoy's client handles by reconnecting), as the
+		// HTTP listener's IdleTimeout closes an idle one: nobody holds
+		// connections, and their buffers, open for nothing.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: grpcIdleTimeout}),
+		// Envoy's cluster may keep its connection alive with pings
+		// (http2_protocol_options.connection_keepalive, often 30s or
+		// less), between checks too; grpc-go's default, one every 5
+		// minutes with a stream open, answers those with GOAWAY
+		// ENHANCE_YOUR_CALM.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	}
 	if certs != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(certs.tlsConfig())))
 	}

@@ -18,6 +18,8 @@ package verifier
 
 import (
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +32,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/keyward/keyward/test/testgen"
 )
@@ -227,4 +230,126 @@ func TestGRPCCheck(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGRPCUnavailableUntilSynced: before its caches have synced the
+// verifier answers no check, as the HTTP dialects answer 503: Envoy then
+// applies status_on_error rather than passing on "401 unknown" for a valid
+// key.
+func TestGRPCUnavailableUntilSynced(t *testing.T) {
+	f := newFixture(t)
+	f.store.keysSynced.Store(false)
+	client, _ := startGRPC(t, f)
+	c := grpcCheck{namespace: "iot", group: "devices", method: "GET", path: "/status",
+		headers: map[string]string{"authorization": "Bearer " + f.keys["downlinker"]}}
+	_, err := client.Check(context.Background(), checkRequest(c))
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("a check before the keys synced: %v, want Unavailable", err)
+	}
+	f.store.keysSynced.Store(true)
+	resp, err := client.Check(context.Background(), checkRequest(c))
+	if err != nil || resp.GetOkResponse() == nil {
+		t.Fatalf("the same check once synced: %v %v, want OK", resp, err)
+	}
+}
+
+// TestGRPCHeaderMap: an Envoy with encode_raw_headers sends the headers
+// in header_map, one entry per line, and headers empty. They are read as
+// the headers are: the key allowed, forged x-auth-* removed, two lines of
+// a credential or an override refused as two lines joined by Envoy are.
+func TestGRPCHeaderMap(t *testing.T) {
+	f := newFixture(t)
+	client, _ := startGRPC(t, f)
+	type line struct {
+		key, value string
+		raw        []byte
+	}
+	key := f.keys["downlinker"]
+	check := func(t *testing.T, headers map[string]string, lines ...line) *authv3.CheckResponse {
+		t.Helper()
+		req := checkRequest(grpcCheck{namespace: "iot", group: "devices", method: "POST", path: "/integration/device/sendmsg", headers: headers})
+		hm := &corev3.HeaderMap{}
+		for _, l := range lines {
+			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: l.key, Value: l.value, RawValue: l.raw})
+		}
+		req.Attributes.Request.Http.HeaderMap = hm
+		resp, err := client.Check(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	refused := func(t *testing.T, resp *authv3.CheckResponse, status int, reason string) {
+		t.Helper()
+		d := resp.GetDeniedResponse()
+		if got := int(d.GetStatus().GetCode()); got != status || responseHeaders(d.GetHeaders())["x-auth-reason"] != reason {
+			t.Errorf("%d %v, want %d %s", got, responseHeaders(d.GetHeaders()), status, reason)
+		}
+	}
+
+	t.Run("allowed from raw values, forged x-auth removed", func(t *testing.T) {
+		resp := check(t, nil, line{key: "authorization", raw: []byte("Bearer " + key)}, line{key: "x-auth-role", raw: []byte("admin")})
+		ok := resp.GetOkResponse()
+		if ok == nil {
+			t.Fatalf("refused: %v", resp.GetDeniedResponse())
+		}
+		if removed := strings.Join(ok.GetHeadersToRemove(), ","); !strings.Contains(removed, "x-auth-role") {
+			t.Errorf("the client's x-auth-role is not removed (removed: %q)", removed)
+		}
+	})
+	t.Run("allowed from values", func(t *testing.T) {
+		if resp := check(t, nil, line{key: "x-api-key", value: key}); resp.GetOkResponse() == nil {
+			t.Errorf("refused: %v", resp.GetDeniedResponse())
+		}
+	})
+	t.Run("two lines of one credential", func(t *testing.T) {
+		refused(t, check(t, nil, line{key: "x-api-key", raw: []byte(key)}, line{key: "x-api-key", raw: []byte(f.keys["full"])}), 401, "malformed")
+	})
+	t.Run("a value and a raw value that differ", func(t *testing.T) {
+		refused(t, check(t, nil, line{key: "x-api-key", value: key, raw: []byte(f.keys["full"])}), 401, "malformed")
+	})
+	t.Run("a credential in headers and another in header_map", func(t *testing.T) {
+		refused(t, check(t, map[string]string{"x-api-key": key}, line{key: "x-api-key", raw: []byte(f.keys["full"])}), 401, "malformed")
+	})
+	t.Run("an override naming another method", func(t *testing.T) {
+		refused(t, check(t, nil, line{key: "authorization", raw: []byte("Bearer " + key)}, line{key: "x-http-method-override", raw: []byte("DELETE")}), 403, "path")
+	})
+	t.Run("two override lines that disagree", func(t *testing.T) {
+		refused(t, check(t, nil, line{key: "authorization", raw: []byte("Bearer " + key)},
+			line{key: "x-http-method-override", raw: []byte("POST")}, line{key: "x-http-method-override", raw: []byte("DELETE")}), 403, "path")
+	})
+}
+
+// TestGRPCIdleConnectionClosed: a connection that carries no check is
+// closed after grpcIdleTimeout, as the HTTP listener closes an idle one;
+// nobody can hold connections open for nothing.
+func TestGRPCIdleConnectionClosed(t *testing.T) {
+	defer func(d time.Duration) { grpcIdleTimeout = d }(grpcIdleTimeout)
+	grpcIdleTimeout = 300 * time.Millisecond
+	f := newFixture(t)
+	s := &Server{Store: f.store, Handler: f.handler}
+	g, err := newGRPCServer("127.0.0.1:0", s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go g.serve(ctx)
+	t.Cleanup(func() { cancel(); g.stop(context.Background()) })
+
+	conn, err := net.Dial("tcp", g.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The client preface and an empty SETTINGS frame: a connection
+	// established, then nothing.
+	if _, err := conn.Write(append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		t.Fatalf("the idle connection was not closed: %v", err)
+	}
 }
