@@ -31,6 +31,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
@@ -774,5 +775,54 @@ func TestRefusalsCountedUnderTheirGroup(t *testing.T) {
 		if got := count(c.ns, c.group, c.reason); got != before+1 {
 			t.Errorf("%s, %s: counted %v times under namespace %q, keygroup %q, want once", c.target, c.reason, got-before, c.ns, c.group)
 		}
+	}
+}
+
+// TestKeyOfAReplacedKeyGroup: a key is bound to the KeyGroup it was issued
+// under, by UID. Once that group is deleted and one of the same name
+// created, the key is revoked at once, whatever the new group's scopes
+// say, without waiting for the controller to revoke it. A record written
+// before keys were bound (no keygroup-uid) is judged as before.
+func TestKeyOfAReplacedKeyGroup(t *testing.T) {
+	f := newFixture(t)
+	group := func(uid string) *keywardv1alpha1.KeyGroup {
+		g := testgen.KeyGroup("iot", "things", testgen.WithPrefix("kt"), testgen.WithScope("read", []string{"GET"}, "/x"))
+		g.UID = types.UID(uid)
+		return g
+	}
+	if err := (groupStore{f.store}).Add(group("uid-first")); err != nil {
+		t.Fatal(err)
+	}
+	add := func(name, groupUID string) string {
+		k, err := keys.Generate("kt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := record.Record{Digest: k.Digest(), KeyID: k.ID(), Namespace: "iot", KeyGroup: "things", KeyGroupUID: groupUID,
+			Application: "acme", APIKey: name, Scopes: []string{"read"}, State: record.StateActive}
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "keyward-system", Name: "apikey-" + name}, Data: rec.SecretData()}
+		if err := (keyStore{f.store}).Add(secret); err != nil {
+			t.Fatal(err)
+		}
+		return k.Plaintext()
+	}
+	bound, unbound := add("bound", "uid-first"), add("unbound", "")
+	ask := func(key string) (int, string) {
+		w := f.do(t, call{target: "/v1/verify/iot/things", headers: nginx(key, "GET", "https://api.example.com/x")})
+		return w.Code, w.Header().Get("X-Auth-Reason")
+	}
+	for _, key := range []string{bound, unbound} {
+		if code, reason := ask(key); code != 200 {
+			t.Fatalf("under the group it was issued in: %d %s", code, reason)
+		}
+	}
+	if err := (groupStore{f.store}).Update(group("uid-second")); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := ask(bound); code != 401 || reason != "revoked" {
+		t.Errorf("a key of the deleted group, under the new one of its name: %d %q, want 401 revoked", code, reason)
+	}
+	if code, reason := ask(unbound); code != 200 {
+		t.Errorf("a record without keygroup-uid: %d %q, want 200 as before", code, reason)
 	}
 }

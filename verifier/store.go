@@ -78,9 +78,12 @@ func (e *entry) apiKey() string { return e.names[len(e.keyID[0]):] }
 // ranges have in common, header values included, so that an allowed
 // request allocates nothing to set them.
 type profile struct {
-	key         profileKey
-	namespace   string
-	group       string
+	key       profileKey
+	namespace string
+	group     string
+	// groupUID is the UID of the KeyGroup the key was issued under; empty
+	// in records of releases before keyward recorded it.
+	groupUID    string
 	scopes      []string
 	sources     *match.SourceRanges // nil: the group's apply
 	headerApp   []string
@@ -90,10 +93,11 @@ type profile struct {
 }
 
 // profileKey identifies a profile.
-type profileKey struct{ namespace, group, application, externalID, scopes, sources string }
+type profileKey struct{ namespace, group, groupUID, application, externalID, scopes, sources string }
 
 // group is a KeyGroup compiled for matching.
 type group struct {
+	uid      string
 	scopes   map[string]*match.Scope
 	sources  match.SourceRanges
 	noSource bool
@@ -174,7 +178,7 @@ func (t *keyTable) str(s string) string {
 
 // profileFor returns the profile of rec's application, scopes and ranges.
 func (t *keyTable) profileFor(rec *record.Record) *profile {
-	k := profileKey{namespace: rec.Namespace, group: rec.KeyGroup, application: rec.Application, externalID: rec.ExternalID, scopes: strings.Join(rec.Scopes, ",")}
+	k := profileKey{namespace: rec.Namespace, group: rec.KeyGroup, groupUID: rec.KeyGroupUID, application: rec.Application, externalID: rec.ExternalID, scopes: strings.Join(rec.Scopes, ",")}
 	if rec.SourceRanges != nil {
 		parts := make([]string, len(rec.SourceRanges))
 		for i, p := range rec.SourceRanges {
@@ -189,6 +193,7 @@ func (t *keyTable) profileFor(rec *record.Record) *profile {
 		key:         k,
 		namespace:   intern(k.namespace),
 		group:       intern(k.group),
+		groupUID:    intern(k.groupUID),
 		headerApp:   []string{intern(k.application)},
 		headerExtID: []string{intern(k.externalID)},
 		headerScope: []string{intern(k.scopes)},
@@ -543,6 +548,7 @@ func (s *Store) endRelist(epoch uint32) {
 // left out, which can only deny requests, never allow them.
 func (s *Store) compileGroup(g *keywardv1alpha1.KeyGroup) *group {
 	out := &group{
+		uid:    intern(string(g.UID)),
 		scopes: make(map[string]*match.Scope, len(g.Spec.Scopes)),
 		realm:  []string{fmt.Sprintf("Bearer realm=%q", g.Namespace+"/"+g.Name)},
 		stats:  s.metrics.forGroup(g.Namespace, g.Name),

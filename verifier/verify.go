@@ -317,6 +317,12 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 	if e == nil || g == nil || e.profile.namespace != req.Namespace || e.profile.group != req.KeyGroup {
 		return Decision{Reason: ReasonUnknown, group: g}
 	}
+	// A key issued under a KeyGroup that was deleted since is revoked,
+	// whatever the group of that name now says: the controller revokes it
+	// too, but need not have yet.
+	if e.profile.groupUID != g.uid && e.profile.groupUID != "" {
+		return Decision{Reason: ReasonRevoked, entry: e, group: g}
+	}
 	// State, with expiry judged by the clock too: the controller's update
 	// may lag expiresAt by a moment.
 	if r := stateReason(e, now); r != ReasonOK {
