@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/controllers"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
 	"github.com/keyward/keyward/test/testenv"
@@ -873,4 +874,36 @@ func TestNamespaceFinishesDeleting(t *testing.T) {
 	if hashedSecret(t, ops, k) != nil {
 		t.Error("the key's hashed Secret outlived its namespace: the key still works")
 	}
+}
+
+// TestDeliverySecretConflictResumes: a key whose delivery Secret is taken
+// by someone else's Secret waits, saying to delete it; once it is deleted,
+// the key is issued without anything else changing (delivery Secrets are
+// not watched, so the key looks again within half a minute).
+func TestDeliverySecretConflictResumes(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	k := testgen.APIKey(ns, "k", "acme")
+	blocker := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: k.DeliverySecretName()}, StringData: map[string]string{"mine": "yes"}}
+	create(t, blocker)
+	startManager(t, ops, []string{ns})
+	create(t, k)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionReady)
+		if c == nil || c.Reason != controllers.ReasonDeliverySecretConflict {
+			return fmt.Errorf("condition %+v, want %s", c, controllers.ReasonDeliverySecretConflict)
+		}
+		return nil
+	})
+	if err := env.Client.Delete(context.Background(), blocker); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 45*time.Second, func() error {
+		if k := getKey(t, ns, "k"); k.Status.Phase != keywardv1alpha1.APIKeyActive {
+			return fmt.Errorf("phase %q after the Secret in the way was deleted, want Active", k.Status.Phase)
+		}
+		return nil
+	})
 }

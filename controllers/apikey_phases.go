@@ -443,7 +443,7 @@ func (r *APIKeyReconciler) admit(ctx context.Context, s *apiKeyScope, app string
 	// fits is known once they are issued (or fail).
 	s.set(keywardv1alpha1.APIKeyPending, ReasonWaitingForOlderKeys, fmt.Sprintf(
 		"Application %s has %d/%d active keys and %d older keys being issued first", s.app.Name, active, limit, waiting))
-	s.requeue = waitRequeue
+	s.requeueBy(s.now.Add(waitRequeue(s.now.Sub(s.key.CreationTimestamp.Time))))
 	return false, nil
 }
 
@@ -455,8 +455,19 @@ func nearLimit(limit int) int {
 	return min(max(limit/10, 1), 10)
 }
 
-// waitRequeue is how soon a key waiting for older keys looks again.
-const waitRequeue = time.Second
+// waitRequeue is how soon a key (or an Application) that has waited this
+// long for older ones looks again: every second at first, while a burst is
+// issued, then a tenth of the time waited, at most every 30 seconds. Keys
+// held behind one that cannot be issued (its delivery Secret in the way)
+// would otherwise each ask the API server for the Application's keys every
+// second, for as long as that lasts.
+func waitRequeue(waited time.Duration) time.Duration {
+	return min(max(waited/10, time.Second), 30*time.Second)
+}
+
+// conflictRequeue is how soon a key whose delivery Secret is someone
+// else's looks again: that Secret is not watched.
+const conflictRequeue = 30 * time.Second
 
 // slots counts, the key itself aside, the keys of its application that
 // hold a slot against maxKeysPerApplication (minted keys whose hashed

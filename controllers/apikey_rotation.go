@@ -170,7 +170,8 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 	}
 	if !metav1.IsControlledBy(secret, s.key) {
 		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationSecretConflict, Message: fmt.Sprintf(
-			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted, and the current key keeps working", name)}
+			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and the current key keeps working", name, conflictRequeue)}
+		s.requeueBy(s.now.Add(conflictRequeue))
 		return nil, nil
 	}
 	// Whatever api-key-next holds is replaced, never reused: a successor

@@ -112,7 +112,10 @@ func (r *APIKeyReconciler) deliver(ctx context.Context, s *apiKeyScope) (*keys.K
 	}
 	if !metav1.IsControlledBy(existing, s.key) {
 		s.set(keywardv1alpha1.APIKeyPending, ReasonDeliverySecretConflict, fmt.Sprintf(
-			"Secret %s exists and does not belong to this APIKey; delete it, or create a new APIKey with another spec.secretName", name))
+			"Secret %s exists and does not belong to this APIKey; delete it (issuance resumes within %s), or create a new APIKey with another spec.secretName", name, conflictRequeue))
+		// Delivery Secrets are not watched: look again for the one in the
+		// way to be gone.
+		s.requeueBy(s.now.Add(conflictRequeue))
 		return nil, nil
 	}
 	if minted, err := r.mintedLive(ctx, s); err != nil || minted {

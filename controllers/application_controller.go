@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -138,7 +139,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	meta.SetStatusCondition(&app.Status.Conditions, synced)
 	var res ctrl.Result
 	if reason == ReasonWaitingForOlderApplications {
-		res.RequeueAfter = waitRequeue
+		res.RequeueAfter = waitRequeue(time.Since(app.CreationTimestamp.Time))
 	}
 	if equality.Semantic.DeepEqual(orig.Status, app.Status) {
 		return res, nil
