@@ -31,6 +31,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // Rotation events and the reasons of the Rotated condition.
@@ -100,7 +101,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if ok, why, err := r.rotationMayGrant(ctx, s); err != nil || !ok {
 		if err == nil {
 			r.hold(s, ReasonRotationGrantRevoked, corev1.EventTypeWarning, EventRotationRefused,
-				why+"; the rotation is refused and the current key keeps working to its end", s.now.Add(time.Minute))
+				why+"; the rotation is refused and the current key keeps working"+currentKeyEnd(s, rec), s.now.Add(time.Minute))
 		}
 		return err
 	}
@@ -150,6 +151,24 @@ func issuedAt(s *apiKeyScope, rec *record.Record) time.Time {
 	return s.now
 }
 
+// currentKeyEnd says, for a rotation held, until when the current key
+// works: " until <time>", or " to its end" when nothing but the APIKey's
+// own end (none, or spec.expiresAt) stops it. rec is the hashed record, or
+// nil to decode it.
+func currentKeyEnd(s *apiKeyScope, rec *record.Record) string {
+	if rec == nil {
+		var err error
+		if rec, err = s.hashedRecord(); err != nil {
+			return " to its end"
+		}
+	}
+	end := rules.KeyEnd(s.key, s.group, issuedAt(s, rec))
+	if end.IsZero() {
+		return " to its end"
+	}
+	return " until " + end.UTC().Format(time.RFC3339)
+}
+
 // stage puts a successor in the delivery Secret's api-key-next and returns
 // it: the one staged already, or a new one. It returns nil, with the reason
 // in s, when the Secret is someone else's.
@@ -170,7 +189,7 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 	}
 	if !metav1.IsControlledBy(secret, s.key) {
 		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationSecretConflict, Message: fmt.Sprintf(
-			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and the current key keeps working", name, conflictRequeue)}
+			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and the current key keeps working%s", name, conflictRequeue, currentKeyEnd(s, nil))}
 		s.requeueBy(s.now.Add(conflictRequeue))
 		return nil, nil
 	}
@@ -243,11 +262,14 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *reco
 		return err
 	}
 	end := s.now.Add(s.key.RotationOverlap()).Truncate(time.Second)
-	if exp := s.key.Spec.ExpiresAt; exp != nil && exp.Time.Before(end) {
-		end = exp.Time // no key of it works past the APIKey's expiry
+	// The key ends no later than it would have without the rotation: the
+	// APIKey's expiry, or the end of a rotating key's term.
+	if stop := rules.KeyEnd(s.key, s.group, issuedAt(s, rec)); !stop.IsZero() && stop.Before(end) {
+		end = stop
 	}
 	want.Previous = &record.Previous{Digest: rec.Digest, KeyID: rec.KeyID, EndsAt: end}
 	want.Digest, want.KeyID, want.IssuedAt, want.Rotating = next.Digest(), next.ID(), s.now.Truncate(time.Second), true
+	want.ExpiresAt = rules.KeyEnd(s.key, s.group, want.IssuedAt)
 	if request != "" {
 		want.AddRequest(request)
 	}

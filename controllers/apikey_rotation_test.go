@@ -595,3 +595,71 @@ func TestImmutableDeliverySecretReplaced(t *testing.T) {
 		return errors.New("no DeliverySecretReplaced event telling to restart pods")
 	})
 }
+
+// TestHeldRotationEndsUnderMaxLifetime: under a KeyGroup's
+// maxKeyLifetime, a rotating key without expiresAt works for every +
+// overlap after it was issued, as admission held it to: its hashed record
+// says so. A rotation held past that (a Secret in the way, which a tenant
+// can make) does not keep the key working; the condition says until when it
+// works. The next rotation's key gets its own end, and the key it replaces
+// keeps the one it had. Without maxKeyLifetime a rotating key has no end.
+func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
+	env.Need(t)
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	fake := clocktesting.NewFakeClock(time.Now())
+	create(t, testgen.KeyGroup(ns, "things", testgen.WithMaxKeyLifetime(100*time.Hour)), testgen.Application(ns, "acme", "things"),
+		testgen.KeyGroup(ns, "free"), testgen.Application(ns, "other", "free"))
+	startManager(t, ops, []string{ns}, withClock(fake), func(o *manager.Options) { o.PromoteAfter = time.Second })
+	const term = 72 * time.Hour // every + overlap
+	k := rotatingKey(ns, 48*time.Hour, 24*time.Hour)
+	free := rotatingKey(ns, 48*time.Hour, 24*time.Hour)
+	free.Name, free.Spec.Application = "free", "other"
+	create(t, k, free)
+	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
+	first := hashedRecord(t, ops, k)
+	if want := first.IssuedAt.Add(term); !first.ExpiresAt.Equal(want) {
+		t.Fatalf("the hashed record ends the key at %v, want %v (issued %v, plus every and overlap)", first.ExpiresAt, want, first.IssuedAt)
+	}
+	if rec := hashedRecord(t, ops, waitPhase(t, ns, "free", keywardv1alpha1.APIKeyActive)); !rec.ExpiresAt.IsZero() {
+		t.Errorf("without maxKeyLifetime the key ends at %v, want never", rec.ExpiresAt)
+	}
+
+	// A Secret in the way: the delivery Secret no longer the key's.
+	update(t, deliverySecret(t, k), func(s *corev1.Secret) { s.OwnerReferences = nil })
+	poke := func() {
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Spec.Description = fmt.Sprint(fake.Now().UnixNano()) })
+	}
+	fake.Step(48 * time.Hour)
+	poke()
+	until := first.IssuedAt.Add(term).UTC().Format(time.RFC3339)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Reason != controllers.ReasonRotationSecretConflict || !strings.Contains(c.Message, "keeps working until "+until) {
+			return fmt.Errorf("Rotated condition %+v, want %s saying the key works until %s", c, controllers.ReasonRotationSecretConflict, until)
+		}
+		return nil
+	})
+	if rec := hashedRecord(t, ops, k); rec.Digest != first.Digest || !rec.ExpiresAt.Equal(first.ExpiresAt) {
+		t.Errorf("while the rotation is held: the key changed %v, its end %v (want %v)", rec.Digest != first.Digest, rec.ExpiresAt, first.ExpiresAt)
+	}
+
+	// Past the end, the Secret in the way removed: the rotation goes on.
+	fake.Step(30 * time.Hour)
+	if err := env.Client.Delete(context.Background(), deliverySecret(t, k)); err != nil {
+		t.Fatal(err)
+	}
+	poke()
+	var second *record.Record
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if second = hashedRecord(t, ops, k); second.Digest == first.Digest {
+			return errors.New("not rotated yet")
+		}
+		return nil
+	})
+	if want := second.IssuedAt.Add(term); !second.ExpiresAt.Equal(want) {
+		t.Errorf("the successor ends at %v, want %v", second.ExpiresAt, want)
+	}
+	if p := second.Previous; p == nil || p.Digest != first.Digest || p.EndsAt.After(first.ExpiresAt) {
+		t.Errorf("previous key %+v, want the first key, ending no later than %v", p, first.ExpiresAt)
+	}
+}

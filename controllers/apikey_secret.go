@@ -35,6 +35,7 @@ import (
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/record"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // Event reasons.
@@ -211,9 +212,6 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 	for _, sc := range k.Spec.Scopes {
 		rec.Scopes = append(rec.Scopes, string(sc))
 	}
-	if k.Spec.ExpiresAt != nil {
-		rec.ExpiresAt = k.Spec.ExpiresAt.UTC().Truncate(time.Second)
-	}
 	for _, c := range k.Spec.AllowedSourceRanges {
 		p, err := netip.ParsePrefix(string(c))
 		if err != nil {
@@ -247,6 +245,7 @@ func (r *APIKeyReconciler) desiredRecord(s *apiKeyScope) (*record.Record, error)
 			rec.KeyGroupUID = old.KeyGroupUID
 		}
 	}
+	rec.ExpiresAt = rules.KeyEnd(k, s.group, rec.IssuedAt)
 	return rec, nil
 }
 

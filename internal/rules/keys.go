@@ -84,6 +84,25 @@ func KeyLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now tim
 	return l
 }
 
+// KeyEnd is when the key of k issued at issuedAt stops working, zero for
+// never: the APIKey's expiresAt, and, for a rotating key under a group's
+// maxKeyLifetime, every + overlap after it was issued if that is earlier.
+// A rotation replaces the key before then; one held (a Secret in the way, a
+// grant revoked) must not leave the key working past the time each key of
+// a rotating key may work, which is what admission held to the maximum.
+func KeyEnd(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, issuedAt time.Time) time.Time {
+	var end time.Time
+	if k.Spec.ExpiresAt != nil {
+		end = k.Spec.ExpiresAt.UTC().Truncate(time.Second)
+	}
+	if rot := k.Spec.Rotation; rot != nil && g != nil && g.Spec.MaxKeyLifetime != nil && !issuedAt.IsZero() {
+		if bound := issuedAt.Add(rot.Every.Duration + k.RotationOverlap()).UTC().Truncate(time.Second); end.IsZero() || bound.Before(end) {
+			end = bound
+		}
+	}
+	return end
+}
+
 // KeyStopsCounting reports whether a key no longer counts against
 // maxKeysPerApplication, whatever else is known of it: revoked, being
 // deleted, or expired at now.
