@@ -126,6 +126,13 @@ func TestGetKeyRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The successor committed, not yet delivered: status names it, and
+	// the key it replaces as previous.
+	rotating.Status.Phase, rotating.Status.KeyID = keywardv1alpha1.APIKeyActive, next.ID()
+	rotating.Status.Rotation = &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: minted.ID()}
+	if err := env.Client.Status().Update(ctx, rotating); err != nil {
+		t.Fatal(err)
+	}
 	create(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rotating-key", OwnerReferences: []metav1.OwnerReference{{
 			APIVersion: keywardv1alpha1.GroupVersion.String(), Kind: "APIKey", Name: rotating.Name, UID: rotating.UID, Controller: ptr.To(true),
@@ -142,6 +149,33 @@ func TestGetKeyRefuses(t *testing.T) {
 	r = p.ok("", "get-key", "rotating", "-n", ns)
 	if r.out != minted.Plaintext()+"\n" {
 		t.Errorf("get-key during a rotation printed %d bytes, not api-key", len(r.out))
+	}
+
+	// A key that is not the APIKey's, written into its own Secret by
+	// someone who may write Secrets: never handed over as its key.
+	for _, tt := range []struct{ name, keyID, want string }{
+		{"substituted", minted.ID(), "not the key of apikey substituted"},
+		{"planted", "", "keyward did not issue"},
+	} {
+		k := testgen.APIKey(ns, tt.name, "acme")
+		create(t, k)
+		if tt.keyID != "" {
+			k.Status.Phase, k.Status.KeyID = keywardv1alpha1.APIKeyActive, tt.keyID
+			if err := env.Client.Status().Update(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		create(t, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tt.name + "-key", OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: keywardv1alpha1.GroupVersion.String(), Kind: "APIKey", Name: k.Name, UID: k.UID, Controller: ptr.To(true),
+			}}},
+			Data: map[string][]byte{record.DeliveryAPIKey: []byte(next.Plaintext())},
+		})
+		r = p.run("", "get-key", tt.name, "-n", ns)
+		if r.err == nil || !strings.Contains(r.err.Error(), tt.want) || r.out != "" {
+			t.Errorf("get-key of a key %s: %v, stdout %q", tt.name, r.err, r.out)
+		}
+		noPlaintext(t, r, next.Plaintext())
 	}
 
 	// Something in api-key-next that is no key was not staged by a

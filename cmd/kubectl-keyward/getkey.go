@@ -47,7 +47,12 @@ func newGetKeyCommand(o *options) *cobra.Command {
 		Long: `Prints the plaintext of the APIKey's key (api-key in its delivery Secret),
 to hand it to its consumer. With --forget, deletes the delivery Secret once
 printed: the key keeps working (its digest is what makes it valid), and this
-was its only copy in the cluster.`,
+was its only copy in the cluster.
+
+Only the key keyward issued is printed: the Secret must name the APIKey as
+its controller, and its key must be the one status.keyID names (or, during
+a rotation, status.rotation.previousKeyID). Anyone who may write Secrets in
+the namespace can write another key there; get-key then refuses.`,
 		Example: `  kubectl keyward get-key acme-dashboard-2027 -n iot --forget | vault kv put secret/acme api-key=-`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,8 +80,18 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 		return err
 	}
 	plaintext := string(s.Data[record.DeliveryAPIKey])
-	if err := keys.CheckFormat(plaintext); err != nil {
+	k, err := keys.Parse(plaintext)
+	if err != nil {
 		return fmt.Errorf("the delivery Secret %s/%s holds no valid key under %q: %w", s.Namespace, s.Name, record.DeliveryAPIKey, err)
+	}
+	// Anyone who may write Secrets here can write another key into the
+	// APIKey's Secret: print only the key keyward issued, the current one
+	// or, mid-rotation, the one it replaces.
+	if id := k.ID(); id != key.Status.KeyID && (key.Status.Rotation == nil || id != key.Status.Rotation.PreviousKeyID) {
+		if key.Status.KeyID == "" {
+			return fmt.Errorf("apikey %s has no key yet (phase %s), but secret/%s holds one (%s) that keyward did not issue: not printed", key.Name, orNone(string(key.Status.Phase)), s.Name, id)
+		}
+		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, not printed; rotate the APIKey to have a new key delivered", s.Name, id, key.Name, key.Status.KeyID)
 	}
 	// Only a key staged by keyward can be in api-key-next mid-rotation;
 	// anything else there is no key and no rotation waits on it.
