@@ -101,7 +101,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if ok, why, err := r.rotationMayGrant(ctx, s); err != nil || !ok {
 		if err == nil {
 			r.hold(s, ReasonRotationGrantRevoked, corev1.EventTypeWarning, EventRotationRefused,
-				why+"; the rotation is refused and the current key keeps working"+currentKeyEnd(s, rec), s.now.Add(time.Minute))
+				why+"; the rotation is refused and "+currentKeyEnd(s, rec), s.now.Add(time.Minute))
 		}
 		return err
 	}
@@ -151,22 +151,23 @@ func issuedAt(s *apiKeyScope, rec *record.Record) time.Time {
 	return s.now
 }
 
-// currentKeyEnd says, for a rotation held, until when the current key
-// works: " until <time>", or " to its end" when nothing but the APIKey's
-// own end (none, or spec.expiresAt) stops it. rec is the hashed record, or
-// nil to decode it.
+// currentKeyEnd says, for a rotation held, how long the current key
+// works. rec is the hashed record, or nil to decode it.
 func currentKeyEnd(s *apiKeyScope, rec *record.Record) string {
 	if rec == nil {
 		var err error
 		if rec, err = s.hashedRecord(); err != nil {
-			return " to its end"
+			return "the current key keeps working to its end"
 		}
 	}
 	end := rules.KeyEnd(s.key, s.group, issuedAt(s, rec))
-	if end.IsZero() {
-		return " to its end"
+	switch {
+	case end.IsZero():
+		return "the current key keeps working"
+	case s.now.Before(end):
+		return "the current key works until " + end.UTC().Format(time.RFC3339)
 	}
-	return " until " + end.UTC().Format(time.RFC3339)
+	return "the current key stopped working at " + end.UTC().Format(time.RFC3339) + ", its end; the rotation issues a new one"
 }
 
 // stage puts a successor in the delivery Secret's api-key-next and returns
@@ -189,7 +190,7 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 	}
 	if !metav1.IsControlledBy(secret, s.key) {
 		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationSecretConflict, Message: fmt.Sprintf(
-			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and the current key keeps working%s", name, conflictRequeue, currentKeyEnd(s, nil))}
+			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and %s", name, conflictRequeue, currentKeyEnd(s, nil))}
 		s.requeueBy(s.now.Add(conflictRequeue))
 		return nil, nil
 	}

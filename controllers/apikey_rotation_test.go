@@ -597,12 +597,13 @@ func TestImmutableDeliverySecretReplaced(t *testing.T) {
 }
 
 // TestHeldRotationEndsUnderMaxLifetime: under a KeyGroup's
-// maxKeyLifetime, a rotating key without expiresAt works for every +
-// overlap after it was issued, as admission held it to: its hashed record
-// says so. A rotation held past that (a Secret in the way, which a tenant
-// can make) does not keep the key working; the condition says until when it
-// works. The next rotation's key gets its own end, and the key it replaces
-// keeps the one it had. Without maxKeyLifetime a rotating key has no end.
+// maxKeyLifetime, each key of a rotating key without expiresAt works for at
+// most that long after it was issued: its hashed record and status say so.
+// A rotation held past it (a Secret in the way, which a tenant can make)
+// does not keep the key working; the condition says until when it works,
+// then that it stopped. The next rotation's key gets its own end, and the
+// key it replaces keeps the one it had. Without maxKeyLifetime a rotating
+// key has no end.
 func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
 	env.Need(t)
 	ops, ns := env.Namespace(t), env.Namespace(t)
@@ -610,7 +611,7 @@ func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
 	create(t, testgen.KeyGroup(ns, "things", testgen.WithMaxKeyLifetime(100*time.Hour)), testgen.Application(ns, "acme", "things"),
 		testgen.KeyGroup(ns, "free"), testgen.Application(ns, "other", "free"))
 	startManager(t, ops, []string{ns}, withClock(fake), func(o *manager.Options) { o.PromoteAfter = time.Second })
-	const term = 72 * time.Hour // every + overlap
+	const term = 100 * time.Hour // maxKeyLifetime; every + overlap is 72h
 	k := rotatingKey(ns, 48*time.Hour, 24*time.Hour)
 	free := rotatingKey(ns, 48*time.Hour, 24*time.Hour)
 	free.Name, free.Spec.Application = "free", "other"
@@ -618,7 +619,10 @@ func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
 	k = waitPhase(t, ns, "k", keywardv1alpha1.APIKeyActive)
 	first := hashedRecord(t, ops, k)
 	if want := first.IssuedAt.Add(term); !first.ExpiresAt.Equal(want) {
-		t.Fatalf("the hashed record ends the key at %v, want %v (issued %v, plus every and overlap)", first.ExpiresAt, want, first.IssuedAt)
+		t.Fatalf("the hashed record ends the key at %v, want %v (issued %v, plus maxKeyLifetime)", first.ExpiresAt, want, first.IssuedAt)
+	}
+	if st := getKey(t, ns, "k").Status.ExpiresAt; st == nil || !st.Time.Equal(first.ExpiresAt) {
+		t.Errorf("status.expiresAt %v, want the key's end %v", st, first.ExpiresAt)
 	}
 	if rec := hashedRecord(t, ops, waitPhase(t, ns, "free", keywardv1alpha1.APIKeyActive)); !rec.ExpiresAt.IsZero() {
 		t.Errorf("without maxKeyLifetime the key ends at %v, want never", rec.ExpiresAt)
@@ -634,7 +638,7 @@ func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
 	until := first.IssuedAt.Add(term).UTC().Format(time.RFC3339)
 	testenv.Eventually(t, 20*time.Second, func() error {
 		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
-		if c == nil || c.Reason != controllers.ReasonRotationSecretConflict || !strings.Contains(c.Message, "keeps working until "+until) {
+		if c == nil || c.Reason != controllers.ReasonRotationSecretConflict || !strings.Contains(c.Message, "the current key works until "+until) {
 			return fmt.Errorf("Rotated condition %+v, want %s saying the key works until %s", c, controllers.ReasonRotationSecretConflict, until)
 		}
 		return nil
@@ -643,16 +647,26 @@ func TestHeldRotationEndsUnderMaxLifetime(t *testing.T) {
 		t.Errorf("while the rotation is held: the key changed %v, its end %v (want %v)", rec.Digest != first.Digest, rec.ExpiresAt, first.ExpiresAt)
 	}
 
-	// Past the end, the Secret in the way removed: the rotation goes on.
-	fake.Step(30 * time.Hour)
+	// Past the end: the key no longer works, and the condition says so.
+	fake.Step(60 * time.Hour)
+	poke()
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || !strings.Contains(c.Message, "the current key stopped working at "+until) {
+			return fmt.Errorf("Rotated condition %+v, want it to say the key stopped working at %s", c, until)
+		}
+		return nil
+	})
+	// The Secret in the way removed: the rotation goes on.
 	if err := env.Client.Delete(context.Background(), deliverySecret(t, k)); err != nil {
 		t.Fatal(err)
 	}
+	fake.Step(time.Second)
 	poke()
 	var second *record.Record
 	testenv.Eventually(t, 20*time.Second, func() error {
 		if second = hashedRecord(t, ops, k); second.Digest == first.Digest {
-			return errors.New("not rotated yet")
+			return fmt.Errorf("not rotated yet: %+v", getKey(t, ns, "k").Status.Conditions)
 		}
 		return nil
 	})

@@ -56,6 +56,11 @@ func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope, fail
 	st.CreatedBy = k.Annotations[keywardv1alpha1.AnnotationCreatedBy]
 	st.ExpiresAt = k.Spec.ExpiresAt
 	if s.minted() {
+		// The current key's end, as its hashed record holds it: under
+		// maxKeyLifetime a rotating key's term, else expiresAt.
+		if rec, err := s.hashedRecord(); err == nil && !rec.ExpiresAt.IsZero() {
+			st.ExpiresAt = &metav1.Time{Time: rec.ExpiresAt}
+		}
 		st.KeyID = string(s.hashed.Data[record.DataKeyID])
 		st.SecretName = k.DeliverySecretName()
 		st.Rotation = rotationStatus(s)

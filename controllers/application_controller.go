@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -139,7 +138,7 @@ func (r *ApplicationReconciler) reconcile(ctx context.Context, app, orig *keywar
 	meta.SetStatusCondition(&app.Status.Conditions, synced)
 	var res ctrl.Result
 	if reason == ReasonWaitingForOlderApplications {
-		res.RequeueAfter = waitRequeue(time.Since(app.CreationTimestamp.Time))
+		res.RequeueAfter = waitRequeue(r.Clock.Now().Sub(app.CreationTimestamp.Time))
 	}
 	if equality.Semantic.DeepEqual(orig.Status, app.Status) {
 		return res, nil

@@ -115,8 +115,9 @@ func (a *authorization) Check(_ context.Context, in *authv3.CheckRequest) (*auth
 			req.stated.overrides[i] = overrides[i : i+1 : i+1]
 		}
 	}
-	// Envoy has judged the client address already (its own
-	// use_remote_address and xff_num_trusted_hops): the source is it.
+	// The source is the connection Envoy accepted (the TCP peer, or what
+	// PROXY protocol carried), not a client Envoy derived from
+	// X-Forwarded-For; no header the client sent is read for it.
 	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
 		req.Client, _ = netip.ParseAddr(sa.GetAddress())
 	}

@@ -49,10 +49,12 @@ to hand it to its consumer. With --forget, deletes the delivery Secret once
 printed: the key keeps working (its digest is what makes it valid), and this
 was its only copy in the cluster.
 
-Only the key keyward issued is printed: the Secret must name the APIKey as
-its controller, and its key must be the one status.keyID names (or, during
-a rotation, status.rotation.previousKeyID). Anyone who may write Secrets in
-the namespace can write another key there; get-key then refuses.`,
+The Secret must name the APIKey as its controller, and its key must have
+the ID status.keyID names (or, during a rotation,
+status.rotation.previousKeyID). Anyone who may write Secrets in the
+namespace can write into it: this refuses a working key of another APIKey
+substituted there (key IDs differ), though not a made-up key given the
+same ID, which never verifies.`,
 		Example: `  kubectl keyward get-key acme-dashboard-2027 -n iot --forget | vault kv put secret/acme api-key=-`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -91,7 +93,7 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 		if key.Status.KeyID == "" {
 			return fmt.Errorf("apikey %s has no key yet (phase %s), but secret/%s holds one (%s) that keyward did not issue: not printed", key.Name, orNone(string(key.Status.Phase)), s.Name, id)
 		}
-		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, not printed; rotate the APIKey to have a new key delivered", s.Name, id, key.Name, key.Status.KeyID)
+		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, or the status is behind a rotation (run get-key again in a moment); not printed", s.Name, id, key.Name, key.Status.KeyID)
 	}
 	// Only a key staged by keyward can be in api-key-next mid-rotation;
 	// anything else there is no key and no rotation waits on it.

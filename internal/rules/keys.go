@@ -86,17 +86,20 @@ func KeyLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now tim
 
 // KeyEnd is when the key of k issued at issuedAt stops working, zero for
 // never: the APIKey's expiresAt, and, for a rotating key under a group's
-// maxKeyLifetime, every + overlap after it was issued if that is earlier.
-// A rotation replaces the key before then; one held (a Secret in the way, a
-// grant revoked) must not leave the key working past the time each key of
-// a rotating key may work, which is what admission held to the maximum.
+// maxKeyLifetime, that maximum after it was issued if that is earlier. A
+// rotation replaces the key long before (every + overlap fits within the
+// maximum); one held (a Secret in the way, a grant revoked, the manager
+// down) must not leave the key working past the maximum. A key admitted
+// before the group set its maximum, whose every + overlap is longer, gets
+// that term instead: the maximum binds keys created after it.
 func KeyEnd(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, issuedAt time.Time) time.Time {
 	var end time.Time
 	if k.Spec.ExpiresAt != nil {
 		end = k.Spec.ExpiresAt.UTC().Truncate(time.Second)
 	}
 	if rot := k.Spec.Rotation; rot != nil && g != nil && g.Spec.MaxKeyLifetime != nil && !issuedAt.IsZero() {
-		if bound := issuedAt.Add(rot.Every.Duration + k.RotationOverlap()).UTC().Truncate(time.Second); end.IsZero() || bound.Before(end) {
+		term := max(g.Spec.MaxKeyLifetime.Duration, rot.Every.Duration+k.RotationOverlap())
+		if bound := issuedAt.Add(term).UTC().Truncate(time.Second); end.IsZero() || bound.Before(end) {
 			end = bound
 		}
 	}
