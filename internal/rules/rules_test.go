@@ -132,3 +132,45 @@ func TestDeletionConfirmation(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyEnd: when the key issued at a time stops working. expiresAt ends
+// every key; under maxKeyLifetime a rotating key's each key ends that long
+// after its issue, or after its own every + overlap when that is longer
+// (a key admitted before the group set its maximum); without a maximum,
+// or for a key that does not rotate, nothing but expiresAt ends it.
+func TestKeyEnd(t *testing.T) {
+	issued := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	rotating := func(every, overlap time.Duration, expires *time.Time) *keywardv1alpha1.APIKey {
+		k := testgen.APIKey("ns", "k", "acme")
+		if every > 0 {
+			k.Spec.Rotation = &keywardv1alpha1.APIKeyRotation{Every: metav1.Duration{Duration: every}, Overlap: &metav1.Duration{Duration: overlap}}
+		}
+		if expires != nil {
+			k.Spec.ExpiresAt = &metav1.Time{Time: *expires}
+		}
+		return k
+	}
+	limited := testgen.KeyGroup("ns", "things", testgen.WithMaxKeyLifetime(100*time.Hour))
+	free := testgen.KeyGroup("ns", "things")
+	soon := issued.Add(50 * time.Hour)
+	late := issued.Add(500 * time.Hour)
+	for name, tt := range map[string]struct {
+		k    *keywardv1alpha1.APIKey
+		g    *keywardv1alpha1.KeyGroup
+		want time.Time
+	}{
+		"rotating, under a maximum":                   {rotating(48*time.Hour, 24*time.Hour, nil), limited, issued.Add(100 * time.Hour)},
+		"rotating, expiresAt before the maximum":      {rotating(48*time.Hour, 24*time.Hour, &soon), limited, soon},
+		"rotating, expiresAt after the maximum":       {rotating(48*time.Hour, 24*time.Hour, &late), limited, issued.Add(100 * time.Hour)},
+		"rotating, admitted before a shorter maximum": {rotating(96*time.Hour, 24*time.Hour, nil), limited, issued.Add(120 * time.Hour)},
+		"rotating, no maximum":                        {rotating(48*time.Hour, 24*time.Hour, nil), free, time.Time{}},
+		"rotating, no maximum, expiresAt":             {rotating(48*time.Hour, 24*time.Hour, &late), free, late},
+		"not rotating, under a maximum":               {rotating(0, 0, &soon), limited, soon},
+		"not rotating, under a maximum, no expiresAt": {rotating(0, 0, nil), limited, time.Time{}},
+		"rotating, its KeyGroup gone":                 {rotating(48*time.Hour, 24*time.Hour, nil), nil, time.Time{}},
+	} {
+		if got := KeyEnd(tt.k, tt.g, issued); !got.Equal(tt.want) {
+			t.Errorf("%s: %v, want %v", name, got, tt.want)
+		}
+	}
+}
