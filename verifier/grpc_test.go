@@ -50,9 +50,9 @@ type grpcCheck struct {
 	reason           string
 }
 
-// startGRPC serves f's handler over gRPC on a loopback socket and returns a
-// connected client.
-func startGRPC(t *testing.T, f *fixture) (authv3.AuthorizationClient, healthpb.HealthClient) {
+// serveGRPC serves f's handler over gRPC on a loopback socket until the
+// test ends.
+func serveGRPC(t *testing.T, f *fixture) *grpcServer {
 	t.Helper()
 	s := &Server{Store: f.store, Handler: f.handler}
 	g, err := newGRPCServer("127.0.0.1:0", s, nil)
@@ -62,6 +62,13 @@ func startGRPC(t *testing.T, f *fixture) (authv3.AuthorizationClient, healthpb.H
 	ctx, cancel := context.WithCancel(context.Background())
 	go g.serve(ctx)
 	t.Cleanup(func() { cancel(); g.stop(context.Background()) })
+	return g
+}
+
+// startGRPC serves f's handler over gRPC and returns a connected client.
+func startGRPC(t *testing.T, f *fixture) (authv3.AuthorizationClient, healthpb.HealthClient) {
+	t.Helper()
+	g := serveGRPC(t, f)
 	conn, err := grpc.NewClient(g.addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -326,16 +333,7 @@ func TestGRPCHeaderMap(t *testing.T) {
 func TestGRPCIdleConnectionClosed(t *testing.T) {
 	defer func(d time.Duration) { grpcIdleTimeout = d }(grpcIdleTimeout)
 	grpcIdleTimeout = 300 * time.Millisecond
-	f := newFixture(t)
-	s := &Server{Store: f.store, Handler: f.handler}
-	g, err := newGRPCServer("127.0.0.1:0", s, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go g.serve(ctx)
-	t.Cleanup(func() { cancel(); g.stop(context.Background()) })
-
+	g := serveGRPC(t, newFixture(t))
 	conn, err := net.Dial("tcp", g.addr())
 	if err != nil {
 		t.Fatal(err)
