@@ -190,7 +190,7 @@ func (s *apiKeyScope) decideParents() bool {
 		s.setMissing(ReasonApplicationNotFound,
 			fmt.Sprintf("Application %q does not exist in namespace %s", k.Spec.Application, k.Namespace),
 			fmt.Sprintf("Application %q of namespace %s was deleted after the key was issued", k.Spec.Application, k.Namespace))
-	case s.bound.application != "" && s.bound.application != string(s.app.UID):
+	case rules.ParentReplaced(s.bound.application, string(s.app.UID)):
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonApplicationReplaced, fmt.Sprintf(
 			"Application %s was deleted and created again after the key was admitted under it; a key never moves to a new Application: create a new APIKey", s.app.Name))
 	case s.bound.group != "" && s.bound.group != string(s.app.Spec.KeyGroup):
@@ -205,7 +205,7 @@ func (s *apiKeyScope) decideParents() bool {
 		s.setMissing(ReasonKeyGroupNotFound,
 			fmt.Sprintf("KeyGroup %q of Application %s does not exist", s.app.Spec.KeyGroup, s.app.Name),
 			fmt.Sprintf("KeyGroup %q of Application %s was deleted after the key was issued", s.app.Spec.KeyGroup, s.app.Name))
-	case s.bound.groupUID != "" && s.bound.groupUID != string(s.group.UID):
+	case rules.ParentReplaced(s.bound.groupUID, string(s.group.UID)):
 		s.set(keywardv1alpha1.APIKeyRejected, ReasonKeyGroupReplaced, fmt.Sprintf(
 			"KeyGroup %s was deleted and created again after the key was admitted under it; a key never moves to a new KeyGroup: create a new APIKey", s.group.Name))
 	default:

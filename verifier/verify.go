@@ -51,6 +51,7 @@ import (
 
 	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/match"
+	"github.com/keyward/keyward/internal/rules"
 )
 
 // URL prefixes of the two families of endpoints.
@@ -320,7 +321,7 @@ func (h *Handler) verify(req *Request, now time.Time) Decision {
 	// A key issued under a KeyGroup that was deleted since is revoked,
 	// whatever the group of that name now says: the controller revokes it
 	// too, but need not have yet.
-	if e.profile.groupUID != g.uid && e.profile.groupUID != "" {
+	if rules.ParentReplaced(e.profile.groupUID, g.uid) {
 		return Decision{Reason: ReasonRevoked, entry: e, group: g}
 	}
 	// State, with expiry judged by the clock too: the controller's update

@@ -106,6 +106,13 @@ func KeyEnd(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, issuedAt tim
 	return end
 }
 
+// ParentReplaced says whether a key bound to a parent by its UID (bound;
+// empty for a key bound before keyward recorded UIDs, which is bound by
+// name) finds another object under that parent's name (uid): the parent
+// was deleted and created again, and the key never moves to it. The
+// controller rejects such a key; the verifier refuses it meanwhile.
+func ParentReplaced(bound, uid string) bool { return bound != "" && bound != uid }
+
 // KeyStopsCounting reports whether a key no longer counts against
 // maxKeysPerApplication, whatever else is known of it: revoked, being
 // deleted, or expired at now.
