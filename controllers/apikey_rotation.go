@@ -101,7 +101,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if ok, why, err := r.rotationMayGrant(ctx, s); err != nil || !ok {
 		if err == nil {
 			r.hold(s, ReasonRotationGrantRevoked, corev1.EventTypeWarning, EventRotationRefused,
-				why+"; the rotation is refused and "+currentKeyEnd(s, rec), s.now.Add(time.Minute))
+				why+"; the rotation is refused and "+currentKeyEnd(s), s.now.Add(time.Minute))
 		}
 		return err
 	}
@@ -152,13 +152,11 @@ func issuedAt(s *apiKeyScope, rec *record.Record) time.Time {
 }
 
 // currentKeyEnd says, for a rotation held, how long the current key
-// works. rec is the hashed record, or nil to decode it.
-func currentKeyEnd(s *apiKeyScope, rec *record.Record) string {
-	if rec == nil {
-		var err error
-		if rec, err = s.hashedRecord(); err != nil {
-			return "the current key keeps working to its end"
-		}
+// works.
+func currentKeyEnd(s *apiKeyScope) string {
+	rec, err := s.hashedRecord() // decoded once per reconcile
+	if err != nil {
+		return "the current key keeps working to its end"
 	}
 	end := rules.KeyEnd(s.key, s.group, issuedAt(s, rec))
 	switch {
@@ -190,7 +188,7 @@ func (r *APIKeyReconciler) stage(ctx context.Context, s *apiKeyScope) (*keys.Key
 	}
 	if !metav1.IsControlledBy(secret, s.key) {
 		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationSecretConflict, Message: fmt.Sprintf(
-			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and %s", name, conflictRequeue, currentKeyEnd(s, nil))}
+			"Secret %s does not belong to this APIKey; the rotation waits until it is deleted (it resumes within %s), and %s", name, conflictRequeue, currentKeyEnd(s))}
 		s.requeueBy(s.now.Add(conflictRequeue))
 		return nil, nil
 	}

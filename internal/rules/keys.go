@@ -69,10 +69,10 @@ func KeyLifetime(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, now tim
 	}
 	l := Lifetime{Max: g.Spec.MaxKeyLifetime.Duration}
 	l.Latest = created.Add(l.Max)
-	if rot := k.Spec.Rotation; rot != nil {
+	if k.Spec.Rotation != nil {
 		// Each key a rotation mints works for every, then overlap more:
 		// that, not the APIKey's age, is what the maximum bounds.
-		l.Rotated = rot.Every.Duration + k.RotationOverlap()
+		l.Rotated = rotationTerm(k)
 		l.RotationTooLong = l.Rotated > l.Max
 	}
 	switch {
@@ -97,8 +97,8 @@ func KeyEnd(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, issuedAt tim
 	if k.Spec.ExpiresAt != nil {
 		end = k.Spec.ExpiresAt.UTC().Truncate(time.Second)
 	}
-	if rot := k.Spec.Rotation; rot != nil && g != nil && g.Spec.MaxKeyLifetime != nil && !issuedAt.IsZero() {
-		term := max(g.Spec.MaxKeyLifetime.Duration, rot.Every.Duration+k.RotationOverlap())
+	if k.Spec.Rotation != nil && g != nil && g.Spec.MaxKeyLifetime != nil && !issuedAt.IsZero() {
+		term := max(g.Spec.MaxKeyLifetime.Duration, rotationTerm(k))
 		if bound := issuedAt.Add(term).UTC().Truncate(time.Second); end.IsZero() || bound.Before(end) {
 			end = bound
 		}
@@ -112,6 +112,12 @@ func KeyEnd(k *keywardv1alpha1.APIKey, g *keywardv1alpha1.KeyGroup, issuedAt tim
 // was deleted and created again, and the key never moves to it. The
 // controller rejects such a key; the verifier refuses it meanwhile.
 func ParentReplaced(bound, uid string) bool { return bound != "" && bound != uid }
+
+// rotationTerm is how long each key of a rotating key works when its
+// rotations come on time: every, then overlap more.
+func rotationTerm(k *keywardv1alpha1.APIKey) time.Duration {
+	return k.Spec.Rotation.Every.Duration + k.RotationOverlap()
+}
 
 // KeyStopsCounting reports whether a key no longer counts against
 // maxKeysPerApplication, whatever else is known of it: revoked, being
