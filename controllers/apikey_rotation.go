@@ -367,7 +367,9 @@ func (s *apiKeyScope) requeueBy(t time.Time) {
 }
 
 // rotationStatus is status.rotation as the hashed record and the spec say;
-// the previous key's last use is the verifier's, kept as it is.
+// the previous key's last use is the verifier's, kept as it is, except when
+// a rotation has just made a new previous key: then status.lastUsedTime,
+// the replaced key's, moves there.
 func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
 	st := s.key.Status.Rotation.DeepCopy()
 	rec, err := s.hashedRecord()
@@ -384,7 +386,12 @@ func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
 	if p := rec.Previous; p != nil {
 		st.RotatedAt = &metav1.Time{Time: rec.IssuedAt}
 		if st.PreviousKeyID != p.KeyID {
-			st.PreviousKeyLastUsedTime = nil
+			// A new previous key: until this rotation it was the
+			// current one, whose uses lastUsedTime recorded. They move
+			// with it, so that neither generation is credited with the
+			// other's (identify, unused, and consumers seen to move).
+			st.PreviousKeyLastUsedTime = s.key.Status.LastUsedTime
+			s.key.Status.LastUsedTime = nil
 		}
 		st.PreviousKeyID, st.PreviousKeyExpiresAt = p.KeyID, &metav1.Time{Time: p.EndsAt}
 	}

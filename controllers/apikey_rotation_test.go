@@ -335,6 +335,39 @@ func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
 	}
 }
 
+// TestRotationMovesTheLastUse: the uses status.lastUsedTime recorded
+// before a rotation were the replaced key's. After it they are reported as
+// the previous key's, and lastUsedTime waits for the new key's first use:
+// a responder asking whether a leaked previous key was used must not read
+// "never", nor the new key be credited with its uses.
+func TestRotationMovesTheLastUse(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, k, original := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return rotatingKey(ns, 24*time.Hour, time.Hour) })
+	ns := k.Namespace
+	oldID := getKey(t, ns, "k").Status.KeyID
+	used := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	patch := client.MergeFrom(k.DeepCopy())
+	k.Status.LastUsedTime = &used
+	if err := env.Client.Status().Patch(context.Background(), k, patch); err != nil {
+		t.Fatalf("recording a use as the verifier does: %v", err)
+	}
+
+	requestRotation(t, k, "now")
+	waitRotated(t, ops, k, original)
+	testenv.Eventually(t, 20*time.Second, func() error {
+		st := getKey(t, ns, "k").Status
+		r := st.Rotation
+		if r == nil || r.PreviousKeyID != oldID || r.PreviousKeyLastUsedTime == nil || !r.PreviousKeyLastUsedTime.Equal(&used) || st.LastUsedTime != nil {
+			return fmt.Errorf("status: lastUsedTime %v, rotation %+v; want lastUsedTime empty and previousKeyLastUsedTime %s for %s", st.LastUsedTime, r, used.UTC().Format(time.RFC3339), oldID)
+		}
+		return nil
+	})
+	if got := getKey(t, ns, "k").LastUsed(); got == nil || !got.Equal(&used) {
+		t.Errorf("LastUsed() = %v after the rotation, want the previous key's %s (deletion protection counts it)", got, used.UTC().Format(time.RFC3339))
+	}
+}
+
 // TestRotationOverlapEndsByExpiry: a key rotated less than its overlap
 // before it expires reports its previous key working until the expiry, not
 // beyond, as the verifier holds it.

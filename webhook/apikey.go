@@ -379,7 +379,7 @@ func validateAPIKeyDelete(k *keywardv1alpha1.APIKey, in keyContext) field.ErrorL
 		return nil
 	}
 	g := in.group
-	c := rules.DeletionConfirmation(g, []*metav1.Time{k.Status.LastUsedTime}, in.now)
+	c := rules.DeletionConfirmation(g, []*metav1.Time{k.LastUsed()}, in.now)
 	if !c.Needed {
 		return nil
 	}

@@ -40,7 +40,7 @@ import (
 // same confirmation as deleting one of them (rules.DeletionConfirmation).
 
 // lastUses returns the last use of every key of the applications that is
-// not revoked, from the cache.
+// not revoked, either generation's, from the cache.
 func (l lookup) lastUses(ctx context.Context, namespace string, apps ...string) ([]*metav1.Time, error) {
 	var used []*metav1.Time
 	for _, app := range apps {
@@ -50,7 +50,7 @@ func (l lookup) lastUses(ctx context.Context, namespace string, apps ...string) 
 		}
 		for i := range list.Items {
 			if k := &list.Items[i]; !k.Spec.Revoked {
-				used = append(used, k.Status.LastUsedTime)
+				used = append(used, k.LastUsed())
 			}
 		}
 	}

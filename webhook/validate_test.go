@@ -493,6 +493,14 @@ func TestValidateAPIKeyDelete(t *testing.T) {
 		}
 		return k
 	}
+	// previousUsed is a rotated key whose previous generation was used
+	// lastUsed ago and whose current one never was.
+	previousUsed := func(lastUsed time.Duration) *keywardv1alpha1.APIKey {
+		k := key(0, "")
+		t := metav1.NewTime(now.Add(-lastUsed))
+		k.Status.Rotation = &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: "kw_abcd", PreviousKeyLastUsedTime: &t}
+		return k
+	}
 	recentlyUsed := `KeyGroup "things" asks to confirm deleting keys used within 72h0m0s, and this key was last used at 2026-06-01T11:00:00Z`
 	always := `KeyGroup "things" asks to confirm deleting any of its keys`
 	tests := []struct {
@@ -514,6 +522,11 @@ func TestValidateAPIKeyDelete(t *testing.T) {
 			errs: field.ErrorList{field.Invalid(p, "acme", recentlyUsed+`: must be the externalID of Application "acme"`)},
 		},
 		{name: "used recently, confirmed", key: key(time.Hour, "EUI-1"), mode: keywardv1alpha1.ConfirmRecentlyUsed},
+		{
+			name: "its previous key used recently, during a rotation's overlap", key: previousUsed(time.Hour), mode: keywardv1alpha1.ConfirmRecentlyUsed,
+			errs: field.ErrorList{field.Required(p, recentlyUsed+`: set this annotation to the externalID of Application "acme", then delete again`)},
+		},
+		{name: "its previous key used long ago", key: previousUsed(72 * time.Hour), mode: keywardv1alpha1.ConfirmRecentlyUsed},
 		{name: "default mode is RecentlyUsed", key: key(time.Hour, ""), mode: "",
 			errs: field.ErrorList{field.Required(p, recentlyUsed+`: set this annotation to the externalID of Application "acme", then delete again`)}},
 		{

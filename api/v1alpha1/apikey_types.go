@@ -170,8 +170,9 @@ type APIKeyStatus struct {
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// lastUsedTime is when the verifier last accepted the key, written at
-	// most once a minute.
+	// lastUsedTime is when the verifier last accepted the current key,
+	// written at most once a minute. A rotation moves it to
+	// rotation.previousKeyLastUsedTime: it was the previous key's use.
 	// +optional
 	LastUsedTime *metav1.Time `json:"lastUsedTime,omitempty"`
 
@@ -261,4 +262,15 @@ func (k *APIKey) DeliverySecretName() string {
 		return k.Spec.SecretName
 	}
 	return k.Name + "-key"
+}
+
+// LastUsed is when the verifier last accepted a key of this APIKey, of
+// either generation: the later of lastUsedTime and, during a rotation's
+// overlap, rotation.previousKeyLastUsedTime. Nil if neither was used.
+func (k *APIKey) LastUsed() *metav1.Time {
+	last := k.Status.LastUsedTime
+	if r := k.Status.Rotation; r != nil && r.PreviousKeyLastUsedTime != nil && (last == nil || last.Before(r.PreviousKeyLastUsedTime)) {
+		last = r.PreviousKeyLastUsedTime
+	}
+	return last
 }

@@ -157,13 +157,9 @@ func (o *options) listKeys(ctx context.Context, f *listFlags, keep func(*keyward
 
 // row is the key as listed. Its last use is the later of both generations'.
 func row(k *keywardv1alpha1.APIKey) keyRow {
-	last := k.Status.LastUsedTime
-	if r := k.Status.Rotation; r != nil && r.PreviousKeyLastUsedTime != nil && (last == nil || last.Before(r.PreviousKeyLastUsedTime)) {
-		last = r.PreviousKeyLastUsedTime
-	}
 	return keyRow{
 		Namespace: k.Namespace, Name: k.Name, Application: string(k.Spec.Application), Phase: string(k.Status.Phase),
-		KeyID: k.Status.KeyID, ExpiresAt: expiresAt(k), LastUsedTime: last, CreationTimestamp: k.CreationTimestamp,
+		KeyID: k.Status.KeyID, ExpiresAt: expiresAt(k), LastUsedTime: k.LastUsed(), CreationTimestamp: k.CreationTimestamp,
 	}
 }
 
