@@ -44,9 +44,9 @@ const (
 	ReasonPromoting              = "Promoting"
 	ReasonRotationGrantRevoked   = "GrantRevoked"
 	ReasonRotationSecretConflict = "DeliverySecretConflict"
-	ReasonRotationKeyLost        = "SuccessorLost"
 	ReasonRotationWaiting        = "PreviousKeyInOverlap"
 	EventRotationWaiting         = "RotationWaiting"
+	EventSuccessorReplaced       = "SuccessorReplaced"
 )
 
 // DeliveryNextKey is the delivery Secret's data key holding a rotation's
@@ -256,17 +256,31 @@ func (r *APIKeyReconciler) createDelivery(ctx context.Context, s *apiKeyScope, d
 // commit makes next the current key in the hashed Secret, the key it
 // replaces working until the overlap ends, and marks the trigger handled.
 func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *record.Record, next *keys.Key, request string) error {
-	want, err := r.desiredRecord(s)
-	if err != nil {
-		return err
-	}
 	end := s.now.Add(s.key.RotationOverlap()).Truncate(time.Second)
 	// The key ends no later than it would have without the rotation: the
 	// APIKey's expiry, or the end of a rotating key's term.
 	if stop := rules.KeyEnd(s.key, s.group, issuedAt(s, rec)); !stop.IsZero() && stop.Before(end) {
 		end = stop
 	}
-	want.Previous = &record.Previous{Digest: rec.Digest, KeyID: rec.KeyID, EndsAt: end}
+	prev := &record.Previous{Digest: rec.Digest, KeyID: rec.KeyID, EndsAt: end}
+	if err := r.makeLive(ctx, s, prev, next, request); err != nil {
+		return err
+	}
+	logf.FromContext(ctx).Info("Key rotation started", "keyID", next.ID(), "previousKeyID", rec.KeyID, "previousEndsAt", end)
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotationStarted, "Rotate",
+		"Key %s staged in Secret %s and live; key %s works until %s", next.ID(), s.key.DeliverySecretName(), rec.KeyID, end.UTC().Format(time.RFC3339))
+	return nil
+}
+
+// makeLive writes next into the hashed Secret as the current key, staged
+// and not yet promoted, with prev as the previous key, and the trigger
+// request (if any) handled.
+func (r *APIKeyReconciler) makeLive(ctx context.Context, s *apiKeyScope, prev *record.Previous, next *keys.Key, request string) error {
+	want, err := r.desiredRecord(s)
+	if err != nil {
+		return err
+	}
+	want.Previous = prev
 	want.Digest, want.KeyID, want.IssuedAt, want.Rotating = next.Digest(), next.ID(), s.now.Truncate(time.Second), true
 	want.ExpiresAt = rules.KeyEnd(s.key, s.group, want.IssuedAt)
 	if request != "" {
@@ -277,12 +291,30 @@ func (r *APIKeyReconciler) commit(ctx context.Context, s *apiKeyScope, rec *reco
 		return err
 	}
 	s.hashed = secret
-	logf.FromContext(ctx).Info("Key rotation started", "keyID", next.ID(), "previousKeyID", rec.KeyID, "previousEndsAt", end)
-	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotationStarted, "Rotate",
-		"Key %s staged in Secret %s and live; key %s works until %s", next.ID(), s.key.DeliverySecretName(), rec.KeyID, end.UTC().Format(time.RFC3339))
 	s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonPromoting, Message: fmt.Sprintf(
 		"key %s is live and staged as %s; it becomes %s once the verifiers have it", next.ID(), DeliveryNextKey, record.DeliveryAPIKey)}
 	s.requeueBy(s.now.Add(r.promoteAfter()))
+	return nil
+}
+
+// replaceLost replaces the successor rec makes current, which left the
+// delivery Secret before it was promoted, by a new one staged in its place;
+// the previous key keeps its end. The lost successor was never handed to a
+// consumer, but anyone who read api-key-next before the Secret was deleted
+// or changed holds it: it stops working now, and the consumers get their
+// next key without waiting for the previous one to end.
+func (r *APIKeyReconciler) replaceLost(ctx context.Context, s *apiKeyScope, rec *record.Record) error {
+	next, err := r.stage(ctx, s)
+	if err != nil || next == nil {
+		return err
+	}
+	if err := r.makeLive(ctx, s, rec.Previous, next, ""); err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("Delivery Secret %s was deleted or changed before key %s was promoted; key %s, staged and live, replaces it, and key %s stopped working",
+		s.key.DeliverySecretName(), rec.KeyID, next.ID(), rec.KeyID)
+	logf.FromContext(ctx).Info("Lost successor replaced", "keyID", next.ID(), "lostKeyID", rec.KeyID)
+	r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventSuccessorReplaced, "Rotate", "%s", msg)
 	return nil
 }
 
@@ -317,13 +349,8 @@ func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *rec
 		// Promoted before a crash.
 	default:
 		// The Secret went, or was changed, between commit and promotion:
-		// the successor's plaintext is lost. The previous key works to
-		// the end of its overlap; another rotation delivers a new one.
-		s.rotation = &metav1.Condition{Status: metav1.ConditionFalse, Reason: ReasonRotationKeyLost, Message: fmt.Sprintf(
-			"delivery Secret %s was deleted or changed during the rotation to key %s, whose plaintext is lost; key %s works until %s: set a new value of annotation %s to rotate again",
-			name, rec.KeyID, prevID, prevEnd, keywardv1alpha1.AnnotationRotate)}
-		r.Recorder.Eventf(s.key, nil, corev1.EventTypeWarning, EventRotationRefused, "Rotate", "%s", s.rotation.Message)
-		return r.endRotation(ctx, s)
+		// the successor left it unpromoted. It is replaced, not kept.
+		return r.replaceLost(ctx, s, rec)
 	}
 	if err := r.endRotation(ctx, s); err != nil {
 		return err

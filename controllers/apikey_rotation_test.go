@@ -368,6 +368,56 @@ func TestRotationMovesTheLastUse(t *testing.T) {
 	}
 }
 
+// TestLostSuccessorReplaced: a tenant who reads api-key-next between the
+// commit and the promotion, then deletes the delivery Secret, holds the
+// successor. It is not left working: a new successor replaces it and is
+// delivered at once, and the previous key keeps the end its rotation
+// announced.
+func TestLostSuccessorReplaced(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	create(t, testgen.KeyGroup(ns, "things"), testgen.Application(ns, "acme", "things"))
+	startManager(t, ops, []string{ns}, func(o *manager.Options) { o.PromoteAfter = 3 * time.Second })
+	k := rotatingKey(ns, 24*time.Hour, time.Hour)
+	create(t, k)
+	k = waitPhase(t, ns, k.Name, keywardv1alpha1.APIKeyActive)
+	original, _ := delivered(t, k)
+
+	requestRotation(t, k, "now")
+	var lost string
+	var committed *record.Record
+	testenv.Eventually(t, 20*time.Second, func() error {
+		_, next := delivered(t, k)
+		rec := hashedRecord(t, ops, k)
+		if next == "" || !rec.Rotating || rec.Digest != keys.DigestOf(next) {
+			return fmt.Errorf("successor staged %v, committed %v", next != "", rec.Rotating)
+		}
+		lost, committed = next, rec
+		return nil
+	})
+	if err := env.Client.Delete(context.Background(), deliverySecret(t, k)); err != nil {
+		t.Fatalf("deleting the delivery Secret before the promotion: %v", err)
+	}
+
+	now := waitRotated(t, ops, k, original)
+	if now == lost {
+		t.Fatal("the successor read from api-key-next before the delivery Secret was deleted was promoted")
+	}
+	rec := hashedRecord(t, ops, k)
+	if rec.Digest == keys.DigestOf(lost) || !rec.Previous.EndsAt.Equal(committed.Previous.EndsAt) {
+		t.Errorf("hashed record: the lost successor is current %v; previous key's end %s, want %s as announced",
+			rec.Digest == keys.DigestOf(lost), rec.Previous.EndsAt, committed.Previous.EndsAt)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Reason != controllers.ReasonRotated || !strings.Contains(c.Message, rec.KeyID) {
+			return fmt.Errorf("Rotated condition %+v, want %s naming %s", c, controllers.ReasonRotated, rec.KeyID)
+		}
+		return nil
+	})
+}
+
 // TestRotationOverlapEndsByExpiry: a key rotated less than its overlap
 // before it expires reports its previous key working until the expiry, not
 // beyond, as the verifier holds it.
