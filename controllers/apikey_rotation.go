@@ -89,13 +89,13 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	if !due {
 		return nil
 	}
-	if p := rec.Previous; p != nil && s.now.Before(p.EndsAt) {
+	if p, end := rec.Previous, rec.PreviousEnd(); p != nil && s.now.Before(end) {
 		// The record holds one previous key. Rotating now would end this
 		// one before the time its rotation announced, cutting off the
 		// consumers that have not moved yet: the rotation waits.
 		r.hold(s, ReasonRotationWaiting, corev1.EventTypeNormal, EventRotationWaiting, fmt.Sprintf(
 			"key %s works until %s, as its rotation announced; the rotation requested starts then. To stop every key of this APIKey now, set spec.revoked",
-			p.KeyID, p.EndsAt.UTC().Format(time.RFC3339)), p.EndsAt)
+			p.KeyID, end.UTC().Format(time.RFC3339)), end)
 		return nil
 	}
 	if ok, why, err := r.rotationMayGrant(ctx, s); err != nil || !ok {
@@ -327,7 +327,7 @@ func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *rec
 	}
 	prevID, prevEnd := "", ""
 	if p := rec.Previous; p != nil {
-		prevID, prevEnd = p.KeyID, p.EndsAt.UTC().Format(time.RFC3339)
+		prevID, prevEnd = p.KeyID, rec.PreviousEnd().UTC().Format(time.RFC3339)
 	}
 	name := s.key.DeliverySecretName()
 	secret := &corev1.Secret{}
@@ -420,7 +420,7 @@ func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
 			st.PreviousKeyLastUsedTime = s.key.Status.LastUsedTime
 			s.key.Status.LastUsedTime = nil
 		}
-		st.PreviousKeyID, st.PreviousKeyExpiresAt = p.KeyID, &metav1.Time{Time: p.EndsAt}
+		st.PreviousKeyID, st.PreviousKeyExpiresAt = p.KeyID, &metav1.Time{Time: rec.PreviousEnd()}
 	}
 	st.NextRotationAt = nil
 	if rot := s.key.Spec.Rotation; rot != nil {

@@ -441,6 +441,18 @@ func TestRotationOverlapEndsByExpiry(t *testing.T) {
 		}
 		return nil
 	})
+
+	// expiresAt moved earlier after the rotation ends the previous key
+	// too, as the verifier holds it: status says so.
+	sooner := expiry.Add(-10 * time.Minute)
+	update(t, getKey(t, ns, "k"), func(k *keywardv1alpha1.APIKey) { k.Spec.ExpiresAt = &metav1.Time{Time: sooner} })
+	testenv.Eventually(t, 10*time.Second, func() error {
+		r := getKey(t, ns, "k").Status.Rotation
+		if r == nil || r.PreviousKeyExpiresAt == nil || !r.PreviousKeyExpiresAt.Time.Equal(sooner) {
+			return fmt.Errorf("status.rotation %+v, want previousKeyExpiresAt %s, the expiry moved earlier", r, sooner)
+		}
+		return nil
+	})
 }
 
 // TestNothingRotatesByAccident: a deleted delivery Secret, a manager

@@ -323,9 +323,7 @@ func (t *keyTable) fillPrevious(e *entry, rec *record.Record) {
 	e.digest, e.previous = p.Digest, true
 	e.names = t.str(p.KeyID + rec.APIKey)
 	e.keyID[0] = e.names[:len(p.KeyID)]
-	if end := p.EndsAt.Unix(); e.expiresAt == 0 || end < e.expiresAt {
-		e.expiresAt = end
-	}
+	e.expiresAt = rec.PreviousEnd().Unix()
 }
 
 // refill writes src, an entry of another table, into e, an entry of t, as

@@ -104,11 +104,7 @@ type generation struct {
 func generations(r *record.Record) []generation {
 	g := []generation{{name: generationCurrent, digest: r.Digest, keyID: r.KeyID, endsAt: r.ExpiresAt}}
 	if p := r.Previous; p != nil {
-		ends := p.EndsAt
-		if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(ends) {
-			ends = r.ExpiresAt
-		}
-		g = append(g, generation{name: generationPrevious, digest: p.Digest, keyID: p.KeyID, endsAt: ends})
+		g = append(g, generation{name: generationPrevious, digest: p.Digest, keyID: p.KeyID, endsAt: r.PreviousEnd()})
 	}
 	return g
 }

@@ -133,6 +133,21 @@ type Previous struct {
 	EndsAt time.Time
 }
 
+// PreviousEnd is when the previous key stops working: the end of its
+// overlap, or the record's own end (the APIKey's expiresAt) if sooner. Zero
+// when the record has no previous key. The verifier holds the previous key
+// to it; status and the kubectl plugin report it.
+func (r *Record) PreviousEnd() time.Time {
+	p := r.Previous
+	if p == nil {
+		return time.Time{}
+	}
+	if !r.ExpiresAt.IsZero() && r.ExpiresAt.Before(p.EndsAt) {
+		return r.ExpiresAt
+	}
+	return p.EndsAt
+}
+
 // Data keys of a delivery Secret.
 const (
 	DeliveryAPIKey = "api-key"

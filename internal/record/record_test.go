@@ -48,6 +48,34 @@ func rotated() *Record {
 	return r
 }
 
+// TestPreviousEnd: the previous key stops at the end of its overlap, or at
+// the APIKey's own end if that comes first (an expiresAt moved earlier
+// after the rotation); a record without one has none.
+func TestPreviousEnd(t *testing.T) {
+	overlapEnd := rotated().Previous.EndsAt
+	tests := []struct {
+		name    string
+		expires time.Time
+		want    time.Time
+	}{
+		{"no expiry", time.Time{}, overlapEnd},
+		{"expiry after the overlap", overlapEnd.Add(time.Hour), overlapEnd},
+		{"expiry within the overlap", overlapEnd.Add(-time.Hour), overlapEnd.Add(-time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rotated()
+			r.ExpiresAt = tt.expires
+			if got := r.PreviousEnd(); !got.Equal(tt.want) {
+				t.Errorf("PreviousEnd() = %s, want %s", got, tt.want)
+			}
+		})
+	}
+	if got := sample().PreviousEnd(); !got.IsZero() {
+		t.Errorf("PreviousEnd() of a record without a previous key = %s, want zero", got)
+	}
+}
+
 // TestPreviousVerifierReadsRotatedRecord: a verifier that knows nothing of
 // rotation (it reads only the data keys it knows, as d85117a's does) still
 // decodes a record in overlap, as the current key.
