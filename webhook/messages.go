@@ -42,8 +42,9 @@ const (
 	// WarnLimitLowered: a limit lowered below what may already be there.
 	WarnLimitLowered = "%s lowered from %d to %d: what is over the new limit keeps working, and nothing new is admitted until the count is below it"
 	// WarnMaxKeyLifetimeChanged: maxKeyLifetime is checked when a key is
-	// created or its expiresAt changes.
-	WarnMaxKeyLifetimeChanged = "maxKeyLifetime applies to keys created from now on; existing keys keep their expiresAt"
+	// created or its expiresAt changes; a rotating key's keys are held to
+	// it as they are (rules.KeyEnd).
+	WarnMaxKeyLifetimeChanged = "maxKeyLifetime is checked for keys created from now on; existing keys keep their expiresAt, but each key of a rotating APIKey now ends at most maxKeyLifetime after it was issued"
 )
 
 // Hints that end field errors: what to do instead.

@@ -133,7 +133,7 @@ func TestValidateKeyGroup(t *testing.T) {
 				`scope "write" removed: every key that holds it becomes Rejected and stops working for good`,
 				"spec.limits.maxApplications lowered from 10 to 3: what is over the new limit keeps working, and nothing new is admitted until the count is below it",
 				"spec.limits.maxKeysPerApplication lowered from 10 to 2: what is over the new limit keeps working, and nothing new is admitted until the count is below it",
-				"maxKeyLifetime applies to keys created from now on; existing keys keep their expiresAt",
+				"maxKeyLifetime is checked for keys created from now on; existing keys keep their expiresAt, but each key of a rotating APIKey now ends at most maxKeyLifetime after it was issued",
 			},
 		},
 	}

@@ -52,7 +52,7 @@ sources of one setting disagree or a name Kubernetes refuses.
 {{- fail (printf "verifier.shards[%d].name %q is taken by another shard: give each shard a name of its own" $i $s.name) }}
 {{- end }}
 {{- if or (eq $s.name "metrics") (hasSuffix "-metrics" $s.name) }}
-{{- fail (printf "verifier.shards[%d].name %q would share its Service's name with a verifier's metrics Service (<verifier>-metrics, <verifier>-<shard>-metrics): choose a name that does not end in metrics" $i $s.name) }}
+{{- fail (printf "verifier.shards[%d].name %q would share its Service's name with a verifier's metrics Service (<verifier>-metrics, <verifier>-<shard>-metrics): choose a name other than metrics, not ending in -metrics" $i $s.name) }}
 {{- end }}
 {{- $_ := set $seen $s.name true }}
 {{- $shard := printf "%s-%s" $name $s.name }}
