@@ -129,7 +129,7 @@ func TestGetKeyRefuses(t *testing.T) {
 	// The successor committed, not yet delivered: status names it, and
 	// the key it replaces as previous.
 	rotating.Status.Phase, rotating.Status.KeyID = keywardv1alpha1.APIKeyActive, next.ID()
-	rotating.Status.Rotation = &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: minted.ID()}
+	rotating.Status.Rotation = &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: minted.ID(), PreviousKeyExpiresAt: at(time.Now().Add(time.Hour))}
 	if err := env.Client.Status().Update(ctx, rotating); err != nil {
 		t.Fatal(err)
 	}
@@ -150,6 +150,27 @@ func TestGetKeyRefuses(t *testing.T) {
 	if r.out != minted.Plaintext()+"\n" {
 		t.Errorf("get-key during a rotation printed %d bytes, not api-key", len(r.out))
 	}
+
+	// The key a rotation replaced, written back into api-key once its
+	// overlap ended: a dead key, never handed over.
+	rolledBack := testgen.APIKey(ns, "rolled-back", "acme")
+	create(t, rolledBack)
+	rolledBack.Status.Phase, rolledBack.Status.KeyID = keywardv1alpha1.APIKeyActive, next.ID()
+	rolledBack.Status.Rotation = &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: minted.ID(), PreviousKeyExpiresAt: at(time.Now().Add(-time.Minute))}
+	if err := env.Client.Status().Update(ctx, rolledBack); err != nil {
+		t.Fatal(err)
+	}
+	create(t, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rolled-back-key", OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: keywardv1alpha1.GroupVersion.String(), Kind: "APIKey", Name: rolledBack.Name, UID: rolledBack.UID, Controller: ptr.To(true),
+		}}},
+		Data: map[string][]byte{record.DeliveryAPIKey: []byte(minted.Plaintext())},
+	})
+	r = p.run("", "get-key", "rolled-back", "-n", ns)
+	if r.err == nil || !strings.Contains(r.err.Error(), "stopped working at") || r.out != "" {
+		t.Errorf("get-key of a replaced key written back after its overlap: %v, stdout %q", r.err, r.out)
+	}
+	noPlaintext(t, r, minted.Plaintext())
 
 	// A key that is not the APIKey's, written into its own Secret by
 	// someone who may write Secrets: never handed over as its key.
@@ -406,6 +427,45 @@ func TestIdentifyAndRevokePreviousGeneration(t *testing.T) {
 	noPlaintext(t, r, previous.Plaintext())
 	if !strings.Contains(r.out, "previous generation") || !getKey(t, ns, "key-00007").Spec.Revoked {
 		t.Errorf("revoke --key of the previous key: %q, revoked %v", r.out, getKey(t, ns, "key-00007").Spec.Revoked)
+	}
+}
+
+// TestRevokeByKeyOfAnEndedGeneration: a key a rotation replaced whose
+// overlap has ended verifies nowhere. revoke --key of it would only stop the
+// APIKey's current key, which was never exposed (an old config found by a
+// scanner): it is refused unless --force.
+func TestRevokeByKeyOfAnEndedGeneration(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	current, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	previous, err := keys.Generate("kt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	key := testgen.APIKey(ns, "key-00008", "app-008")
+	create(t, key)
+	setStatus(t, key, keywardv1alpha1.APIKeyStatus{Phase: keywardv1alpha1.APIKeyActive, KeyID: current.ID(),
+		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: previous.ID(), PreviousKeyExpiresAt: at(now.Add(-time.Hour))}})
+	create(t, hashedRecord(ops, ns, 8, current, func(r *record.Record) {
+		r.Previous = &record.Previous{Digest: previous.Digest(), KeyID: previous.ID(), EndsAt: now.Add(-time.Hour)}
+	}))
+	pointAt(t, ops, 8, key)
+	p := plugin{t: t, now: func() time.Time { return now }}
+
+	r := p.run(previous.Plaintext(), "revoke", "--key", "-", "--operator-namespace", ops)
+	noPlaintext(t, r, previous.Plaintext())
+	if r.err == nil || !strings.Contains(r.err.Error(), "stopped working at") || !strings.Contains(r.err.Error(), "--force") || getKey(t, ns, "key-00008").Spec.Revoked {
+		t.Fatalf("revoke --key of a replaced key past its overlap: %v, revoked %v", r.err, getKey(t, ns, "key-00008").Spec.Revoked)
+	}
+	r = p.ok(previous.Plaintext(), "revoke", "--key", "-", "--force", "--operator-namespace", ops)
+	noPlaintext(t, r, previous.Plaintext())
+	if !getKey(t, ns, "key-00008").Spec.Revoked {
+		t.Errorf("revoke --key --force of a replaced key past its overlap did not revoke: %q", r.out)
 	}
 }
 

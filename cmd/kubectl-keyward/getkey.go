@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -51,7 +52,7 @@ was its only copy in the cluster.
 
 The Secret must name the APIKey as its controller, and its key must have
 the ID status.keyID names (or, during a rotation,
-status.rotation.previousKeyID). Anyone who may write Secrets in the
+status.rotation.previousKeyID, until status.rotation.previousKeyExpiresAt). Anyone who may write Secrets in the
 namespace can write into it: this refuses a working key of another APIKey
 substituted there (key IDs differ), though not a made-up key given the
 same ID, which never verifies.`,
@@ -89,11 +90,19 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 	// Anyone who may write Secrets here can write another key into the
 	// APIKey's Secret: print only the key keyward issued, the current one
 	// or, mid-rotation, the one it replaces.
-	if id := k.ID(); id != key.Status.KeyID && (key.Status.Rotation == nil || id != key.Status.Rotation.PreviousKeyID) {
+	id, rot := k.ID(), key.Status.Rotation
+	if id != key.Status.KeyID && (rot == nil || id != rot.PreviousKeyID) {
 		if key.Status.KeyID == "" {
 			return fmt.Errorf("apikey %s has no key yet (phase %s), but secret/%s holds one (%s) that keyward did not issue: not printed", key.Name, orNone(string(key.Status.Phase)), s.Name, id)
 		}
 		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, or the status is behind a rotation (run get-key again in a moment); not printed", s.Name, id, key.Name, key.Status.KeyID)
+	}
+	// The key a rotation replaced is handed over only while it works:
+	// mid-rotation, before its successor is promoted. Written back once its
+	// overlap has ended, it is a dead key.
+	if id != key.Status.KeyID && rot.PreviousKeyExpiresAt != nil && !rot.PreviousKeyExpiresAt.After(o.now()) {
+		return fmt.Errorf("secret/%s holds key %s, which a rotation of apikey %s replaced and which stopped working at %s; its key is %s: someone wrote the old key back, or the rotation was not promoted (see the Rotated condition); not printed",
+			s.Name, id, key.Name, rot.PreviousKeyExpiresAt.UTC().Format(time.RFC3339), key.Status.KeyID)
 	}
 	// Only a key staged by keyward can be in api-key-next mid-rotation;
 	// anything else there is no key and no rotation waits on it.

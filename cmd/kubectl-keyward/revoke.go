@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
@@ -33,13 +34,16 @@ var errKeyFlag = errors.New("--key takes only \"-\": the key is read from stdin,
 
 func newRevokeCommand(o *options) *cobra.Command {
 	var keyFrom, operatorNS string
+	var force bool
 	cmd := &cobra.Command{
 		Use:   "revoke NAME | revoke --key -",
 		Short: "Revoke an APIKey, by name or from a leaked key's plaintext on stdin",
 		Long: `Sets spec.revoked on an APIKey: final; every verifier refuses its key within
 about a second. With --key -, the key is read from stdin, identified as by
 "identify" (hashed locally, never sent) and its APIKey revoked, whichever
-generation of the APIKey the key is.`,
+generation of the APIKey the key is. A key a rotation replaced whose overlap
+has ended verifies nowhere: revoking its APIKey would only stop the current
+key, so that takes --force.`,
 		Example: `  kubectl keyward revoke acme-dashboard-2027 -n iot
   pbpaste | kubectl keyward revoke --key -`,
 		Args: cobra.MaximumNArgs(1),
@@ -49,7 +53,7 @@ generation of the APIKey the key is.`,
 			case keyFrom == "" && len(args) == 1:
 				return o.revokeByName(ctx, args[0])
 			case keyFrom == "-" && len(args) == 0:
-				return o.revokeByKey(ctx, operatorNS)
+				return o.revokeByKey(ctx, operatorNS, force)
 			case keyFrom != "" && keyFrom != "-":
 				return errKeyFlag
 			}
@@ -57,6 +61,7 @@ generation of the APIKey the key is.`,
 		},
 	}
 	cmd.Flags().StringVar(&keyFrom, "key", "", "\"-\": read a leaked key from stdin and revoke its APIKey")
+	cmd.Flags().BoolVar(&force, "force", false, "with --key -: revoke the APIKey even when the key is a replaced generation that stopped working")
 	addOperatorNamespaceFlag(cmd, &operatorNS)
 	return cmd
 }
@@ -75,7 +80,7 @@ func (o *options) revokeByName(ctx context.Context, name string) error {
 }
 
 // revokeByKey revokes the APIKey whose key is on stdin.
-func (o *options) revokeByKey(ctx context.Context, operatorNS string) error {
+func (o *options) revokeByKey(ctx context.Context, operatorNS string, force bool) error {
 	k, err := readKey(o.streams.In, o.streams.ErrOut)
 	if err != nil {
 		return err
@@ -91,6 +96,10 @@ func (o *options) revokeByKey(ctx context.Context, operatorNS string) error {
 	if !id.apiKeyFound {
 		return fmt.Errorf("the key is %s's (APIKey %s/%s, key ID %s) but that APIKey %s: revoke its hashed record %s instead (SECURITY.md, break-glass)",
 			id.Application, id.Namespace, id.APIKey, id.KeyID, id.gone(), id.HashedSecret)
+	}
+	if id.Generation == generationPrevious && id.ExpiresAt != nil && !id.ExpiresAt.After(o.now()) && !force {
+		return fmt.Errorf("the key is %s's (APIKey %s/%s, key ID %s), the generation a rotation replaced, and it stopped working at %s: it verifies nowhere, and revoking the APIKey would stop only its current key; pass --force to revoke it anyway",
+			id.Application, id.Namespace, id.APIKey, id.KeyID, id.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	if err := revoke(ctx, c, id.Namespace, id.APIKey, id.uid); err != nil {
 		return err
