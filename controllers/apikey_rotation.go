@@ -426,7 +426,9 @@ func rotationStatus(s *apiKeyScope) *keywardv1alpha1.APIKeyRotationStatus {
 	if rot := s.key.Spec.Rotation; rot != nil {
 		st.NextRotationAt = &metav1.Time{Time: issuedAt(s, rec).Add(rot.Every.Duration).Truncate(time.Second)}
 	}
-	if hasRequest && rec.Handled(v) {
+	// A value admission would refuse now (one set before it did) is not
+	// echoed: kubectl prints status as it is.
+	if hasRequest && rec.Handled(v) && rules.RotateRequestProblem(v) == "" {
 		st.LastRotateRequest = v
 	}
 	return st

@@ -190,6 +190,16 @@ func TestRulesRejectedThroughAPIServer(t *testing.T) {
 			field: "spec.application", want: []string{"Invalid value", "should match"},
 		},
 		{
+			// status.rotation.lastRotateRequest echoes the value, and
+			// kubectl prints status as it is.
+			name:  "APIKey rotate value with a terminal escape",
+			setup: setupObjects(groupObj(), appObj()),
+			act: createObj(key("k", func(k *keywardv1alpha1.APIKey) {
+				k.Annotations = map[string]string{keywardv1alpha1.AnnotationRotate: "\x1b]0;owned\x07"}
+			})),
+			field: "metadata.annotations[keyward.dev/rotate]", want: []string{"not a printable character", "use a timestamp"},
+		},
+		{
 			name:  "APIKey application must not be revoked",
 			setup: setupObjects(groupObj(), appObj(func(a *keywardv1alpha1.Application) { a.Spec.Revoked = true })),
 			act:   createObj(key("k")),

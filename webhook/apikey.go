@@ -206,10 +206,29 @@ func validateNewAPIKey(k *keywardv1alpha1.APIKey, in keyContext) validation {
 		v.errs = append(v.errs, validateSourceRanges(k, in.group)...)
 	}
 	v.errs = append(v.errs, validateRotation(k, in.minRotationEvery)...)
+	v.errs = append(v.errs, validateRotateRequest(nil, k)...)
 	if k.Spec.ExpiresAt != nil && !k.Spec.ExpiresAt.After(in.now) {
 		v.warn(WarnAlreadyExpired)
 	}
 	return v
+}
+
+// validateRotateRequest refuses a new keyward.dev/rotate value that status
+// could not echo safely (rules.RotateRequestProblem). A value already there
+// stays, whatever it is.
+func validateRotateRequest(old, k *keywardv1alpha1.APIKey) field.ErrorList {
+	v, ok := k.Annotations[keywardv1alpha1.AnnotationRotate]
+	if !ok || (old != nil && old.Annotations[keywardv1alpha1.AnnotationRotate] == v) {
+		return nil
+	}
+	p := annotationsPath.Key(keywardv1alpha1.AnnotationRotate)
+	if len(v) > rules.MaxRotateRequest {
+		return field.ErrorList{field.TooLong(p, "", rules.MaxRotateRequest)}
+	}
+	if why := rules.RotateRequestProblem(v); why != "" {
+		return field.ErrorList{field.Invalid(p, v, why+hintRotateRequest)}
+	}
+	return nil
 }
 
 // validateAPIKeyChange checks a change to an APIKey: immutable and one-way
@@ -248,6 +267,7 @@ func validateAPIKeyChange(old, k *keywardv1alpha1.APIKey, in keyContext) validat
 	}
 	v.errs = append(v.errs, validateKeyMetadataChange(old, k)...)
 	v.errs = append(v.errs, validateRotationRequester(old, k, in.user)...)
+	v.errs = append(v.errs, validateRotateRequest(old, k)...)
 	return v
 }
 

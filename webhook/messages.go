@@ -63,6 +63,7 @@ const (
 	hintCreatedBy           = "is set by keyward when the object is created and cannot be changed"
 	hintCreatedByForged     = "is set by keyward to the user who creates the object (%q)"
 	hintKeyAnnotation       = "is set by keyward when the key is created and cannot be changed"
+	hintRotateRequest       = "; status.rotation.lastRotateRequest echoes the value: use a timestamp, such as 2026-11-30T12:00:00Z"
 	hintKeyAnnotationForged = "is set by keyward when the key is created (the creator's identity, and the UIDs of the Application and KeyGroup it is admitted under); do not set it"
 )
 

@@ -209,11 +209,12 @@ func TestApplicationLimit(t *testing.T) {
 			"revoke or delete one of its applications, or raise spec.limits.maxApplications of the group")})
 }
 
-// withGrantCheck records user in keyward.dev/grant-check, as the mutating
-// webhook does for a key created before its Application.
 // rotateRequest sets keyward.dev/rotate to a value.
-func rotateRequest() testgen.APIKeyOption {
-	return func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationRotate] = "r1" }
+func rotateRequest() testgen.APIKeyOption { return rotateValue("r1") }
+
+// rotateValue sets keyward.dev/rotate to v.
+func rotateValue(v string) testgen.APIKeyOption {
+	return func(k *keywardv1alpha1.APIKey) { k.Annotations[keywardv1alpha1.AnnotationRotate] = v }
 }
 
 // requestedBy sets keyward.dev/rotation-requested-by to user's identity.
@@ -227,6 +228,8 @@ func requestedBy(user authenticationv1.UserInfo) testgen.APIKeyOption {
 	}
 }
 
+// withGrantCheck records user in keyward.dev/grant-check, as the mutating
+// webhook does for a key created before its Application.
 func withGrantCheck(user authenticationv1.UserInfo) testgen.APIKeyOption {
 	return func(k *keywardv1alpha1.APIKey) {
 		v, err := grants.Identity(user)
@@ -449,6 +452,30 @@ func TestValidateAPIKey(t *testing.T) {
 		{
 			name: "a rotation request records who asked", in: in,
 			old: key(), new: key(rotateRequest(), requestedBy(alice)),
+		},
+		{
+			name: "a rotation request of 253 bytes", in: in,
+			old: key(), new: key(rotateValue(strings.Repeat("7", 253)), requestedBy(alice)),
+		},
+		{
+			name: "a rotation request too long for status to echo", in: in,
+			old: key(), new: key(rotateValue(strings.Repeat("7", 254)), requestedBy(alice)),
+			errs: field.ErrorList{field.TooLong(ann.Key(keywardv1alpha1.AnnotationRotate), "", 253)},
+		},
+		{
+			name: "a rotation request with a terminal escape", in: in,
+			old: key(), new: key(rotateValue("\x1b[31mnow"), requestedBy(alice)),
+			errs: field.ErrorList{field.Invalid(ann.Key(keywardv1alpha1.AnnotationRotate), "\x1b[31mnow",
+				`holds '\x1b', which is not a printable character; status.rotation.lastRotateRequest echoes the value: use a timestamp, such as 2026-11-30T12:00:00Z`)},
+		},
+		{
+			name: "a rotate value with a line break, on create", in: in, new: key(rotateValue("a\nb")),
+			errs: field.ErrorList{field.Invalid(ann.Key(keywardv1alpha1.AnnotationRotate), "a\nb",
+				`holds '\n', which is not a printable character; status.rotation.lastRotateRequest echoes the value: use a timestamp, such as 2026-11-30T12:00:00Z`)},
+		},
+		{
+			name: "a value admitted before the rule stays", in: in,
+			old: key(rotateValue("a\nb")), new: key(rotateValue("a\nb"), func(k *keywardv1alpha1.APIKey) { k.Spec.Description = "edited" }),
 		},
 		{
 			name: "a rotation request recorded for someone else", in: in,

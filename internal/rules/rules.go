@@ -21,8 +21,11 @@ limitations under the License.
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -127,4 +130,25 @@ func DeletionConfirmation(g *keywardv1alpha1.KeyGroup, lastUsed []*metav1.Time, 
 	}
 	c.Needed = !c.LastUsed.IsZero() && c.LastUsed.Add(c.Window).After(now)
 	return c
+}
+
+// MaxRotateRequest is the longest keyward.dev/rotate value, in bytes:
+// room for any timestamp, commit hash or ticket reference.
+const MaxRotateRequest = 253
+
+// RotateRequestProblem says what is wrong with a keyward.dev/rotate value,
+// or "" if nothing is. The value handled is echoed in
+// status.rotation.lastRotateRequest, which kubectl prints as it is: it
+// must be short and hold no control character (a terminal escape, a line
+// break).
+func RotateRequestProblem(v string) string {
+	if len(v) > MaxRotateRequest {
+		return fmt.Sprintf("longer than %d bytes", MaxRotateRequest)
+	}
+	for _, r := range v {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return fmt.Sprintf("holds %q, which is not a printable character", r)
+		}
+	}
+	return ""
 }

@@ -18,6 +18,7 @@ package rules
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,31 @@ func TestKeyEnd(t *testing.T) {
 	} {
 		if got := KeyEnd(tt.k, tt.g, issued); !got.Equal(tt.want) {
 			t.Errorf("%s: %v, want %v", name, got, tt.want)
+		}
+	}
+}
+
+// TestRotateRequestProblem: a keyward.dev/rotate value status can echo is
+// short and printable; anything a terminal would act on is refused.
+func TestRotateRequestProblem(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		ok    bool
+	}{
+		{"2026-11-30T12:00:00Z", true},
+		{"release 4.2 — ticket OPS-17", true},
+		{strings.Repeat("a", MaxRotateRequest), true},
+		{strings.Repeat("a", MaxRotateRequest+1), false},
+		{"\x1b[31mred", false},
+		{"a\nb", false},
+		{"a\rb", false},
+		{"tab\there", false},
+		{"bell\a", false},
+		{"\u202eevil", false}, // right-to-left override
+		{"bad\xffutf8", false},
+	} {
+		if got := RotateRequestProblem(tt.value); (got == "") != tt.ok {
+			t.Errorf("RotateRequestProblem(%q) = %q, want ok %v", tt.value, got, tt.ok)
 		}
 	}
 }
