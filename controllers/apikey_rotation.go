@@ -87,6 +87,7 @@ func (r *APIKeyReconciler) rotate(ctx context.Context, s *apiKeyScope) error {
 	}
 	request, due := rotationDue(s, rec)
 	if !due {
+		settle(s, rec)
 		return nil
 	}
 	if p, end := rec.Previous, rec.PreviousEnd(); p != nil && s.now.Before(end) {
@@ -358,9 +359,38 @@ func (r *APIKeyReconciler) promote(ctx context.Context, s *apiKeyScope, rec *rec
 	logf.FromContext(ctx).Info("Key rotated", "keyID", rec.KeyID, "secret", name)
 	r.Recorder.Eventf(s.key, nil, corev1.EventTypeNormal, EventRotated, "Rotate",
 		"Key %s promoted in Secret %s; key %s works until %s", rec.KeyID, name, prevID, prevEnd)
-	s.rotation = &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonRotated, Message: fmt.Sprintf(
-		"key %s replaced key %s, which works until %s", rec.KeyID, prevID, prevEnd)}
+	s.rotation = rotatedCondition(rec, s.now)
 	return nil
+}
+
+// rotatedCondition is the Rotated condition of a completed rotation, as
+// the record holds it.
+func rotatedCondition(rec *record.Record, now time.Time) *metav1.Condition {
+	prevID, end, works := "", rec.PreviousEnd(), "works until"
+	if rec.Previous != nil {
+		prevID = rec.Previous.KeyID
+	}
+	if !now.Before(end) {
+		works = "stopped working at"
+	}
+	return &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonRotated, Message: fmt.Sprintf(
+		"key %s replaced key %s, which %s %s", rec.KeyID, prevID, works, end.UTC().Format(time.RFC3339))}
+}
+
+// settle ends a hold once no rotation is due (the request withdrawn, or
+// the schedule changed): the Rotated condition goes back to the last
+// rotation's, or goes if the key never rotated, instead of announcing a
+// rotation that will not come.
+func settle(s *apiKeyScope, rec *record.Record) {
+	c := meta.FindStatusCondition(s.key.Status.Conditions, keywardv1alpha1.ConditionRotated)
+	if c == nil || c.Status == metav1.ConditionTrue {
+		return
+	}
+	if rec.Previous != nil {
+		s.rotation = rotatedCondition(rec, s.now)
+		return
+	}
+	meta.RemoveStatusCondition(&s.key.Status.Conditions, keywardv1alpha1.ConditionRotated)
 }
 
 // endRotation clears the rotating mark in the hashed Secret.

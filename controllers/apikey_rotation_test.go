@@ -333,6 +333,17 @@ func TestSecondRotationWaitsForTheOverlap(t *testing.T) {
 	if cur, next := delivered(t, k); cur != second || next != "" {
 		t.Errorf("delivery Secret changed: api-key kept %v, staged %v", cur == second, next != "")
 	}
+
+	// The request withdrawn (the value handled put back): nothing is
+	// announced any more, and the condition is the last rotation's again.
+	requestRotation(t, getKey(t, ns, "k"), "first")
+	testenv.Eventually(t, 20*time.Second, func() error {
+		c := meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionRotated)
+		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != controllers.ReasonRotated {
+			return fmt.Errorf("Rotated condition %+v after the request was withdrawn, want True %s", c, controllers.ReasonRotated)
+		}
+		return nil
+	})
 }
 
 // TestRotationMovesTheLastUse: the uses status.lastUsedTime recorded
