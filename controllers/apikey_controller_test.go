@@ -215,6 +215,42 @@ func TestLostDeliverySecretAndStatusNeverReMint(t *testing.T) {
 	}
 }
 
+// TestDamagedRecordIsNotReady: a hashed Secret that no longer decodes (an
+// administrator's hand edit, a bad restore) makes the verifiers refuse the
+// key, so its Ready condition says so rather than "the key works"; once
+// the record is restored, the key is Ready again.
+func TestDamagedRecordIsNotReady(t *testing.T) {
+	env.Need(t)
+	t.Parallel()
+	ops, ns := env.Namespace(t), env.Namespace(t)
+	startManager(t, ops, []string{ns})
+	key := issueOne(t, ns)
+	h := hashedSecret(t, ops, key)
+	state := string(h.Data[record.DataState])
+	setState := func(v string) {
+		t.Helper()
+		patch := client.MergeFrom(h.DeepCopy())
+		h.Data[record.DataState] = []byte(v)
+		if err := env.Client.Patch(context.Background(), h, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readyReason := func(want string) {
+		t.Helper()
+		testenv.Eventually(t, 20*time.Second, func() error {
+			c := meta.FindStatusCondition(getKey(t, ns, key.Name).Status.Conditions, keywardv1alpha1.ConditionReady)
+			if c == nil || c.Reason != want {
+				return fmt.Errorf("Ready condition %+v, want reason %s", c, want)
+			}
+			return nil
+		})
+	}
+	setState("garbage")
+	readyReason(controllers.ReasonRecordDamaged)
+	setState(state)
+	readyReason(controllers.ReasonActive)
+}
+
 // TestDeletedHashedSecretIsNeverRevived: the hashed Secret is the only
 // record that makes a key valid. Deleted (an administrator's last resort
 // when the manager is down), the key is lost for good: the plaintext still

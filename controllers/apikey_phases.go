@@ -57,6 +57,7 @@ const (
 	ReasonScopeNotGranted        = "ScopeNotGranted"
 	ReasonApplicationReplaced    = "ApplicationReplaced"
 	ReasonKeyGroupReplaced       = "KeyGroupReplaced"
+	ReasonRecordDamaged          = "RecordDamaged"
 )
 
 // load fetches what the key's phase depends on: its Application, the

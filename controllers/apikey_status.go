@@ -18,6 +18,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +45,15 @@ func (r *APIKeyReconciler) writeStatus(ctx context.Context, s *apiKeyScope, fail
 	if failure != nil {
 		k.Status = *s.orig.Status.DeepCopy()
 		meta.SetStatusCondition(&k.Status.Conditions, synced)
+		if errors.Is(failure, record.ErrInvalid) && s.hashed != nil {
+			// The verifiers drop a record that does not decode: the key
+			// does not work, whatever the phase said.
+			meta.SetStatusCondition(&k.Status.Conditions, metav1.Condition{
+				Type: keywardv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonRecordDamaged, ObservedGeneration: k.Generation,
+				Message: fmt.Sprintf("hashed Secret %s/%s does not decode, so the verifiers refuse this key (401 unknown); restore it from a backup, or revoke the key and issue a new one (the Synced condition says what is wrong)",
+					s.hashed.Namespace, s.hashed.Name),
+			})
+		}
 		if written, err := r.patchStatus(ctx, s); !written || err != nil {
 			return err
 		}
