@@ -20,6 +20,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/keyward/keyward/internal/record"
@@ -63,5 +64,34 @@ func TestKeySelector(t *testing.T) {
 	}
 	if sel, _ := keySelector(nil); sel != record.LabelHashedKey+"=true" {
 		t.Errorf("no shard: %q", sel)
+	}
+}
+
+// TestWatchCountersStartAtZero: the relist counters export a series for
+// both resources from the start, so that the first 410 Gone on hashed
+// Secrets shows as an increase, not as a series appearing at 1.
+func TestWatchCountersStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	newWatchCounters(reg)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "resource" && m.GetCounter().GetValue() == 0 {
+					seen[f.GetName()+"/"+l.GetValue()] = true
+				}
+			}
+		}
+	}
+	for _, name := range []string{"keyward_verifier_watch_expired_total", "keyward_verifier_lists_total"} {
+		for _, r := range []string{"secrets", "keygroups"} {
+			if !seen[name+"/"+r] {
+				t.Errorf("%s{resource=%q} is not exported at 0 from the start", name, r)
+			}
+		}
 	}
 }

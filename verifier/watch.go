@@ -56,6 +56,12 @@ func newWatchCounters(reg prometheus.Registerer) watchCounters {
 		}, []string{"resource"}),
 	}
 	reg.MustRegister(c.expired, c.lists)
+	// Every series exists from the start, at 0: a series that appears at 1
+	// hides its first increase from rate() and increase().
+	for _, r := range []string{"secrets", "keygroups"} {
+		c.expired.WithLabelValues(r)
+		c.lists.WithLabelValues(r)
+	}
 	return c
 }
 
