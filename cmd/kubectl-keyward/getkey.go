@@ -87,22 +87,8 @@ func (o *options) getKey(ctx context.Context, cl *cluster, name string, forget b
 	if err != nil {
 		return fmt.Errorf("the delivery Secret %s/%s holds no valid key under %q: %w", s.Namespace, s.Name, record.DeliveryAPIKey, err)
 	}
-	// Anyone who may write Secrets here can write another key into the
-	// APIKey's Secret: print only the key keyward issued, the current one
-	// or, mid-rotation, the one it replaces.
-	id, rot := k.ID(), key.Status.Rotation
-	if id != key.Status.KeyID && (rot == nil || id != rot.PreviousKeyID) {
-		if key.Status.KeyID == "" {
-			return fmt.Errorf("apikey %s has no key yet (phase %s), but secret/%s holds one (%s) that keyward did not issue: not printed", key.Name, orNone(string(key.Status.Phase)), s.Name, id)
-		}
-		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, or the status is behind a rotation (run get-key again in a moment); not printed", s.Name, id, key.Name, key.Status.KeyID)
-	}
-	// The key a rotation replaced is handed over only while it works:
-	// mid-rotation, before its successor is promoted. Written back once its
-	// overlap has ended, it is a dead key.
-	if id != key.Status.KeyID && rot.PreviousKeyExpiresAt != nil && !rot.PreviousKeyExpiresAt.After(o.now()) {
-		return fmt.Errorf("secret/%s holds key %s, which a rotation of apikey %s replaced and which stopped working at %s; its key is %s: someone wrote the old key back, or the rotation was not promoted (see the Rotated condition); not printed",
-			s.Name, id, key.Name, rot.PreviousKeyExpiresAt.UTC().Format(time.RFC3339), key.Status.KeyID)
+	if err := issuedKey(&key, s.Name, k, o.now()); err != nil {
+		return err
 	}
 	// Only a key staged by keyward can be in api-key-next mid-rotation;
 	// anything else there is no key and no rotation waits on it.
@@ -157,4 +143,27 @@ func deliverySecret(ctx context.Context, c client.Client, key *keywardv1alpha1.A
 		return nil, fmt.Errorf("secret/%s is not the delivery Secret of apikey %s (it does not name the APIKey as its controller): not printed", name, key.Name)
 	}
 	return &s, nil
+}
+
+// issuedKey checks that k, read from the delivery Secret named secret, is
+// a key keyward issued to key and that still works: anyone who may write
+// Secrets in the namespace can write another key there.
+func issuedKey(key *keywardv1alpha1.APIKey, secret string, k keys.Key, now time.Time) error {
+	// Print only the key keyward issued: the current one or, mid-rotation,
+	// the one it replaces.
+	id, rot := k.ID(), key.Status.Rotation
+	if id != key.Status.KeyID && (rot == nil || id != rot.PreviousKeyID) {
+		if key.Status.KeyID == "" {
+			return fmt.Errorf("apikey %s has no key yet (phase %s), but secret/%s holds one (%s) that keyward did not issue: not printed", key.Name, orNone(string(key.Status.Phase)), secret, id)
+		}
+		return fmt.Errorf("secret/%s holds key %s, not the key of apikey %s (%s): someone else wrote it there, or the status is behind a rotation (run get-key again in a moment); not printed", secret, id, key.Name, key.Status.KeyID)
+	}
+	// The key a rotation replaced is handed over only while it works:
+	// mid-rotation, before its successor is promoted. Written back once its
+	// overlap has ended, it is a dead key.
+	if id != key.Status.KeyID && rot.PreviousKeyExpiresAt != nil && !rot.PreviousKeyExpiresAt.After(now) {
+		return fmt.Errorf("secret/%s holds key %s, which a rotation of apikey %s replaced and which stopped working at %s; its key is %s: someone wrote the old key back, or the rotation was not promoted (see the Rotated condition); not printed",
+			secret, id, key.Name, rot.PreviousKeyExpiresAt.UTC().Format(time.RFC3339), key.Status.KeyID)
+	}
+	return nil
 }
