@@ -258,10 +258,16 @@ func TestRedaction(t *testing.T) {
 		{"the plaintext", "admission webhook denied: data.api-key=" + p},
 		{"the plaintext in base64", `{"data":{"api-key":"` + b64 + `"}}`},
 		{"another key-shaped string", "policy quoted " + other.Plaintext()},
+		// A rotation writes the whole Secret: a policy quoting it in
+		// base64 shows the current key beside the successor redacted.
+		{"another key in base64", "denied request: refused: api-key=" + base64.StdEncoding.EncodeToString([]byte(other.Plaintext())) + ",api-key-next=x"},
+		{"another key in base64 without padding", "data:" + base64.RawStdEncoding.EncodeToString([]byte(other.Plaintext()))},
+		{"another key in base64, inside other data", `"` + base64.StdEncoding.EncodeToString([]byte("x-"+other.Plaintext()+"\n")) + `"`},
+		{"another key in base64 run on from text", "value" + base64.StdEncoding.EncodeToString([]byte(other.Plaintext()))},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			got := redactPlaintext(errors.New(tt.in), p).Error()
-			if strings.Contains(got, p) || strings.Contains(got, b64) || strings.Contains(got, other.Plaintext()) {
+			if strings.Contains(got, p) || strings.Contains(got, b64) || strings.Contains(got, other.Plaintext()) || leaksInBase64(got, other.Plaintext()) {
 				t.Errorf("not redacted: %q", got)
 			}
 			if !strings.Contains(got, "[redacted key]") {
@@ -270,10 +276,27 @@ func TestRedaction(t *testing.T) {
 		})
 	}
 	plain := errors.New("creating delivery Secret ns/k-key: forbidden")
+	long := errors.New("a resource version, a UID and a hash are no keys: " + strings.Repeat("QUJD", 20))
+	if got := redactPlaintext(long, p); got != long {
+		t.Errorf("base64 without a key was rewritten: %v", got)
+	}
 	if got := redactPlaintext(plain, p); got != plain {
 		t.Errorf("an error without key material was rewritten: %v", got)
 	}
 	if redactPlaintext(nil, p) != nil {
 		t.Error("nil error became non-nil")
 	}
+}
+
+// leaksInBase64 reports whether s holds the base64 of key, at any
+// alignment.
+func leaksInBase64(s, key string) bool {
+	for _, pre := range []string{"", "x", "xy"} {
+		enc := base64.StdEncoding.EncodeToString([]byte(pre + key))
+		// The part of enc that depends on the key alone.
+		if strings.Contains(s, enc[(len(pre)+2)/3*4:len(enc)-4]) {
+			return true
+		}
+	}
+	return false
 }

@@ -19,6 +19,7 @@ package controllers_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -161,22 +162,39 @@ func TestLeaderHandoverMidIssuance(t *testing.T) {
 // that lifts the refusal.
 func denyDeliverySecrets(t *testing.T, ns string) (lift func()) {
 	t.Helper()
+	return denySecrets(t, ns, admissionregistrationv1.Create, admissionregistrationv1.Validation{
+		Expression: `!has(object.metadata.labels) || !('app.kubernetes.io/managed-by' in object.metadata.labels)`,
+		// A careless policy: its message carries the Secret's data.
+		MessageExpression: `has(object.data) && '` + record.DeliveryAPIKey + `' in object.data ? 'no keyward Secrets here, not even ' + string(object.data['` + record.DeliveryAPIKey + `']) : 'no keyward Secrets here'`,
+	})
+}
+
+// denySecrets makes the API server refuse, through a
+// ValidatingAdmissionPolicy, the Secret writes of operation op in namespace
+// ns that fail v. It waits until a keyward Secret created there is refused
+// (for op Create; other operations take effect with the same policy load),
+// and returns a function that lifts the refusal.
+func denySecrets(t *testing.T, ns string, op admissionregistrationv1.OperationType, v admissionregistrationv1.Validation) (lift func()) {
+	t.Helper()
 	ctx := context.Background()
 	name := "deny-keyward-secrets-" + ns
+	ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+	if op != admissionregistrationv1.Create {
+		ops = append(ops, op)
+	}
 	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
 			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
 				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Operations: ops,
 					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
 				},
 			}}},
-			Validations: []admissionregistrationv1.Validation{{
-				Expression: `!has(object.metadata.labels) || !('app.kubernetes.io/managed-by' in object.metadata.labels)`,
-				// A careless policy: its message carries the Secret's data.
-				MessageExpression: `has(object.data) && '` + record.DeliveryAPIKey + `' in object.data ? 'no keyward Secrets here, not even ' + string(object.data['` + record.DeliveryAPIKey + `']) : 'no keyward Secrets here'`,
+			Validations: []admissionregistrationv1.Validation{v, {
+				// The probe below: a Secret named probe is always refused.
+				Expression: `object.metadata.name != 'probe'`,
 			}},
 		},
 	}
@@ -211,6 +229,36 @@ func denyDeliverySecrets(t *testing.T, ns string) (lift func()) {
 		return nil
 	})
 	return lift
+}
+
+// TestRotationRefusalRedacted: a rotation rewrites the whole delivery
+// Secret, the current key beside the successor. A policy that refuses the
+// write and quotes its data puts both in the error; neither reaches the
+// Synced condition, which anyone who may read APIKeys reads. Lifted, the
+// rotation completes.
+func TestRotationRefusalRedacted(t *testing.T) {
+	env.Need(t)
+	ops, k, current := issuedForRotation(t, func(ns string) *keywardv1alpha1.APIKey { return rotatingKey(ns, 24*time.Hour, time.Hour) })
+	ns := k.Namespace
+	lift := denySecrets(t, ns, admissionregistrationv1.Update, admissionregistrationv1.Validation{
+		Expression:        `!has(object.data) || !('` + controllers.DeliveryNextKey + `' in object.data)`,
+		MessageExpression: `'refused: ' + object.data.map(k, k + '=' + string(object.data[k])).join(',')`,
+	})
+	requestRotation(t, k, "now")
+	var failing *metav1.Condition
+	testenv.Eventually(t, 20*time.Second, func() error {
+		failing = meta.FindStatusCondition(getKey(t, ns, "k").Status.Conditions, keywardv1alpha1.ConditionSynced)
+		if failing == nil || failing.Status != metav1.ConditionFalse || !strings.Contains(failing.Message, "refused") {
+			return fmt.Errorf("Synced is %+v, want False with the policy's refusal", failing)
+		}
+		return nil
+	})
+	t.Logf("Synced: %s", failing.Message)
+	if strings.Contains(failing.Message, current) || keyShaped.MatchString(failing.Message) || strings.Contains(failing.Message, base64.StdEncoding.EncodeToString([]byte(current))) {
+		t.Errorf("the Synced condition holds the current key, as is or in base64: %q", failing.Message)
+	}
+	lift()
+	waitRotated(t, ops, k, current)
 }
 
 // TestAPIErrorsAreRetriedAndReported has the API server refuse the delivery

@@ -30,10 +30,45 @@ import (
 // one that echoed a delivery Secret's data must not carry the plaintext
 // into a status, a log line or an event.
 func redactKeys(s string) string {
-	return keyShaped.ReplaceAllString(s, redacted)
+	s = keyShaped.ReplaceAllString(s, redacted)
+	return base64Run.ReplaceAllStringFunc(s, func(run string) string {
+		if holdsKey(run) {
+			return redacted
+		}
+		return run
+	})
 }
 
 var keyShaped = regexp.MustCompile(keys.Regexp)
+
+// base64Run is a run of base64 long enough to hold a key: a Secret's data
+// as JSON carries it (every key of the Secret, not only the one written),
+// and so do policies that quote a request's object.
+var base64Run = regexp.MustCompile(`[A-Za-z0-9+/]{52,}={0,2}`)
+
+// keyInside matches a key within decoded bytes, whatever is around it.
+var keyInside = regexp.MustCompile(strings.TrimSuffix(strings.TrimPrefix(keys.Regexp, `\b`), `\b`))
+
+// holdsKey reports whether run, decoded as base64 from any of the four
+// alignments (the run may begin with the tail of something else), holds
+// something shaped like a key.
+func holdsKey(run string) bool {
+	run = strings.TrimRight(run, "=")
+	for off := range 4 {
+		if off >= len(run) {
+			break
+		}
+		chunk := run[off:]
+		if len(chunk)%4 == 1 { // no whole byte in a last lone character
+			chunk = chunk[:len(chunk)-1]
+		}
+		b, err := base64.RawStdEncoding.DecodeString(chunk)
+		if err == nil && keyInside.Match(b) {
+			return true
+		}
+	}
+	return false
+}
 
 const redacted = "[redacted key]"
 
