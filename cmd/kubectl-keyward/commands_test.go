@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -388,24 +389,9 @@ func TestIdentifyAndRevokePreviousGeneration(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
-	current, err := keys.Generate("kt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	previous, err := keys.Generate("kt")
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().Truncate(time.Second)
-	ends := now.Add(24 * time.Hour)
-	key := testgen.APIKey(ns, "key-00007", "app-007")
-	create(t, key)
-	setStatus(t, key, keywardv1alpha1.APIKeyStatus{Phase: keywardv1alpha1.APIKeyActive, KeyID: current.ID(), LastUsedTime: at(now.Add(-time.Minute)),
-		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: previous.ID(), PreviousKeyLastUsedTime: at(now.Add(-time.Hour))}})
-	create(t, hashedRecord(ops, ns, 7, current, func(r *record.Record) {
-		r.Previous = &record.Previous{Digest: previous.Digest(), KeyID: previous.ID(), EndsAt: ends}
-	}))
-	pointAt(t, ops, 7, key)
+	current, previous := rotated(t, ops, ns, 7, keywardv1alpha1.APIKeyStatus{LastUsedTime: at(now.Add(-time.Minute)),
+		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyLastUsedTime: at(now.Add(-time.Hour))}}, now.Add(24*time.Hour))
 	p := plugin{t: t, now: func() time.Time { return now }}
 
 	for _, g := range []struct {
@@ -438,23 +424,9 @@ func TestRevokeByKeyOfAnEndedGeneration(t *testing.T) {
 	env.Need(t)
 	t.Parallel()
 	ops, ns := env.Namespace(t), env.Namespace(t)
-	current, err := keys.Generate("kt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	previous, err := keys.Generate("kt")
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now().Truncate(time.Second)
-	key := testgen.APIKey(ns, "key-00008", "app-008")
-	create(t, key)
-	setStatus(t, key, keywardv1alpha1.APIKeyStatus{Phase: keywardv1alpha1.APIKeyActive, KeyID: current.ID(),
-		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyID: previous.ID(), PreviousKeyExpiresAt: at(now.Add(-time.Hour))}})
-	create(t, hashedRecord(ops, ns, 8, current, func(r *record.Record) {
-		r.Previous = &record.Previous{Digest: previous.Digest(), KeyID: previous.ID(), EndsAt: now.Add(-time.Hour)}
-	}))
-	pointAt(t, ops, 8, key)
+	_, previous := rotated(t, ops, ns, 8, keywardv1alpha1.APIKeyStatus{
+		Rotation: &keywardv1alpha1.APIKeyRotationStatus{PreviousKeyExpiresAt: at(now.Add(-time.Hour))}}, now.Add(-time.Hour))
 	p := plugin{t: t, now: func() time.Time { return now }}
 
 	r := p.run(previous.Plaintext(), "revoke", "--key", "-", "--operator-namespace", ops)
@@ -623,4 +595,32 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// rotated creates APIKey key-<i> of application app-<i> in ns, Active,
+// after a rotation, with the status st (its key IDs filled in), and its
+// hashed record as the manager writes it, the previous key ending at ends.
+// It returns the current and the previous key.
+func rotated(t *testing.T, ops, ns string, i int, st keywardv1alpha1.APIKeyStatus, ends time.Time) (current, previous keys.Key) {
+	t.Helper()
+	var err error
+	if current, err = keys.Generate("kt"); err != nil {
+		t.Fatal(err)
+	}
+	if previous, err = keys.Generate("kt"); err != nil {
+		t.Fatal(err)
+	}
+	key := testgen.APIKey(ns, fmt.Sprintf("key-%05d", i), fmt.Sprintf("app-%03d", i))
+	create(t, key)
+	st.Phase, st.KeyID = keywardv1alpha1.APIKeyActive, current.ID()
+	if st.Rotation == nil {
+		st.Rotation = &keywardv1alpha1.APIKeyRotationStatus{}
+	}
+	st.Rotation.PreviousKeyID = previous.ID()
+	setStatus(t, key, st)
+	create(t, hashedRecord(ops, ns, i, current, func(r *record.Record) {
+		r.Previous = &record.Previous{Digest: previous.Digest(), KeyID: previous.ID(), EndsAt: ends}
+	}))
+	pointAt(t, ops, i, key)
+	return current, previous
 }
