@@ -72,17 +72,17 @@ func holdsKey(run string) bool {
 
 const redacted = "[redacted key]"
 
-// redactPlaintext replaces err when its text holds plaintext, as is or in
-// base64 (as a Secret's data is written in JSON): the original, and
-// anything that unwraps to it, must not reach a log or a status.
+// redactPlaintext replaces err when its text holds plaintext, or any key,
+// as is or in base64 (redactKeys): the original, and anything that unwraps
+// to it, must not reach a log or a status. plaintext is also blanked where
+// it runs on from other letters, which the key pattern's word boundaries
+// would not match.
 func redactPlaintext(err error, plaintext string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	r := strings.ReplaceAll(msg, plaintext, redacted)
-	r = strings.ReplaceAll(r, base64.StdEncoding.EncodeToString([]byte(plaintext)), redacted)
-	if r = redactKeys(r); r != msg {
+	if r := redactKeys(strings.ReplaceAll(msg, plaintext, redacted)); r != msg {
 		return errors.New(r)
 	}
 	return err
