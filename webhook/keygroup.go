@@ -30,6 +30,7 @@ import (
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
 	"github.com/keyward/keyward/internal/index"
+	"github.com/keyward/keyward/internal/keys"
 	"github.com/keyward/keyward/internal/rules"
 )
 
@@ -98,10 +99,14 @@ func result(kind schema.GroupKind, name string, v validation) (admission.Warning
 //
 // The CRD already refuses most malformed groups; this adds what only Go
 // can check: every scope rule is one the verifier can match (the same
-// match.CompileRule the verifier runs), and keyPrefix never changes.
+// match.CompileRule the verifier runs), and keyPrefix never changes. A new
+// group is warned of a prefix that hides its keys from gitleaks.
 func validateKeyGroup(old, g *keywardv1alpha1.KeyGroup) validation {
 	v := validation{errs: validateScopeRules(g)}
 	if old == nil {
+		if keys.PrefixHiddenFromGitleaks(g.Prefix()) {
+			v.warn(WarnPrefixHiddenFromGitleaks, g.Prefix())
+		}
 		return v
 	}
 	if old.Prefix() != g.Prefix() {

@@ -56,6 +56,11 @@ type corpus struct {
 	// scanner reports them (file "checksum.txt"); the checksum tells them
 	// apart.
 	badChecksum []string
+	// planted are keys among keys that gitleaks' default rules hide
+	// (keys.GitleaksDefaultsHide): of a prefix that starts with "true" or
+	// holds "false" (keys.PrefixHiddenFromGitleaks), and one with "FaLsE"
+	// in its random part.
+	planted []string
 }
 
 // contexts are lines that hold a key as leaks do.
@@ -104,6 +109,11 @@ func newCorpus(t *testing.T) *corpus {
 			c.shapeless = append(c.shapeless, shapeless(s, k.Prefix(), i/10)...)
 		}
 	}
+	for i, k := range []keys.Key{plantKey(t, "truecar", ""), plantKey(t, "isfalse", ""), plantKey(t, "kw", "FaLsE")} {
+		s := k.Plaintext()
+		c.keys, c.planted = append(c.keys, s), append(c.planted, s)
+		add(fmt.Sprintf("leak-%02d.txt", i), fmt.Sprintf(contexts[i], s))
+	}
 	for range 20 { // made up: random characters of a key's shape
 		b := make([]byte, keys.RandomLength+keys.ChecksumLength)
 		if _, err := rand.Read(b); err != nil {
@@ -129,6 +139,31 @@ func newCorpus(t *testing.T) *corpus {
 		}
 	}
 	return c
+}
+
+// plantKey returns a key with prefix whose random part holds word, from
+// its 10th character; the rest is random.
+func plantKey(t *testing.T, prefix, word string) keys.Key {
+	t.Helper()
+	k, err := keys.Generate(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	random := []byte(k.Plaintext()[len(prefix)+1:][:keys.RandomLength])
+	copy(random[10:], word)
+	src := make([]byte, 64) // GenerateFrom reads 64 bytes at a time
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	for i, b := range random {
+		src[i] = byte(strings.IndexByte(alphabet, b)) // a byte below 62 is that character
+	}
+	k, err = keys.GenerateFrom(bytes.NewReader(src), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(k.Plaintext(), word) {
+		t.Fatalf("planted key %s does not hold %q", k.ID(), word)
+	}
+	return k
 }
 
 // shapeless returns look-alikes of key whose shape is not a key's, two of
@@ -215,12 +250,15 @@ func TestGitleaksRuleFindsEveryKey(t *testing.T) {
 		found[file][f.Secret] = true
 	}
 	t.Logf("gitleaks: %d findings of the keyward rule (%d in all, with its default rules)", ours, len(findings))
-	c.check(t, "gitleaks", found)
+	c.check(t, "gitleaks", found, keys.GitleaksDefaultsHide)
 }
 
 // check compares what a scanner found, secrets by file, with the corpus.
-func (c *corpus) check(t *testing.T, scanner string, found map[string]map[string]bool) {
+// hides, when not nil, says which keys the scanner is known to drop: each
+// must be missed (the planted ones are), and every other key found.
+func (c *corpus) check(t *testing.T, scanner string, found map[string]map[string]bool, hides func(string) bool) {
 	t.Helper()
+	hid := func(s string) bool { return hides != nil && hides(s) }
 	all := map[string]bool{}
 	for file, secrets := range found {
 		if file == "secret.yaml" {
@@ -230,35 +268,51 @@ func (c *corpus) check(t *testing.T, scanner string, found map[string]map[string
 			all[s] = true
 		}
 	}
-	missed := 0
+	var missed, hidden []string
 	for _, k := range c.keys {
-		if !all[k] {
-			missed++
+		switch {
+		case hid(k):
+			hidden = append(hidden, k)
+			if all[k] {
+				t.Errorf("%s reported %s, a key its default rules are documented to hide", scanner, k)
+			}
+		case !all[k]:
+			missed = append(missed, k)
 		}
 	}
-	encoded := 0
+	if hides != nil {
+		for _, k := range c.planted {
+			if !hides(k) {
+				t.Errorf("planted key %s is not one %s hides", k, scanner)
+			}
+		}
+	}
+	encoded, wantEncoded := 0, 0
 	for _, k := range c.encoded {
+		if !hid(k) {
+			wantEncoded++
+		}
 		if found["secret.yaml"][k] {
 			encoded++
 		}
 	}
 	b64 := "not decoded"
 	if found["secret.yaml"] != nil {
-		b64 = fmt.Sprintf("%d of %d", encoded, len(c.encoded))
+		b64 = fmt.Sprintf("%d of %d", encoded, wantEncoded)
 	}
-	t.Logf("%s: %d of %d keys found; base64-encoded ones: %s; %d of %d look-alikes of another shape reported; %d of %d of a key's shape with a wrong checksum",
-		scanner, len(c.keys)-missed, len(c.keys), b64, len(found["shapeless.txt"]), len(c.shapeless), len(found["checksum.txt"]), len(c.badChecksum))
-	if missed > 0 {
-		t.Errorf("%s missed %d of %d keys", scanner, missed, len(c.keys))
+	t.Logf("%s: %d of %d keys found, %d known hidden; base64-encoded ones: %s; %d of %d look-alikes of another shape reported; %d of %d of a key's shape with a wrong checksum",
+		scanner, len(c.keys)-len(missed)-len(hidden), len(c.keys), len(hidden), b64, len(found["shapeless.txt"]), len(c.shapeless), len(found["checksum.txt"]), len(c.badChecksum))
+	if len(missed) > 0 {
+		t.Errorf("%s missed %d of %d keys: %s", scanner, len(missed), len(c.keys), strings.Join(missed, ", "))
 	}
-	if found["secret.yaml"] != nil && encoded != len(c.encoded) {
-		t.Errorf("%s found %d of %d base64-encoded keys", scanner, encoded, len(c.encoded))
+	if found["secret.yaml"] != nil && encoded != wantEncoded {
+		t.Errorf("%s found %d of %d base64-encoded keys", scanner, encoded, wantEncoded)
 	}
 	if n := len(found["shapeless.txt"]); n > 0 {
 		t.Errorf("%s reported %d look-alikes that do not have a key's shape", scanner, n)
 	}
 	for _, s := range c.badChecksum {
-		if !found["checksum.txt"][s] {
+		if !found["checksum.txt"][s] && !hid(s) {
 			t.Errorf("%s did not report a look-alike of a key's shape; the documentation says it does", scanner)
 			break
 		}
@@ -326,7 +380,7 @@ func TestScannerPatternsFindEveryKey(t *testing.T) {
 			}
 			found := scan(t, c.dir, re, p.keywords)
 			delete(found, "secret.yaml") // neither decodes base64
-			c.check(t, p.scanner, found)
+			c.check(t, p.scanner, found, nil)
 		})
 	}
 	if m := regexp.MustCompile("(?:" + gh.BeforeSecret + ")(" + gh.SecretFormat + ")(?:" + gh.AfterSecret + ")").FindStringSubmatch(gh.TestString); m == nil {
