@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -58,6 +59,22 @@ func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func(
 		})
 	}
 	t.Cleanup(stop)
+	// Started: its caches hold what the API server has, so its controllers
+	// see a change made from now on (a test that times how soon a change
+	// takes effect must not time the start too).
+	synced := make(chan bool, 1)
+	go func() { synced <- mgr.GetCache().WaitForCacheSync(ctx) }()
+	select {
+	case ok := <-synced:
+		if !ok && ctx.Err() == nil {
+			t.Fatal("the manager's caches did not sync")
+		}
+	case err := <-done:
+		done <- err // for stop
+		t.Fatalf("the manager stopped as it started: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the manager's caches did not sync within a minute")
+	}
 	return stop
 }
 
