@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/keyward/keyward/internal/kube"
+	"github.com/keyward/keyward/test/asshipped"
 	"github.com/keyward/keyward/test/testenv"
 )
 
@@ -183,14 +184,21 @@ func TestInstallDryRun(t *testing.T) {
 func installRBAC(t *testing.T) {
 	t.Helper()
 	ensureNamespace(t, "keyward-system")
+	var objs []*unstructured.Unstructured
 	for _, u := range build(t, "default") {
 		switch u.GetKind() {
 		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 			if err := apply(context.Background(), u, false); err != nil {
 				t.Fatalf("%s %s: %v", u.GetKind(), u.GetName(), err)
 			}
+			objs = append(objs, u)
 		}
 	}
+	reviews, err := asshipped.BindingReviews(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.AwaitAllowed(t, env.Client, reviews...)
 }
 
 func as(t *testing.T, sa string) kubernetes.Interface {

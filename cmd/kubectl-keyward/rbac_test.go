@@ -24,12 +24,14 @@ import (
 	"strings"
 	"testing"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	keywardv1alpha1 "github.com/keyward/keyward/api/v1alpha1"
+	"github.com/keyward/keyward/test/testenv"
 )
 
 // responderRoles reads the shipped keyward-responder Role and ClusterRole
@@ -84,6 +86,7 @@ func bindResponder(t *testing.T, user, ops string, cluster bool) {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
 		Subjects:   subjects,
 	})
+	testenv.AwaitAllowed(t, env.Client, review(user, ops, role.Rules[0]))
 	if !cluster {
 		return
 	}
@@ -98,6 +101,18 @@ func bindResponder(t *testing.T, user, ops string, cluster bool) {
 	t.Cleanup(func() {
 		_ = env.Client.Delete(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: user}})
 	})
+	testenv.AwaitAllowed(t, env.Client, review(user, "", clusterRole.Rules[len(clusterRole.Rules)-1]))
+}
+
+// review asks whether user may do the first verb of rule on its first
+// resource, in namespace ns ("" for the cluster).
+func review(user, ns string, rule rbacv1.PolicyRule) *authorizationv1.SubjectAccessReview {
+	return &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: user, Groups: []string{"system:authenticated"},
+		ResourceAttributes: &authorizationv1.ResourceAttributes{
+			Namespace: ns, Verb: rule.Verbs[0], Group: rule.APIGroups[0], Resource: rule.Resources[0],
+		},
+	}}
 }
 
 // denied checks that r failed as an RBAC refusal naming the permission.

@@ -223,7 +223,7 @@ func (in *install) install(ctx context.Context) error {
 	}
 	// The pods start once the API server's authorizer has every binding, as
 	// they would minutes later in a cluster: a refusal is then the roles'.
-	reviews, err := bindingReviews(in.objs)
+	reviews, err := BindingReviews(in.objs)
 	if err != nil {
 		return err
 	}

@@ -110,11 +110,11 @@ func Without(objs []*unstructured.Unstructured, r Rule) ([]*unstructured.Unstruc
 	return out, nil
 }
 
-// bindingReviews returns, for each ServiceAccount bound by a RoleBinding or
+// BindingReviews returns, for each ServiceAccount bound by a RoleBinding or
 // ClusterRoleBinding of objs, a SubjectAccessReview of the first rule of
 // the role it is bound to: allowed once the API server's authorizer has
 // the binding.
-func bindingReviews(objs []*unstructured.Unstructured) ([]*authorizationv1.SubjectAccessReview, error) {
+func BindingReviews(objs []*unstructured.Unstructured) ([]*authorizationv1.SubjectAccessReview, error) {
 	roles := map[string]*unstructured.Unstructured{}
 	for _, u := range objs {
 		if u.GetKind() == "Role" || u.GetKind() == "ClusterRole" {

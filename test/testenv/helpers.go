@@ -19,10 +19,12 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -43,6 +45,27 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 			t.Fatalf("after %s: %v", timeout, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// AwaitAllowed waits until the API server allows what each review asks.
+// Its authorizer learns of new RBAC bindings through a watch, moments after
+// they are written: a test that uses a binding it has just made waits here
+// first, so that a refusal it then sees is the roles'.
+func AwaitAllowed(t testing.TB, c client.Client, reviews ...*authorizationv1.SubjectAccessReview) {
+	t.Helper()
+	for _, r := range reviews {
+		Eventually(t, 30*time.Second, func() error {
+			got := r.DeepCopy()
+			if err := c.Create(context.Background(), got); err != nil {
+				return err
+			}
+			if !got.Status.Allowed {
+				a := r.Spec.ResourceAttributes
+				return fmt.Errorf("%s may not %s %s in %q yet", r.Spec.User, a.Verb, a.Resource, a.Namespace)
+			}
+			return nil
+		})
 	}
 }
 
