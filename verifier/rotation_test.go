@@ -154,7 +154,7 @@ func (s *stack) keyStatus(t *testing.T, name string, ok func(*keywardv1alpha1.AP
 // throughout, never holds a key the verifier refuses; the same annotation
 // value applied again, or restored after removal, never rotates again.
 func TestRotationOverlap(t *testing.T) {
-	const overlap = 4 * time.Second
+	const overlap = 6 * time.Second
 	s := startStack(t, time.Minute, func(o *manager.Options) { o.MinRotationEvery = time.Second })
 	s.setup(t)
 	ctx := context.Background()
@@ -244,6 +244,14 @@ func TestRotationOverlap(t *testing.T) {
 	s.keyStatus(t, key.Name, func(k *keywardv1alpha1.APIKey) error {
 		if r := k.Status.Rotation; r == nil || r.PreviousKeyID != second.ID() || k.Status.KeyID != third.ID() || r.LastRotateRequest != "2026-12-01T12:00:00Z" {
 			return fmt.Errorf("after the third value: keyID %s, rotation %+v", k.Status.KeyID, k.Status.Rotation)
+		}
+		return nil
+	})
+	// The poller reads the Secret every few milliseconds; it may not have
+	// read it since the third key arrived.
+	testenv.Eventually(t, 10*time.Second, func() error {
+		if _, ok := w.seen.Load(third.ID()); !ok {
+			return fmt.Errorf("the delivery Secret's poller has not read key %s yet", third.ID())
 		}
 		return nil
 	})
