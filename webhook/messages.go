@@ -47,7 +47,7 @@ const (
 	WarnMaxKeyLifetimeChanged = "maxKeyLifetime is checked for keys created from now on; existing keys keep their expiresAt, but each key of a rotating APIKey now ends at most maxKeyLifetime after it was issued"
 	// WarnPrefixHiddenFromGitleaks: a new KeyGroup whose keys gitleaks'
 	// default rules never report (keys.PrefixHiddenFromGitleaks).
-	WarnPrefixHiddenFromGitleaks = "spec.keyPrefix %q: gitleaks' default rules drop every secret that starts with \"true\" or holds \"false\", so the gitleaks rule of docs/secret-scanning would never report a leaked key of this group; the prefix cannot change once keys are issued, so choose another now (the GitHub and TruffleHog patterns are not affected)"
+	WarnPrefixHiddenFromGitleaks = "spec.keyPrefix %q: gitleaks' default rules drop every secret that starts with \"true\" or holds \"false\", so the gitleaks rule of docs/secret-scanning, as shipped, would never report a leaked key of this group; the prefix cannot change once keys are issued, so choose another now (docs/leaked-keys.md, \"What scanners miss\")"
 )
 
 // Hints that end field errors: what to do instead.

@@ -104,7 +104,7 @@ func TestValidateKeyGroup(t *testing.T) {
 		{name: "valid", new: base()},
 		{
 			name: "prefix gitleaks hides", new: base(testgen.WithPrefix("truecar")),
-			warnings: []string{`spec.keyPrefix "truecar": gitleaks' default rules drop every secret that starts with "true" or holds "false", so the gitleaks rule of docs/secret-scanning would never report a leaked key of this group; the prefix cannot change once keys are issued, so choose another now (the GitHub and TruffleHog patterns are not affected)`},
+			warnings: []string{`spec.keyPrefix "truecar": gitleaks' default rules drop every secret that starts with "true" or holds "false", so the gitleaks rule of docs/secret-scanning, as shipped, would never report a leaked key of this group; the prefix cannot change once keys are issued, so choose another now (docs/leaked-keys.md, "What scanners miss")`},
 		},
 		{name: "prefix holding false", new: base(testgen.WithPrefix("isfalse")), warnings: []string{fmt.Sprintf(WarnPrefixHiddenFromGitleaks, "isfalse")}},
 		{name: "prefix gitleaks finds", new: base(testgen.WithPrefix("trunull"))},
