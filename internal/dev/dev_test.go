@@ -18,7 +18,6 @@ package dev
 
 import (
 	"context"
-	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -265,24 +264,17 @@ func TestDev(t *testing.T) {
 		if err := c.Create(ctx, rb); err != nil {
 			t.Fatal(err)
 		}
-		can := func(verb, resource string) (bool, error) {
-			r := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		review := func(verb, resource string) *authorizationv1.SubjectAccessReview {
+			return &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 				User: "dev-editor",
 				ResourceAttributes: &authorizationv1.ResourceAttributes{
 					Namespace: "default", Verb: verb, Group: keywardv1alpha1.GroupVersion.Group, Resource: resource,
 				},
 			}}
-			err := c.Create(ctx, r)
-			return r.Status.Allowed, err
 		}
-		testenv.Eventually(t, time.Minute, func() error {
-			ok, err := can("create", "apikeys")
-			if err != nil || !ok {
-				return fmt.Errorf("edit may not create apikeys.keyward.dev in default (aggregation not done yet?): %v", err)
-			}
-			return nil
-		})
-		if ok, err := can("create", "keygroups"); err != nil || ok {
+		// Allowed once the binding and the aggregation are in effect.
+		testenv.AwaitAllowed(t, c, review("create", "apikeys"))
+		if ok, err := testenv.Allowed(ctx, c, review("create", "keygroups")); err != nil || ok {
 			t.Errorf("edit may create keygroups.keyward.dev (%v): that is keyward-admin's", err)
 		}
 	})

@@ -48,6 +48,15 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 }
 
+// Allowed asks the API server, through c, whether it allows what r asks.
+func Allowed(ctx context.Context, c client.Client, r *authorizationv1.SubjectAccessReview) (bool, error) {
+	got := r.DeepCopy()
+	if err := c.Create(ctx, got); err != nil {
+		return false, err
+	}
+	return got.Status.Allowed, nil
+}
+
 // AwaitAllowed waits until the API server allows what each review asks.
 // Its authorizer learns of new RBAC bindings through a watch, moments after
 // they are written: a test that uses a binding it has just made waits here
@@ -55,18 +64,25 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 func AwaitAllowed(t testing.TB, c client.Client, reviews ...*authorizationv1.SubjectAccessReview) {
 	t.Helper()
 	for _, r := range reviews {
-		Eventually(t, 30*time.Second, func() error {
-			got := r.DeepCopy()
-			if err := c.Create(context.Background(), got); err != nil {
-				return err
+		Eventually(t, time.Minute, func() error {
+			ok, err := Allowed(context.Background(), c, r)
+			if err == nil && !ok {
+				err = fmt.Errorf("%s may not %s yet", r.Spec.User, describe(r.Spec))
 			}
-			if !got.Status.Allowed {
-				a := r.Spec.ResourceAttributes
-				return fmt.Errorf("%s may not %s %s in %q yet", r.Spec.User, a.Verb, a.Resource, a.Namespace)
-			}
-			return nil
+			return err
 		})
 	}
+}
+
+// describe names the request of a review.
+func describe(s authorizationv1.SubjectAccessReviewSpec) string {
+	if a := s.ResourceAttributes; a != nil {
+		return fmt.Sprintf("%s %s in %q", a.Verb, a.Resource, a.Namespace)
+	}
+	if a := s.NonResourceAttributes; a != nil {
+		return a.Verb + " " + a.Path
+	}
+	return "do what the review asks"
 }
 
 // NewClientFunc builds a manager's client (manager.Options.NewClient).

@@ -34,7 +34,8 @@ import (
 // StartManager runs keyward's manager (controllers, and webhooks when
 // o.Webhooks is set) against the API server of cfg until the test ends, or
 // until the returned stop is called, which waits for it to stop and
-// reports an error it stopped with. Several managers run in one process:
+// reports an error it stopped with. It returns once the manager's caches
+// have synced, and fails the test if they have not within a minute. Several managers run in one process:
 // each gets its own o.Instance unless the test named one.
 func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func()) {
 	t.Helper()
@@ -59,9 +60,10 @@ func StartManager(t testing.TB, cfg *rest.Config, o manager.Options) (stop func(
 		})
 	}
 	t.Cleanup(stop)
-	// Started: its caches hold what the API server has, so its controllers
-	// see a change made from now on (a test that times how soon a change
-	// takes effect must not time the start too).
+	// Started: the caches made at setup (those the indexes and the book
+	// read: KeyGroups, Applications, APIKeys, Secrets) have synced, and the
+	// controllers start a moment later. A test that times how soon a change
+	// takes effect then does not time the lists too.
 	synced := make(chan bool, 1)
 	go func() { synced <- mgr.GetCache().WaitForCacheSync(ctx) }()
 	select {
