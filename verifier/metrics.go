@@ -36,12 +36,18 @@ type groupStats struct {
 	byReason [numReasons]prometheus.Counter
 }
 
+// The labels that name a group in keyward_verifier_requests_total.
+const (
+	labelNamespace = "namespace"
+	labelKeyGroup  = "keygroup"
+)
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyward_verifier_requests_total",
 			Help: "Verification requests by key group and answer reason (ok for allowed).",
-		}, []string{"namespace", "keygroup", "reason"}),
+		}, []string{labelNamespace, labelKeyGroup, "reason"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "keyward_verifier_request_duration_seconds",
 			Help:    "Time to answer a verification request, from routing to the written answer.",
@@ -67,6 +73,14 @@ func (m *metrics) forGroup(namespace, name string) *groupStats {
 		s.byReason[r] = m.requests.WithLabelValues(namespace, name, reasonNames[r])
 	}
 	return s
+}
+
+// dropGroup forgets the series of a deleted group, so that groups created
+// and deleted (preview namespaces, or a tenant at play) do not grow the
+// label set. A request in flight that still holds the group counts into
+// series no longer exported.
+func (m *metrics) dropGroup(namespace, name string) {
+	m.requests.DeletePartialMatch(prometheus.Labels{labelNamespace: namespace, labelKeyGroup: name})
 }
 
 func (m *metrics) observe(g *group, r Reason, d time.Duration) {

@@ -596,6 +596,7 @@ func (s *Store) deleteGroup(obj any) {
 	s.mu.Lock()
 	delete(s.groups, groupKey(ns, name))
 	s.mu.Unlock()
+	s.metrics.dropGroup(ns, name)
 }
 
 func (s *Store) replaceGroups(list []any) {
@@ -606,8 +607,16 @@ func (s *Store) replaceGroups(list []any) {
 		}
 	}
 	s.mu.Lock()
+	old := s.groups
 	s.groups = fresh
 	s.mu.Unlock()
+	// Groups deleted while no watch saw it.
+	for k := range old {
+		if _, ok := fresh[k]; !ok {
+			ns, name, _ := strings.Cut(k, "/")
+			s.metrics.dropGroup(ns, name)
+		}
+	}
 	s.groupsSynced.Store(true)
 }
 
