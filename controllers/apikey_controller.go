@@ -21,10 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -203,12 +205,41 @@ func (r *APIKeyReconciler) finalize(ctx context.Context, key *keywardv1alpha1.AP
 	// A key deleted before the cache showed its hashed Secret would
 	// otherwise hold its reservation for as long as this manager runs.
 	r.reserved.remove(index.ApplicationKey(key.Namespace, string(key.Spec.Application)), key.UID)
+	if err := r.markDeleting(ctx, key); err != nil {
+		return err
+	}
 	if !controllerutil.ContainsFinalizer(key, keywardv1alpha1.Finalizer) {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(key, keywardv1alpha1.Finalizer)
 	return client.IgnoreNotFound(r.Patch(ctx, key, patch))
+}
+
+// markDeleting says, on an APIKey that someone else's finalizer holds in
+// deletion, that its key no longer works: its phase is what it was, and
+// kubectl does not show custom resources as Terminating, so Ready would
+// otherwise still say "the key works".
+func (r *APIKeyReconciler) markDeleting(ctx context.Context, key *keywardv1alpha1.APIKey) error {
+	var others []string
+	for _, f := range key.Finalizers {
+		if f != keywardv1alpha1.Finalizer {
+			others = append(others, f)
+		}
+	}
+	if len(others) == 0 {
+		return nil // gone once keyward's finalizer is
+	}
+	c := meta.FindStatusCondition(key.Status.Conditions, keywardv1alpha1.ConditionReady)
+	if c != nil && c.Status == metav1.ConditionFalse && c.Reason == ReasonDeleting {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(key.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	meta.SetStatusCondition(&key.Status.Conditions, metav1.Condition{
+		Type: keywardv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonDeleting, ObservedGeneration: key.Generation,
+		Message: fmt.Sprintf("the APIKey is being deleted: its key no longer works; the object waits for the finalizers %s", strings.Join(others, ", ")),
+	})
+	return client.IgnoreNotFound(r.Status().Patch(ctx, key, patch))
 }
 
 // deleteOrphans deletes the hashed Secrets of the APIKey name that belong

@@ -490,6 +490,33 @@ func TestKeyLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("delete, held by another finalizer", func(t *testing.T) {
+		const hold = "example.com/hold"
+		create(t, testgen.APIKey(ns, "held", "acme"))
+		k := waitPhase(t, ns, "held", keywardv1alpha1.APIKeyActive)
+		update(t, k, func(k *keywardv1alpha1.APIKey) { k.Finalizers = append(k.Finalizers, hold) })
+		if err := env.Client.Delete(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		// The key stops working, and Ready says so: kubectl shows no
+		// Terminating for a custom resource, and the phase stays.
+		testenv.Eventually(t, 10*time.Second, func() error {
+			if hashedSecret(t, ops, k) != nil {
+				return fmt.Errorf("the hashed Secret is still there")
+			}
+			got := getKey(t, ns, "held")
+			c := meta.FindStatusCondition(got.Status.Conditions, keywardv1alpha1.ConditionReady)
+			if c == nil || c.Status != metav1.ConditionFalse || c.Reason != "Deleting" || !strings.Contains(c.Message, hold) {
+				return fmt.Errorf("Ready %+v, want False, Deleting, naming %s", c, hold)
+			}
+			if controllerutilContainsFinalizer(got) {
+				return fmt.Errorf("keyward's finalizer is still there: %v", got.Finalizers)
+			}
+			return nil
+		})
+		update(t, getKey(t, ns, "held"), func(k *keywardv1alpha1.APIKey) { k.Finalizers = nil })
+	})
+
 	t.Run("key group deleted", func(t *testing.T) {
 		create(t, testgen.APIKey(ns, "orphan", "acme"))
 		waitPhase(t, ns, "orphan", keywardv1alpha1.APIKeyActive)

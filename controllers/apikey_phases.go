@@ -58,6 +58,7 @@ const (
 	ReasonApplicationReplaced    = "ApplicationReplaced"
 	ReasonKeyGroupReplaced       = "KeyGroupReplaced"
 	ReasonRecordDamaged          = "RecordDamaged"
+	ReasonDeleting               = "Deleting"
 )
 
 // load fetches what the key's phase depends on: its Application, the
