@@ -162,6 +162,7 @@ func Run(ctx context.Context, o Options, started func(*Env)) error {
 	if o.Samples {
 		printCurls(out, env)
 	}
+	fmt.Fprintf(out, "\nThe verifier's metrics are at http://%s/metrics (docs/metrics.md).\n", v.ProbeAddr)
 	fmt.Fprintf(out, "\n  export KUBECONFIG=%s\n  kubectl get keyward -A\n\nPress Ctrl-C to stop everything.\n", kubeconfig)
 	if started != nil {
 		started(env)

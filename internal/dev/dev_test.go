@@ -18,12 +18,14 @@ package dev
 
 import (
 	"context"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -152,6 +154,25 @@ func TestDev(t *testing.T) {
 			if resp.StatusCode != want {
 				t.Errorf("curl %d: %d, want %d (reason %q)", i+1, resp.StatusCode, want, resp.Header.Get("X-Auth-Reason"))
 			}
+		}
+	})
+
+	t.Run("the printed metrics address serves the verifier's metrics", func(t *testing.T) {
+		m := regexp.MustCompile(`The verifier's metrics are at (http://\S+/metrics) `).FindStringSubmatch(printed)
+		if m == nil {
+			t.Fatalf("no metrics address printed:\n%s", printed)
+		}
+		resp, err := http.Get(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `keyward_verifier_requests_total{keygroup="devices",namespace="default",reason="ok"}`; resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d, want 200 with a series %s", m[1], resp.StatusCode, want)
 		}
 	})
 
