@@ -79,6 +79,10 @@ var contexts = []string{
 	"<add key=\"ApiKey\" value=\"%s\" />",
 }
 
+// base62 is a key's alphabet, in the order keys.GenerateFrom maps bytes to
+// characters.
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
 // prefixes are valid key prefixes, two to eight characters.
 var prefixes = []string{"kw", "iot", "pay", "a1", "zz9", "devices", "abcdefgh", "x0y1z2"}
 
@@ -121,7 +125,7 @@ func newCorpus(t *testing.T) *corpus {
 		}
 		body := make([]byte, len(b))
 		for i, x := range b {
-			body[i] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"[int(x)%62]
+			body[i] = base62[int(x)%62]
 		}
 		if s := "kw_" + string(body); keys.CheckFormat(s) != nil {
 			c.badChecksum = append(c.badChecksum, s)
@@ -152,9 +156,8 @@ func plantKey(t *testing.T, prefix, word string) keys.Key {
 	random := []byte(k.Plaintext()[len(prefix)+1:][:keys.RandomLength])
 	copy(random[10:], word)
 	src := make([]byte, 64) // GenerateFrom reads 64 bytes at a time
-	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 	for i, b := range random {
-		src[i] = byte(strings.IndexByte(alphabet, b)) // a byte below 62 is that character
+		src[i] = byte(strings.IndexByte(base62, b)) // a byte below 62 is that character
 	}
 	k, err = keys.GenerateFrom(bytes.NewReader(src), prefix)
 	if err != nil {
